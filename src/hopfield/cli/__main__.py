@@ -1,0 +1,3 @@
+from hopfield.cli import main
+
+raise SystemExit(main())
