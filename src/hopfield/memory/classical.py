@@ -1,0 +1,196 @@
+"""The classical (binary) Hopfield network: bipolar ±1 states, a symmetric weight matrix, sign updates.
+
+Shape legend:
+    N    number of stored patterns
+    L    number of queries (states) retrieved in parallel
+    D    number of units (pattern dimension)
+
+Learning rules (patterns x_μ ∈ {−1, +1}^D, weights W (D, D) with zero diagonal):
+
+    hebbian   W = (1/D) Σ_μ x_μ x_μᵀ                          (Hopfield, 1982)
+    storkey   W ← W + (1/D) (x xᵀ − x hᵀ − h xᵀ),  h_ij = Σ_{k≠i,j} w_ik x_k   (Storkey, 1997)
+              applied sequentially, one pattern at a time
+
+Dynamics (energy E(s) = −½ sᵀ W s):
+
+    async     for i in a random permutation of the units: s_i ← sign(Σ_j w_ij s_j)
+    sync      s ← sign(W s)            (all units at once; may end in a 2-cycle)
+
+A unit whose local field is exactly 0 keeps its value. Asynchronous updates never increase the
+energy, so they reach a fixed point; random ±1 patterns are recalled up to a load N/D ≈ 0.138
+(Amit, Gutfreund & Sompolinsky, 1985).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .._validation import check_positive_int
+from .base import AssociativeMemory, to_user
+
+__all__ = ["BipolarRetrievalInfo", "ClassicalHopfield", "bipolar_out", "check_bipolar",
+           "make_generator"]
+
+_RULES = ("hebbian", "storkey")
+_UPDATES = ("async", "sync")
+
+
+@dataclass
+class BipolarRetrievalInfo:
+    """Diagnostics of a bipolar memory's ``retrieve(..., return_info=True)``.
+
+    Attributes:
+        steps: (L,) sweeps applied to each query until a sweep changed nothing (or ``max_iter``).
+        converged: (L,) whether the query reached a fixed point within ``max_iter`` sweeps.
+        energy: (T + 1, L) energy of each state before the first and after every sweep.
+    """
+
+    steps: torch.Tensor
+    converged: torch.Tensor
+    energy: torch.Tensor
+
+
+def check_bipolar(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise ``ValueError`` unless every entry of ``x`` is −1 or +1."""
+    bad = (x != 1) & (x != -1)
+    if bool(bad.any()):
+        found = torch.unique(x[bad])[:5].tolist()
+        raise ValueError(f"{name} must have entries in {{-1, +1}}, got {int(bad.sum())} other "
+                         f"value(s), e.g. {found}")
+    return x
+
+
+def check_random_state(random_state: object) -> int | None:
+    if random_state is None:
+        return None
+    if isinstance(random_state, bool) or not isinstance(random_state, int):
+        raise TypeError(f"random_state must be an int or None, got {type(random_state).__name__}")
+    return random_state
+
+
+def make_generator(random_state: int | None) -> torch.Generator | None:
+    """A CPU generator seeded with ``random_state`` (None = torch's global RNG)."""
+    if random_state is None:
+        return None
+    return torch.Generator().manual_seed(random_state)
+
+
+def _choice(value: object, name: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ValueError(f"{name} must be one of {list(valid)}, got {value!r}")
+    return str(value)
+
+
+def bipolar_out(s: torch.Tensor, queries: Any, as_numpy: bool, single: bool) -> Any:
+    """Return states in the caller's type; numpy queries get their own dtype back (e.g. int8)."""
+    s = s[0] if single else s
+    if as_numpy:
+        return to_user(s, True).astype(queries.dtype, copy=False)
+    return s.to(queries.dtype)
+
+
+def _sign_keep(field: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """sign(field), keeping ``current`` where the field is exactly 0."""
+    return torch.where(field > 0, 1.0, torch.where(field < 0, -1.0, current)).to(current.dtype)
+
+
+class ClassicalHopfield(AssociativeMemory):
+    """Binary Hopfield network with the Hebbian or Storkey learning rule.
+
+    Args:
+        rule: ``"hebbian"`` or ``"storkey"``.
+        update: ``"async"`` (units in a seeded random order, one sweep = every unit once; all
+            queries share the order and run in parallel) or ``"sync"`` (s ← sign(W s)).
+        max_iter: maximum number of sweeps in :meth:`retrieve`.
+        random_state: seed of the asynchronous update order (None = torch's global RNG). With an
+            int every call of :meth:`retrieve` is reproducible.
+
+    Fitted attributes: ``patterns_`` (N, D), ``n_patterns_``, ``weights_`` (D, D), zero diagonal.
+
+    Example:
+        >>> mem = ClassicalHopfield("storkey", random_state=0).store(patterns)   # ±1, (N, D)
+        >>> out = mem.retrieve(noisy)                                            # ±1, (L, D)
+    """
+
+    weights_: torch.Tensor
+
+    def __init__(self, rule: str = "hebbian", *, update: str = "async", max_iter: int = 100,
+                 random_state: int | None = None) -> None:
+        self.rule = _choice(rule, "rule", _RULES)
+        self.update = _choice(update, "update", _UPDATES)
+        self.max_iter = check_positive_int(max_iter, "max_iter")
+        self.random_state = check_random_state(random_state)
+
+    def _repr_params(self) -> dict[str, Any]:
+        return {"rule": self.rule, "update": self.update}
+
+    # -- learning ------------------------------------------------------------------------
+    def _check_patterns(self, patterns: torch.Tensor, name: str) -> torch.Tensor:
+        return check_bipolar(patterns, name)
+
+    def _fit(self, patterns: torch.Tensor) -> None:
+        d = patterns.shape[1]
+        self.weights_ = torch.zeros(d, d, dtype=patterns.dtype, device=patterns.device)
+        self._fit_add(patterns)
+
+    def _fit_add(self, new: torch.Tensor) -> None:
+        w, d = self.weights_, new.shape[1]
+        new = new.to(w.dtype)
+        if self.rule == "hebbian":
+            w = w + new.mT @ new / d  # (D, D)
+        else:
+            for x in new:  # Storkey's rule is sequential by definition
+                h = w @ x  # (D,) h_i = Σ_{k≠i} w_ik x_k (zero diagonal)
+                # h_ij = h_i − w_ij x_j;  Δw_ij = (x_i x_j − x_i h_ji − h_ij x_j) / D
+                hij = h[:, None] - w * x[None, :]  # (D, D)
+                w = w + (torch.outer(x, x) - x[:, None] * hij.mT - hij * x[None, :]) / d
+                w.fill_diagonal_(0.0)
+        w.fill_diagonal_(0.0)
+        self.weights_ = w
+
+    # -- retrieval -----------------------------------------------------------------------
+    def _energy(self, states: torch.Tensor) -> torch.Tensor:
+        w = self.weights_
+        s = states.to(w.dtype)
+        return -0.5 * ((s @ w) * s).sum(-1)  # (L,)
+
+    def retrieve(self, queries: Any, *, return_info: bool = False) -> Any:
+        """Run the sign dynamics from ``queries`` (L, D) or (D,) with ±1 entries.
+
+        Returns the final states (±1, the caller's type and shape); with ``return_info=True``
+        also a :class:`BipolarRetrievalInfo`.
+        """
+        q, as_numpy, single = self._as_queries(queries)
+        check_bipolar(q, "queries")
+        s, info = self._run(q.to(self.weights_.dtype))
+        s = bipolar_out(s.to(q.dtype), queries, as_numpy, single)
+        return (s, info) if return_info else s
+
+    def _run(self, s: torch.Tensor) -> tuple[torch.Tensor, BipolarRetrievalInfo]:
+        w = self.weights_
+        L, D = s.shape
+        gen = make_generator(self.random_state)
+        converged = torch.zeros(L, dtype=torch.bool, device=s.device)
+        steps = torch.zeros(L, dtype=torch.long, device=s.device)
+        trace = [self._energy(s)]
+        for _ in range(self.max_iter):
+            old = s
+            if self.update == "sync":
+                s = _sign_keep(s @ w, s)  # W symmetric: (W s)ᵀ = sᵀ W
+                s = torch.where(converged[:, None], old, s)
+            else:
+                s = s.clone()
+                order = torch.randperm(D, generator=gen).tolist()
+                for i in order:
+                    s[:, i] = _sign_keep(s @ w[:, i], s[:, i])  # (L,)
+            changed = (s != old).any(dim=-1)
+            steps = steps + (~converged).long()
+            converged = converged | ~changed
+            trace.append(self._energy(s))
+            if bool(converged.all()):
+                break
+        return s, BipolarRetrievalInfo(steps=steps, converged=converged,
+                                       energy=torch.stack(trace))
