@@ -1,0 +1,76 @@
+"""``HopfieldLayer``: states retrieve from learned stored patterns (lookup / prototype memory).
+
+Shape legend: B batch, L state patterns, N learned stored patterns (``quantity``), D input size.
+
+Reference: learned stored patterns Y (N, D) and, with ``lookup_targets=True``, separate learned
+targets T (N, D) (else T = Y) are the memory that every input state R retrieves from::
+
+    out = Hopfield((Y, R, T))        # (B, L, output_size)
+
+The memory is projected once per forward pass, not once per batch element.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._validation import check_positive_int, check_tensor
+from .hopfield import Hopfield
+from .info import HopfieldInfo
+
+__all__ = ["HopfieldLayer"]
+
+_FIXED = ("stored_pattern_size", "pattern_projection_size")
+
+
+class HopfieldLayer(nn.Module):
+    """A layer of ``quantity`` learned stored patterns that the input states associate with.
+
+    Args:
+        input_size, hidden_size, output_size, num_heads: as in :class:`Hopfield`.
+        quantity: N, number of learned stored patterns.
+        lookup_targets: learn separate targets (pattern projections) instead of reading out the
+            stored patterns themselves: a learned key → value lookup table.
+        **hopfield_kwargs: any keyword of :class:`Hopfield` except the stored/projection sizes.
+
+    ``forward(input, *, return_info=False)``: input (B, L, D) (or (L, B, D) with
+    ``batch_first=False``) → (B, L, output_size); info weights are (B, H, L, N).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int | None = None,
+                 output_size: int | None = None, num_heads: int = 1, *, quantity: int = 16,
+                 lookup_targets: bool = False, **hopfield_kwargs: object) -> None:
+        super().__init__()
+        for key in _FIXED:
+            if key in hopfield_kwargs:
+                raise TypeError(f"HopfieldLayer does not take {key}: the learned stored patterns "
+                                "have size input_size")
+        self.quantity = check_positive_int(quantity, "quantity")
+        self.hopfield = Hopfield(input_size, hidden_size, output_size, num_heads,
+                                 **hopfield_kwargs)
+        self.patterns = nn.Parameter(torch.empty(self.quantity, input_size))  # (N, D)
+        nn.init.normal_(self.patterns, std=input_size ** -0.5)
+        if lookup_targets:
+            self.targets = nn.Parameter(torch.empty(self.quantity, input_size))  # (N, D)
+            nn.init.normal_(self.targets, std=input_size ** -0.5)
+        else:
+            self.register_parameter("targets", None)
+
+    def extra_repr(self) -> str:
+        return f"quantity={self.quantity}, lookup_targets={self.targets is not None}"
+
+    def forward(self, input: torch.Tensor, *,
+                return_info: bool = False) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
+        hop = self.hopfield
+        check_tensor(input, "input", ndim=3,
+                     layout=f"(B, L, {hop.input_size})" if hop.batch_first
+                     else f"(L, B, {hop.input_size})")
+        x = input if hop.batch_first else input.transpose(0, 1)  # (B, L, D)
+        hop._check_features(x, "input", hop.input_size)
+        stored = self.patterns.unsqueeze(0)  # (1, N, D), broadcast over the batch
+        proj = stored if self.targets is None else self.targets.unsqueeze(0)
+        out, info = hop._run(stored, x, proj, None, None, return_info)  # (B, L, O)
+        if not hop.batch_first:
+            out = out.transpose(0, 1)
+        return (out, info) if return_info else out

@@ -1,0 +1,81 @@
+"""``HopfieldPooling``: learned query patterns pool a set of instances into a fixed-size vector.
+
+Shape legend: B batch, N instances (stored patterns), Q learned queries (``quantity``),
+D input size, O output size.
+
+Reference: the learned state patterns R (Q, D) associate with the instances Y = V = input::
+
+    out[b] = flatten( Hopfield((input[b], R, input[b])) )      # (Q * O,)
+
+Softmax over the instances makes the result invariant to their order, and masked (padded)
+instances get weight exactly 0, so padding does not change the result either.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._validation import check_positive_int, check_tensor, shape_str
+from .hopfield import Hopfield
+from .info import HopfieldInfo
+
+__all__ = ["HopfieldPooling"]
+
+_FIXED = ("stored_pattern_size", "pattern_projection_size")
+
+
+class HopfieldPooling(nn.Module):
+    """Pool a set (B, N, D) into (B, quantity * output_size) with learned query patterns.
+
+    Args:
+        input_size, hidden_size, output_size, num_heads: as in :class:`Hopfield`.
+        quantity: Q, number of learned query (state) patterns; each yields one pooled vector and
+            the Q vectors are concatenated (flattened) like in ``hflayers``.
+        **hopfield_kwargs: any keyword of :class:`Hopfield` (beta, learnable_beta,
+            update_steps_max, normalize_*, separation, dropout, bias, batch_first), except the
+            stored/projection sizes, which are ``input_size`` here.
+
+    ``forward(input, *, mask=None, return_info=False)``:
+        input: (B, N, D) (or (N, B, D) with ``batch_first=False``).
+        mask: bool (B, N), True = padded instance to ignore.
+    Returns (B, Q * output_size), with return_info also a :class:`HopfieldInfo` whose weights are
+    (B, H, Q, N): how much each instance contributes to each head's pooled vector.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int | None = None,
+                 output_size: int | None = None, num_heads: int = 1, *, quantity: int = 1,
+                 **hopfield_kwargs: object) -> None:
+        super().__init__()
+        for key in _FIXED:
+            if key in hopfield_kwargs:
+                raise TypeError(f"HopfieldPooling does not take {key}: stored patterns and their "
+                                "projections are the input itself (size input_size)")
+        self.quantity = check_positive_int(quantity, "quantity")
+        self.hopfield = Hopfield(input_size, hidden_size, output_size, num_heads,
+                                 **hopfield_kwargs)
+        self.query = nn.Parameter(torch.empty(self.quantity, input_size))  # (Q, D)
+        nn.init.normal_(self.query, std=input_size ** -0.5)
+
+    @property
+    def output_size(self) -> int:
+        """Size of the flattened output, ``quantity * hopfield.output_size``."""
+        return self.quantity * self.hopfield.output_size
+
+    def extra_repr(self) -> str:
+        return f"quantity={self.quantity}, output=(B, {self.output_size})"
+
+    def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
+                return_info: bool = False) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
+        hop = self.hopfield
+        check_tensor(input, "input", ndim=3,
+                     layout=f"(B, N, {hop.input_size})" if hop.batch_first
+                     else f"(N, B, {hop.input_size})")
+        x = input if hop.batch_first else input.transpose(0, 1)  # (B, N, D)
+        hop._check_features(x, "input", hop.input_size)
+        if x.shape[1] == 0:
+            raise ValueError(f"input must hold at least one instance, got {shape_str(input.shape)}")
+        state = self.query.unsqueeze(0)  # (1, Q, D), broadcast over the batch
+        out, info = hop._run(x, state, x, mask, None, return_info)  # (B, Q, O)
+        out = out.flatten(1)  # (B, Q * O)
+        return (out, info) if return_info else out
