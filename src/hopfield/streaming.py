@@ -1,0 +1,363 @@
+"""Exact streaming retrieval over stored patterns that need not fit in memory.
+
+Shape legend:
+    ...  leading batch dims of the states (broadcast; the stored patterns are shared)
+    L    number of state (query) patterns
+    N    number of stored patterns (streamed in chunks of at most C)
+    D    pattern dimension
+    k    number of nearest stored patterns kept by the top-k
+
+One Hopfield update ξ ← X softmax(β Xᵀ ξ) needs, for each state, only three running quantities
+over the stored patterns x_i with scores a_i = β x_iᵀ ξ (the online softmax of flash attention):
+
+    m = max_i a_i,    s = Σ_i exp(a_i − m),    o = Σ_i exp(a_i − m) x_i,    ξ_new = o / s.
+
+Two partial results over disjoint sets of patterns merge exactly:
+
+    m = max(m₁, m₂),  s = s₁ e^{m₁−m} + s₂ e^{m₂−m},  o = o₁ e^{m₁−m} + o₂ e^{m₂−m},
+
+so one pass over the chunks gives the same update as the in-memory softmax, with peak extra memory
+O(C × L) for the chunk's scores. ``m + log s`` is the log-sum-exp, which also gives the energy and
+the exact association weights p_i = exp(a_i − lse) of the top-k patterns.
+
+Only softmax streams exactly (sparsemax/entmax thresholds depend on all scores jointly); other
+separations raise ``ValueError``. ``source`` is an (N, D) tensor, a :class:`hopfield.PatternStore`,
+or any object with ``iter_chunks(chunk_size) -> iterable of (start, (C, D) tensor)`` and ``len``.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from . import functional as HF
+from ._validation import check_beta, check_positive_int, check_tensor, shape_str
+from .separations import Separation, get_separation
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "SoftmaxPartial",
+    "TopK",
+    "chunk_partial",
+    "stream_energy",
+    "stream_retrieve",
+    "stream_topk",
+    "stream_update",
+    "stream_weights",
+]
+
+DEFAULT_CHUNK_SIZE = 65536
+Beta = float | torch.Tensor
+
+
+# ----------------------------------------------------------------------------- partial results
+
+
+@dataclass
+class SoftmaxPartial:
+    """Online-softmax partial over a subset of the stored patterns.
+
+    Attributes:
+        m: (..., L) running max of the scores (-inf when the subset is empty).
+        s: (..., L) Σ exp(a_i − m).
+        o: (..., L, D) Σ exp(a_i − m) x_i.
+    """
+
+    m: torch.Tensor
+    s: torch.Tensor
+    o: torch.Tensor
+
+    @classmethod
+    def empty(cls, lead_l: tuple[int, ...], dim: int, like: torch.Tensor) -> SoftmaxPartial:
+        """The identity of :meth:`merge`; accumulates in float64 (merging thousands of float32
+        chunk partials otherwise drifts by ~1e-5)."""
+        dt = torch.float64 if like.dtype != torch.float64 else like.dtype
+        m = torch.full(lead_l, float("-inf"), dtype=dt, device=like.device)
+        return cls(m, torch.zeros_like(m), torch.zeros(*lead_l, dim, dtype=dt, device=like.device))
+
+    def merge(self, other: SoftmaxPartial) -> SoftmaxPartial:
+        """Exact combination of two partials over disjoint pattern sets."""
+        m = torch.maximum(self.m, other.m)
+        safe = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # both empty -> weights 0
+        a, b = torch.exp(self.m - safe), torch.exp(other.m - safe)  # (..., L)
+        return SoftmaxPartial(m, self.s * a + other.s * b,
+                              self.o * a.unsqueeze(-1) + other.o * b.unsqueeze(-1))
+
+    def result(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The update ξ_new = o / s, shape (..., L, D)."""
+        return (self.o / self.s.unsqueeze(-1)).to(dtype or self.o.dtype)
+
+    def lse(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """log Σ_i exp(a_i), shape (..., L)."""
+        return (self.m + torch.log(self.s)).to(dtype or self.m.dtype)
+
+
+@dataclass
+class TopK:
+    """The k most associated stored patterns of each state.
+
+    Attributes:
+        weights: (..., L, k) exact softmax association weights p_i (normalised over all N).
+        indices: (..., L, k) int64 row indices into the stored patterns, by decreasing weight.
+    """
+
+    weights: torch.Tensor
+    indices: torch.Tensor
+
+
+def _flash_cpu(q: torch.Tensor, x: torch.Tensor, scale: float) -> SoftmaxPartial | None:
+    """Fused CPU kernel returning (out, lse); ``None`` if unavailable for these inputs."""
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None or q.device.type != "cpu" or q.requires_grad or x.requires_grad:
+        return None
+    lead, (L, D) = q.shape[:-2], q.shape[-2:]
+    b = math.prod(lead)
+    try:
+        q4 = q.reshape(b, 1, L, D)  # (B, 1, L, D)
+        x4 = x.reshape(1, 1, *x.shape).expand(b, 1, *x.shape)  # (B, 1, C, D)
+        out, lse = op(q4, x4, x4, 0.0, False, scale=scale)[:2]
+    except (RuntimeError, TypeError):
+        return None
+    lse = lse.reshape(*lead, L).to(q.dtype)
+    return SoftmaxPartial(lse, torch.ones_like(lse), out.reshape(*lead, L, D))
+
+
+def chunk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta,
+                  want_scores: bool = False) -> tuple[SoftmaxPartial, torch.Tensor | None]:
+    """Partial (m, s, o) of ``state`` (..., L, D) over one ``chunk`` (C, D); unchecked.
+
+    ``beta`` is a float or shaped (..., 1, 1). With ``want_scores`` also returns the (..., L, C)
+    scores β ξᵀx_i (needed by top-k); otherwise the fused CPU kernel is used when available.
+    """
+    if isinstance(beta, torch.Tensor):
+        q, scale = state * beta.to(state.dtype), 1.0
+    else:
+        q, scale = state, float(beta)
+    if not want_scores:
+        part = _flash_cpu(q, chunk, scale)
+        if part is not None:
+            return part, None
+    scores = (q * scale) @ chunk.mT  # (..., L, C)
+    m = scores.amax(dim=-1)  # (..., L)
+    p = torch.exp(scores - m.unsqueeze(-1))  # (..., L, C)
+    return SoftmaxPartial(m, p.sum(dim=-1), p @ chunk), (scores if want_scores else None)
+
+
+# ----------------------------------------------------------------------------- chunk sources
+
+
+def _source_info(source: Any, name: str = "source") -> tuple[int, int]:
+    """(N, D) of a tensor / PatternStore / chunked source."""
+    if isinstance(source, torch.Tensor):
+        check_tensor(source, name, ndim=2, layout="(N, D)")
+        n, d = source.shape
+    elif hasattr(source, "iter_chunks") and hasattr(source, "__len__") and hasattr(source, "dim"):
+        n, d = len(source), int(source.dim)
+    else:
+        raise TypeError(f"{name} must be a (N, D) tensor or a PatternStore, got "
+                        f"{type(source).__name__}")
+    if n == 0:
+        raise ValueError(f"{name} must hold at least one pattern, got 0")
+    return int(n), int(d)
+
+
+def _prefetch(it: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Run ``it`` in a background thread (disk reads overlap compute; both release the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _iter_chunks(source: Any, chunk_size: int, like: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, (C, D) chunk on ``like``'s device and dtype) over ``source``."""
+    if isinstance(source, torch.Tensor):
+        for s in range(0, source.shape[0], chunk_size):
+            yield s, source[s:s + chunk_size].to(device=like.device, dtype=like.dtype)
+        return
+    for s, chunk in _prefetch(iter(source.iter_chunks(chunk_size))):
+        yield s, chunk.to(device=like.device, dtype=like.dtype, non_blocking=True)
+
+
+def _prepare(state: Any, source: Any, beta: Beta, chunk_size: int,
+             separation: str | Separation = "softmax") -> tuple[int, Beta, int]:
+    check_tensor(state, "state", min_ndim=2, layout="(..., L, D)")
+    n, d = _source_info(source)
+    if state.shape[-1] != d:
+        raise ValueError(f"state must have shape (..., L, {d}) to match the stored patterns, got "
+                         f"{shape_str(state.shape)}")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    sep = get_separation(separation)
+    if not sep.is_softmax:
+        raise ValueError(f"separation must be 'softmax' for streaming retrieval (only the softmax "
+                         f"merges exactly across chunks), got {sep.name!r}; load the patterns "
+                         "into memory (e.g. store[:]) to use it")
+    beta = HF._beta_grid(check_beta(beta), tuple(state.shape[:-2]))
+    return n, beta, chunk_size
+
+
+def _pass(state: torch.Tensor, source: Any, beta: Beta, chunk_size: int, k: int = 0,
+          max_norm: bool = False) -> tuple[SoftmaxPartial, tuple | None, torch.Tensor | None]:
+    """One pass over ``source``: the merged partial, optional running top-k, optional max ‖x_i‖."""
+    lead_l = tuple(state.shape[:-1])
+    acc = SoftmaxPartial.empty(lead_l, state.shape[-1], state)
+    top, norm = None, None
+    for start, chunk in _iter_chunks(source, chunk_size, state):  # chunk: (C, D)
+        part, scores = chunk_partial(state, chunk, beta, want_scores=k > 0)
+        acc = acc.merge(part)
+        if k:
+            vals, idx = scores.topk(min(k, chunk.shape[0]), dim=-1)  # (..., L, k')
+            idx = idx + start
+            if top is not None:
+                vals, pos = torch.cat([top[0], vals], -1).topk(min(k, vals.shape[-1] + top[0].shape[-1]), dim=-1)
+                idx = torch.cat([top[1], idx], -1).gather(-1, pos)
+            top = (vals, idx)
+        if max_norm:
+            cn = chunk.norm(dim=-1).max()
+            norm = cn if norm is None else torch.maximum(norm, cn)
+    return acc, top, norm
+
+
+def _energy_from(state: torch.Tensor, lse: torch.Tensor, beta: Beta, n: int,
+                 max_norm: torch.Tensor) -> torch.Tensor:
+    inv_beta = 1.0 / beta if not isinstance(beta, torch.Tensor) else 1.0 / beta.squeeze(-1)
+    return (-inv_beta * lse + 0.5 * (state * state).sum(-1) + inv_beta * math.log(n)
+            + 0.5 * max_norm * max_norm)
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def stream_update(state: torch.Tensor, source: Any, beta: Beta, *,
+                  chunk_size: int = DEFAULT_CHUNK_SIZE,
+                  separation: str | Separation = "softmax") -> torch.Tensor:
+    """One exact Hopfield update ξ ← X softmax(β Xᵀ ξ), streaming X in chunks.
+
+    Args:
+        state: (..., L, D) states.
+        source: (N, D) tensor or :class:`hopfield.PatternStore`.
+        beta: inverse temperature (float, or tensor broadcastable to ``...``).
+        chunk_size: patterns per chunk C; peak extra memory is O(C × L).
+
+    Returns:
+        (..., L, D), equal to :func:`hopfield.functional.update` up to float rounding.
+
+    Reference::
+
+        p = softmax(beta * state @ X.mT, -1);  return p @ X
+    """
+    _, beta, chunk_size = _prepare(state, source, beta, chunk_size, separation)
+    return _pass(state, source, beta, chunk_size)[0].result(state.dtype)
+
+
+def stream_retrieve(state: torch.Tensor, source: Any, beta: Beta, max_steps: int = 100,
+                    tol: float = 1e-5, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                    separation: str | Separation = "softmax", return_info: bool = False,
+                    ) -> torch.Tensor | tuple[torch.Tensor, HF.RetrievalInfo]:
+    """Multi-step :func:`stream_update` (one pass over ``source`` per step) until every state
+    moves less than ``tol`` or ``max_steps``; states freeze at their own convergence step, as in
+    :func:`hopfield.functional.retrieve`.
+
+    With ``return_info`` also returns a :class:`hopfield.RetrievalInfo` whose ``energy`` trace is
+    computed from the same passes (plus one final pass) and whose ``weights`` is ``None`` (the
+    (L, N) matrix is what streaming avoids; use :func:`stream_topk`).
+    """
+    n, beta, chunk_size = _prepare(state, source, beta, chunk_size, separation)
+    max_steps = check_positive_int(max_steps, "max_steps")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
+        raise ValueError(f"tol must be a float > 0, got {tol!r}")
+    xi = state
+    converged = torch.zeros(xi.shape[:-1], dtype=torch.bool, device=xi.device)
+    steps = torch.zeros(xi.shape[:-1], dtype=torch.long, device=xi.device)
+    trace: list[torch.Tensor] = []
+    norm = None
+    for _ in range(max_steps):
+        part, _, cn = _pass(xi, source, beta, chunk_size, max_norm=return_info and norm is None)
+        norm = cn if cn is not None else norm
+        if return_info:
+            trace.append(_energy_from(xi, part.lse(xi.dtype), beta, n, norm))
+        new = part.result(xi.dtype)
+        active = ~converged
+        delta = (new - xi).norm(dim=-1)
+        xi = torch.where(active.unsqueeze(-1), new, xi)
+        steps = steps + active.long()
+        converged = converged | (delta < tol)
+        if bool(converged.all()):
+            break
+    if not return_info:
+        return xi
+    part = _pass(xi, source, beta, chunk_size)[0]
+    trace.append(_energy_from(xi, part.lse(xi.dtype), beta, n, norm))
+    return xi, HF.RetrievalInfo(steps=steps, converged=converged, energy=torch.stack(trace),
+                                weights=None)
+
+
+def stream_topk(state: torch.Tensor, source: Any, beta: Beta, k: int, *,
+                chunk_size: int = DEFAULT_CHUNK_SIZE) -> TopK:
+    """Indices and exact softmax weights of the ``k`` most associated stored patterns, in one pass.
+
+    The weights are normalised by the global sum over all N patterns (so they equal the
+    corresponding entries of ``functional.update(..., return_weights=True)[1]``).
+    """
+    n, beta, chunk_size = _prepare(state, source, beta, chunk_size)
+    k = check_positive_int(k, "k")
+    if k > n:
+        raise ValueError(f"k must be <= the number of stored patterns ({n}), got {k}")
+    part, (vals, idx), _ = _pass(state, source, beta, chunk_size, k=k)
+    return TopK(weights=torch.exp(vals - part.lse(state.dtype).unsqueeze(-1)), indices=idx)
+
+
+def stream_energy(state: torch.Tensor, source: Any, beta: Beta, *,
+                  chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """The Hopfield energy of each state (..., L), as :func:`hopfield.functional.energy`."""
+    n, beta, chunk_size = _prepare(state, source, beta, chunk_size)
+    part, _, norm = _pass(state, source, beta, chunk_size, max_norm=True)
+    return _energy_from(state, part.lse(state.dtype), beta, n, norm)
+
+
+def stream_weights(state: torch.Tensor, source: Any, beta: Beta, *,
+                   chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """The full (..., L, N) softmax association weights in two passes (log-sum-exp, then fill).
+
+    The output itself is O(L × N); use it only when that fits in memory.
+    """
+    n, beta, chunk_size = _prepare(state, source, beta, chunk_size)
+    lse = _pass(state, source, beta, chunk_size)[0].lse(state.dtype).unsqueeze(-1)  # (..., L, 1)
+    out = state.new_empty(*state.shape[:-1], n)
+    q = state * beta.to(state.dtype) if isinstance(beta, torch.Tensor) else state * beta
+    for start, chunk in _iter_chunks(source, chunk_size, state):
+        out[..., start:start + chunk.shape[0]] = torch.exp(q @ chunk.mT - lse)
+    return out
