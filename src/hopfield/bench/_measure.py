@@ -1,0 +1,169 @@
+"""Measurement primitives: wall-clock medians, peak memory of a code region, machine facts.
+
+Peak memory of a region (Linux): reset the kernel's resident-set high-water mark by writing ``5`` to
+``/proc/self/clear_refs``, run the region, read ``VmHWM`` from ``/proc/self/status`` and subtract the
+resident set size ``VmRSS`` at the start. The worker processes run with ``MALLOC_MMAP_THRESHOLD_``
+fixed at 64 KiB, so every tensor larger than that is its own ``mmap`` and returns to the OS when
+freed: the resident set then tracks the live tensors. Where ``clear_refs`` is not writable the
+fallback is ``ru_maxrss`` after minus before (an underestimate when setup had a higher transient
+peak; flagged ``method="ru_maxrss"`` in the results).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import os
+import platform
+import re
+import resource
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["MemoryProbe", "Timing", "machine_info", "matmul_gflops", "time_calls"]
+
+_MIB = 1024.0 * 1024.0
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            match = re.search(rf"^{field}:\s+(\d+)\s+kB", fh.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class Timing:
+    """Wall-clock seconds of each repeat; ``median`` is what the reports use."""
+
+    times: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def time_calls(fn: Callable[[], object], repeats: int) -> Timing:
+    """Time ``repeats`` calls of ``fn`` (after the caller's warm-up)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return Timing(times)
+
+
+class MemoryProbe:
+    """Context manager measuring the peak resident memory added by its body (MiB).
+
+    ``peak_mib`` uses the kernel high-water mark (see module docstring). With ``sample_anon=True``
+    a thread also samples ``RssAnon`` every ``interval`` seconds, giving ``peak_anon_mib``: the
+    anonymous (heap) part only, which excludes file pages mapped from a memory-mapped store.
+    """
+
+    def __init__(self, sample_anon: bool = False, interval: float = 0.005) -> None:
+        self.sample_anon = sample_anon
+        self.interval = interval
+        self.peak_mib = float("nan")
+        self.peak_anon_mib: float | None = None
+        self.method = "VmHWM"
+
+    def __enter__(self) -> MemoryProbe:
+        gc.collect()
+        self._rss0 = _status_kib("VmRSS")
+        self._anon0 = _status_kib("RssAnon")
+        if self._rss0 is None or not _reset_hwm():
+            self.method = "ru_maxrss"
+            self._maxrss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self._stop = threading.Event()
+        self._anon_peak = self._anon0 or 0
+        if self.sample_anon and self._anon0 is not None:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._anon_peak = max(self._anon_peak, _status_kib("RssAnon") or 0)
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self.sample_anon and self._anon0 is not None:
+            self._thread.join()
+            self._anon_peak = max(self._anon_peak, _status_kib("RssAnon") or 0)
+            self.peak_anon_mib = (self._anon_peak - self._anon0) / 1024.0
+        if self.method == "VmHWM":
+            self.peak_mib = ((_status_kib("VmHWM") or 0) - self._rss0) / 1024.0
+        else:  # ru_maxrss is in KiB on Linux
+            self.peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                             - self._maxrss0) / 1024.0
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """This machine's sgemm throughput (GFLOP/s): median over ``repeats`` of a size³ float32 matmul."""
+    torch.set_num_threads(threads)
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    a @ b  # warm-up
+    timing = time_calls(lambda: a @ b, repeats)
+    return 2.0 * size**3 / timing.median / 1e9
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _mem_total_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            kib = int(re.search(r"MemTotal:\s+(\d+)", fh.read()).group(1))
+    except (OSError, AttributeError):
+        return None
+    return round(kib / _MIB, 1)
+
+
+def machine_info(threads: int) -> dict[str, object]:
+    """CPU model, core count, memory, library versions, thread count and UTC date of the run."""
+    info: dict[str, object] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": _mem_total_gib(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": threads,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+    try:
+        import faiss  # noqa: PLC0415
+
+        info["faiss"] = faiss.__version__
+    except ImportError:
+        info["faiss"] = None
+    return info

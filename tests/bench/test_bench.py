@@ -1,0 +1,185 @@
+"""The benchmark harness: every suite in a tiny configuration, in-process (no timing assertions).
+
+What is checked: each peer runs and is timed, ratios and derived numbers are computed, the peers
+of a case compute the same thing (so the benchmark compares like with like), the materialised peer
+equals nn.MultiheadAttention, the memory probe sees a known allocation, the report is written
+atomically, and the CLI validates its arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from hopfield.bench import MaterializedAttention, MemoryProbe, Ratio, render_markdown, run, \
+    write_report
+from hopfield.bench import _runner, layers, retrieval, steps, streaming
+from hopfield.bench._core import Unavailable, load_suite, ratio_value
+from hopfield.cli import main
+
+TINY = {
+    "layers": [dict(B=2, L=16, N=16, D=8, H=2), dict(B=2, L=1, N=16, D=8, H=2),
+               dict(B=2, L=16, N=8, D=8, H=2)],
+    "steps": [dict(B=2, L=16, N=16, D=8, H=2)],
+    "retrieval": [dict(N=3000, L=8, D=8)],
+    "streaming": [dict(N=3000, L=8, D=8, chunk_size=512, k=3)],
+}
+
+
+def tiny_cases(suite: str) -> list:
+    cases = load_suite(suite).cases(quick=True)
+    if suite == "layers":  # three self cases shrink to the first one
+        cases = [cases[0], cases[-2], cases[-1]]
+    return [replace(c, config={**c.config, **t}) for c, t in zip(cases, TINY[suite])]
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    cases = [c for s in TINY for c in tiny_cases(s)]
+    return run(list(TINY), repeats=2, threads=1, in_process=True, progress=False, cases=cases,
+               workdir=tmp_path_factory.mktemp("bench"))
+
+
+@pytest.mark.parametrize("suite", list(TINY))
+def test_every_peer_runs_and_is_measured(tiny_report, suite):
+    records = [r for r in tiny_report["records"] if r["suite"] == suite]
+    assert len(records) == len(TINY[suite])
+    for rec in records:
+        for peer, res in rec["time"].items():
+            assert res["status"] == "ok", (peer, res["status"])
+            assert len(res["times"]) == 2 and res["median"] > 0
+        for peer, res in rec["memory"].items():
+            assert res["status"] == "ok", (peer, res["status"])
+            assert math.isfinite(res["peak_mib"])
+        for r in rec["ratios"]:
+            if r["metric"] == "memory" and rec["memory"][r["den"]]["peak_mib"] <= 0:
+                assert r["value"] is None  # tiny cases may add no resident page at all
+                continue
+            assert r["value"] is not None and r["value"] > 0, r
+            assert r["met"] is (None if r["target"] is None else r["value"] <= r["target"])
+
+
+def test_report_round_trips_and_renders(tiny_report, tmp_path):
+    json_path, md_path = write_report(tiny_report, tmp_path / "out", command="hopfield bench x")
+    loaded = json.loads(json_path.read_text())
+    assert loaded["command"] == "hopfield bench x"
+    assert loaded["machine"]["torch"] == torch.__version__
+    assert loaded["machine"]["torch_threads"] == 1
+    text = md_path.read_text()
+    for suite in TINY:
+        assert f"## {suite}" in text
+    assert "time hopfield / mha" in text and "≤ 1.1×" in text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["latest.json", "latest.md"]
+
+
+def test_derived_numbers(tiny_report):
+    rec = next(r for r in tiny_report["records"] if r["suite"] == "retrieval")
+    d = rec["derived"]
+    assert d["sgemm roofline GFLOP/s"] > 0
+    expected = 4 * 8 * 3000 * 8 / rec["time"]["modern_hopfield"]["median"] / 1e9
+    assert d["modern_hopfield GFLOP/s"] == pytest.approx(expected)
+    rec = next(r for r in tiny_report["records"] if r["suite"] == "streaming")
+    assert rec["derived"]["stream_update patterns/s"] == pytest.approx(
+        3000 / rec["time"]["stream_update"]["median"])
+
+
+def test_retrieval_peers_compute_the_same_update(tmp_path):
+    cfg = retrieval.prepare({**retrieval.cases(True)[0].config, **TINY["retrieval"][0]}, tmp_path)
+    outs = {p: retrieval.setup(cfg, p).fn() for p in
+            ("sdpa", "sdpa_2d", "modern_hopfield", "materialised", "store_stream")}
+    ref = outs.pop("materialised")
+    for peer, out in outs.items():
+        torch.testing.assert_close(out.reshape(ref.shape), ref, atol=1e-5, rtol=1e-5, msg=peer)
+    _, idx = retrieval.setup(cfg, "faiss_flatip").fn()
+    x = retrieval.make_patterns(cfg["N"], cfg["D"], cfg["seed"])
+    q = torch.randn(cfg["L"], cfg["D"], generator=torch.Generator().manual_seed(cfg["seed"] + 1))
+    assert (torch.from_numpy(idx[:, 0]) == (q @ x.T).argmax(-1)).all()
+
+
+def test_layer_peers_have_the_same_parameters():
+    cfg = TINY["layers"][0] | {"kind": "self"}
+    counts = {p: layers.setup(cfg, p).info["params"] for p in ("mha", "hopfield", "materialised")}
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_steps_really_run_three_updates():
+    bench = steps.setup(TINY["steps"][0], "hopfield_3")
+    assert bench.info["steps_taken"] == 3
+
+
+@pytest.mark.parametrize("batch_first", [True])
+@pytest.mark.parametrize("n_steps", [0, 2])
+def test_materialised_peer_matches_reference(batch_first, n_steps):
+    torch.manual_seed(1)
+    mha = nn.MultiheadAttention(8, 2, batch_first=batch_first).double()
+    peer = MaterializedAttention(8, 2, update_steps_max=n_steps, update_steps_eps=1e-30).double()
+    with torch.no_grad():
+        peer.in_proj.weight.copy_(mha.in_proj_weight)
+        peer.in_proj.bias.copy_(mha.in_proj_bias)
+        peer.out_proj.load_state_dict(mha.out_proj.state_dict())
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    out, w = peer(x)
+    # independent float64 reference: per-head loop with explicit update steps
+    q, k, v = (t.unflatten(-1, (2, 4)).transpose(1, 2) for t in
+               (x @ mha.in_proj_weight.T + mha.in_proj_bias).chunk(3, -1))  # (B, H, L, 4)
+    xi = q
+    for _ in range(n_steps):
+        xi = torch.softmax(xi @ k.mT / 2.0, -1) @ k
+    ref_w = torch.softmax(xi @ k.mT / 2.0, -1)
+    ref = mha.out_proj((ref_w @ v).transpose(1, 2).flatten(2))
+    torch.testing.assert_close(w, ref_w)
+    torch.testing.assert_close(out, ref)
+    if n_steps == 0:
+        torch.testing.assert_close(out, mha(x, x, x, need_weights=False)[0])
+
+
+def test_memory_probe_sees_a_known_allocation():
+    with MemoryProbe(sample_anon=True) as probe:
+        t = torch.ones(16 * 1024 * 1024)  # 64 MiB, touched
+        del t
+    assert 56 <= probe.peak_mib <= 96, probe.peak_mib
+    assert probe.peak_anon_mib is not None and probe.peak_anon_mib >= 0
+
+
+def test_ratio_value_and_missing_sides():
+    rec = {"time": {"a": {"median": 3.0}, "b": {"median": 2.0}},
+           "memory": {"a": {"peak_mib": 10.0}, "b": {"status": "skipped: x"}}}
+    assert ratio_value(Ratio("a", "b", "time", 1.1), rec) == pytest.approx(1.5)
+    assert ratio_value(Ratio("a", "b", "memory"), rec) is None
+
+
+def test_unavailable_peer_is_reported_not_fatal():
+    cfg = dict(B=64, L=4096, N=4096, D=8, H=4, kind="self")
+    with pytest.raises(Unavailable, match="GiB"):
+        layers.setup(cfg, "materialised")
+
+
+def test_worker_subprocess_protocol():
+    case = tiny_cases("layers")[0]
+    res = _runner.spawn({"suite": "layers", "config": case.config, "threads": 1,
+                         "mode": "memory", "peer": "mha"})
+    assert res["status"] == "ok" and res["method"] in ("VmHWM", "ru_maxrss")
+
+
+def test_cli_runs_and_validates(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(_runner, "collect_cases", lambda names, quick: tiny_cases("steps"))
+    monkeypatch.setattr(_runner, "spawn", lambda spec, **kw: _runner.run_spec(spec))
+    assert main(["bench", "steps", "--repeats", "1", "--threads", "1", "--no-progress",
+                 "--out", str(tmp_path)]) == 0
+    assert "hopfield_3 / hopfield_1" in (tmp_path / "latest.md").read_text()
+    assert main(["bench", "nosuch"]) != 0
+    assert main(["bench", "--repeats", "0"]) != 0
+    assert main(["bench", "--threads", "0"]) != 0
+    err = capsys.readouterr().err
+    assert "nosuch" in err and "positive integer" in err
+
+
+def test_unknown_suite_raises():
+    with pytest.raises(ValueError, match="suite must be one of"):
+        load_suite("nosuch")
+    assert streaming.cases(True)[0].sample_anon
