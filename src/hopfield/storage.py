@@ -334,8 +334,12 @@ class PatternStore:
             raise ValueError(f"patterns must have shape (M, {self.dim}), got "
                              f"{shape_str(patterns.shape)}")
         check_finite(patterns, "patterns")
-        arr = np.ascontiguousarray(patterns, dtype=self._np_dtype)
-        check_finite(arr, "patterns (after the cast to the store's dtype)")
+        with np.errstate(over="ignore"):
+            arr = np.ascontiguousarray(patterns, dtype=self._np_dtype)
+        bad = int((~np.isfinite(arr)).sum())
+        if bad:
+            raise ValueError(f"patterns must be finite in the store's dtype "
+                             f"{self._meta['dtype']}, got {bad} value(s) that overflow it")
         return arr
 
     def _new_checksums(self, old: int, new_n: int, arr: np.ndarray) -> list[int]:

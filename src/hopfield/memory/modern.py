@@ -1,4 +1,10 @@
-"""The modern (continuous) Hopfield network of Ramsauer et al. (2020) as an associative memory."""
+"""The modern (continuous) Hopfield network of Ramsauer et al. (2020) as an associative memory.
+
+Patterns live either in memory (an (N, D) tensor) or in a :class:`hopfield.PatternStore` on disk.
+A store-backed memory (or any memory built with ``chunk_size``) streams the patterns in chunks and
+merges them exactly with the online softmax (:mod:`hopfield.streaming`), so N is limited by disk,
+not RAM. Streaming supports the softmax separation only.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,11 @@ import numpy as np
 import torch
 
 from .. import functional as HF
-from .._validation import check_beta, check_positive_int
+from .. import streaming as HS
+from .._validation import check_beta, check_positive_int, shape_str
 from ..separations import Separation, get_separation
-from .base import AssociativeMemory, to_user
+from ..storage import PatternStore
+from .base import AssociativeMemory, from_user, to_user
 
 __all__ = ["ModernHopfield"]
 
@@ -24,23 +32,92 @@ class ModernHopfield(AssociativeMemory):
         separation: ``"softmax"`` (default), ``"sparsemax"``, ``"entmax"`` or an instance.
         max_steps: maximum number of updates in :meth:`retrieve`.
         tol: stop when ‖ξ_new − ξ‖ < tol for every query.
+        chunk_size: stream the stored patterns in chunks of this many rows (exact online softmax;
+            peak extra memory O(chunk_size × L)). ``None``: in-memory patterns are used whole,
+            a :class:`hopfield.PatternStore` streams with ``streaming.DEFAULT_CHUNK_SIZE``.
 
     Example:
         >>> mem = ModernHopfield(beta=8.0).store(patterns)      # (N, D)
         >>> out = mem.retrieve(noisy_queries)                    # (L, D)
+        >>> w, idx = mem.retrieve_topk(noisy_queries, k=5)       # (L, 5), (L, 5)
+        >>> disk = ModernHopfield(beta=8.0).store(PatternStore.open("/data/mem"))  # streams
     """
 
     def __init__(self, beta: float = 1.0, separation: str | Separation = "softmax",
-                 max_steps: int = 100, tol: float = 1e-5) -> None:
+                 max_steps: int = 100, tol: float = 1e-5, chunk_size: int | None = None) -> None:
         self.beta = check_beta(beta)
         self.separation = get_separation(separation)
         self.max_steps = check_positive_int(max_steps, "max_steps")
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
             raise ValueError(f"tol must be a float > 0, got {tol!r}")
         self.tol = float(tol)
+        self.chunk_size = None if chunk_size is None else check_positive_int(chunk_size,
+                                                                             "chunk_size")
+        if self.chunk_size is not None:
+            self._check_streamable("use chunk_size")
 
     def _repr_params(self) -> dict[str, Any]:
-        return {"beta": self.beta, "separation": self.separation.name}
+        params = {"beta": self.beta, "separation": self.separation.name}
+        if self.chunk_size is not None:
+            params["chunk_size"] = self.chunk_size
+        return params
+
+    # ------------------------------------------------------------------ storage
+    @property
+    def is_streaming(self) -> bool:
+        """True when retrieval streams chunks (store-backed, or ``chunk_size`` was given)."""
+        return isinstance(getattr(self, "patterns_", None), PatternStore) or (
+            self.chunk_size is not None)
+
+    def _chunk(self) -> int:
+        return self.chunk_size or HS.DEFAULT_CHUNK_SIZE
+
+    def store(self, patterns: Any) -> ModernHopfield:
+        """Replace the content with ``patterns``: an (N, D) array/tensor, or a
+        :class:`hopfield.PatternStore` (kept by reference and streamed, never loaded into RAM;
+        ``patterns_`` is then the store itself)."""
+        if isinstance(patterns, PatternStore):
+            if patterns.closed:
+                raise ValueError(f"patterns must be an open PatternStore, got a closed one at "
+                                 f"{patterns.path}")
+            if len(patterns) == 0:
+                raise ValueError(f"patterns must hold at least one pattern, got an empty "
+                                 f"PatternStore at {patterns.path}")
+            self._check_streamable("store a PatternStore")
+            self.patterns_ = patterns
+            self.n_patterns_ = len(patterns)
+            return self
+        return super().store(patterns)
+
+    def add(self, patterns: Any) -> ModernHopfield:
+        """Append ``patterns`` (M, D); a store-backed memory appends to its PatternStore on disk
+        (which must be open with ``mode="r+"``)."""
+        if isinstance(getattr(self, "patterns_", None), PatternStore):
+            self.patterns_.append(patterns)
+            self.n_patterns_ = len(self.patterns_)
+            return self
+        return super().add(patterns)
+
+    def _check_streamable(self, what: str) -> None:
+        if not self.separation.is_softmax:
+            raise ValueError(f"separation must be 'softmax' to {what} (only the softmax merges "
+                             f"exactly across chunks), got {self.separation.name!r}")
+
+    def _as_queries(self, queries: Any, name: str = "queries") -> tuple[torch.Tensor, bool, bool]:
+        if not isinstance(getattr(self, "patterns_", None), PatternStore):
+            return super()._as_queries(queries, name)
+        # Store-backed: queries keep their device (chunks are moved there); float16 stores are
+        # computed in float32.
+        dtype = torch.float64 if self.patterns_.dtype == torch.float64 else torch.float32
+        t, as_numpy = from_user(queries, name, dtype=dtype)
+        single = t.dim() == 1
+        t = t.unsqueeze(0) if single else t
+        if t.dim() != 2 or t.shape[1] != self.dim_:
+            raise ValueError(f"{name} must have shape (L, {self.dim_}) or ({self.dim_},), got "
+                             f"{shape_str(t.shape)}")
+        return t, as_numpy, single
+
+    # ------------------------------------------------------------------ retrieval
 
     def retrieve(
         self,
@@ -51,11 +128,17 @@ class ModernHopfield(AssociativeMemory):
     ) -> Any:
         """Retrieve from ``queries`` (L, D) or (D,); returns the fixed points in the caller's type.
 
-        With ``return_info=True`` also returns a :class:`hopfield.RetrievalInfo` (torch tensors).
+        With ``return_info=True`` also returns a :class:`hopfield.RetrievalInfo` (torch tensors;
+        when streaming its ``weights`` is ``None``: use :meth:`retrieve_topk`).
         """
         q, as_numpy, single = self._as_queries(queries)
-        out = HF.retrieve(q, self.patterns_, self.beta, max_steps or self.max_steps, self.tol,
-                          separation=self.separation, return_info=return_info)
+        if self.is_streaming:
+            out = HS.stream_retrieve(q, self.patterns_, self.beta, max_steps or self.max_steps,
+                                     self.tol, chunk_size=self._chunk(),
+                                     separation=self.separation, return_info=return_info)
+        else:
+            out = HF.retrieve(q, self.patterns_, self.beta, max_steps or self.max_steps, self.tol,
+                              separation=self.separation, return_info=return_info)
         xi, info = out if return_info else (out, None)
         xi = to_user(xi[0] if single else xi, as_numpy)
         return (xi, info) if return_info else xi
@@ -63,15 +146,52 @@ class ModernHopfield(AssociativeMemory):
     def update(self, queries: Any) -> Any:
         """A single update step (equals one head of attention with ``scale=beta``)."""
         q, as_numpy, single = self._as_queries(queries)
-        xi = HF.update(q, self.patterns_, self.beta, separation=self.separation)
+        if self.is_streaming:
+            xi = HS.stream_update(q, self.patterns_, self.beta, chunk_size=self._chunk(),
+                                  separation=self.separation)
+        else:
+            xi = HF.update(q, self.patterns_, self.beta, separation=self.separation)
         return to_user(xi[0] if single else xi, as_numpy)
 
     def weights(self, queries: Any) -> np.ndarray | torch.Tensor:
         """Association weights sep(β Xᵀ ξ) of each query, shape (L, N)."""
         q, as_numpy, single = self._as_queries(queries)
-        _, w = HF.update(q, self.patterns_, self.beta, separation=self.separation,
-                         return_weights=True)
+        if self.is_streaming:
+            self._check_streamable("stream the association weights")
+            w = HS.stream_weights(q, self.patterns_, self.beta, chunk_size=self._chunk())
+        else:
+            _, w = HF.update(q, self.patterns_, self.beta, separation=self.separation,
+                             return_weights=True)
         return to_user(w[0] if single else w, as_numpy)
 
+    def retrieve_topk(self, queries: Any, k: int) -> tuple[Any, Any]:
+        """The ``k`` stored patterns most associated with each query.
+
+        Returns ``(weights (L, k), indices (L, k))`` (``(k,)`` each for a single query), sorted by
+        decreasing weight; the weights are the exact association weights sep(β Xᵀ ξ) of those
+        patterns (normalised over all N). With softmax it streams in one pass (memory
+        O(chunk × L), also for in-memory patterns); other separations compute the full weights and
+        need in-memory patterns.
+        """
+        q, as_numpy, single = self._as_queries(queries)
+        k = check_positive_int(k, "k")
+        if k > self.n_patterns_:
+            raise ValueError(f"k must be <= the number of stored patterns ({self.n_patterns_}), "
+                             f"got {k}")
+        if self.separation.is_softmax:
+            top = HS.stream_topk(q, self.patterns_, self.beta, k, chunk_size=self._chunk())
+            w, idx = top.weights, top.indices
+        else:
+            if self.is_streaming:
+                self._check_streamable("retrieve_topk from a PatternStore")
+            _, full = HF.update(q, self.patterns_, self.beta, separation=self.separation,
+                                return_weights=True)
+            w, idx = full.topk(k, dim=-1)
+        w, idx = (w[0], idx[0]) if single else (w, idx)
+        return to_user(w, as_numpy), to_user(idx, as_numpy)
+
     def _energy(self, states: torch.Tensor) -> torch.Tensor:
+        if self.is_streaming:
+            self._check_streamable("stream the energy")
+            return HS.stream_energy(states, self.patterns_, self.beta, chunk_size=self._chunk())
         return HF.energy(states, self.patterns_, self.beta)
