@@ -192,7 +192,7 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def save_figure(arrays: dict[str, Any], path: Path, n_examples: int = 5) -> None:
-    """Grid: for each corruption, columns = examples; rows = original, corrupted, each method."""
+    """Mosaic: for each corruption, columns = examples; rows = original, corrupted, each method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,26 +201,28 @@ def save_figure(arrays: dict[str, Any], path: Path, n_examples: int = 5) -> None
     methods = arrays["methods"]
     rows = ["original", "corrupted", *methods]
     n_ex = min(n_examples, len(arrays["patterns"]))
+    tile, gap = 8, 2
     cols = len(CORRUPTIONS) * (n_ex + 1) - 1  # one blank column between corruption blocks
-    fig, axes = plt.subplots(len(rows), cols, figsize=(0.55 * cols + 1.6, 0.6 * len(rows) + 0.6),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
+    canvas = np.full((len(rows) * (tile + gap), cols * (tile + gap)), np.nan)  # NaN = blank
     for b, kind in enumerate(CORRUPTIONS):
         q, target = arrays["queries"][kind]
         picks = [int(np.flatnonzero(target == t)[0]) for t in range(n_ex)]
         for j, qi in enumerate(picks):
-            col = b * (n_ex + 1) + j
+            col = (b * (n_ex + 1) + j) * (tile + gap)
             images = [arrays["patterns"][target[qi]], q[qi],
                       *[arrays["retrieved"][m, kind][qi] for m in methods]]
             for r, img in enumerate(images):
-                axes[r, col].imshow(np.asarray(img).reshape(8, 8), cmap="gray_r", vmin=-1, vmax=1)
-            if j == 0:
-                axes[0, col].set_title(kind, fontsize=9, loc="left")
+                row = r * (tile + gap)
+                canvas[row:row + tile, col:col + tile] = np.asarray(img).reshape(tile, tile)
+    fig, ax = plt.subplots(figsize=(0.5 * cols + 2.0, 0.5 * len(rows) + 0.5))
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
+    ax.imshow(np.ma.masked_invalid(canvas), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     for r, label in enumerate(rows):
-        axes[r, 0].text(-1.0, 3.5, label, ha="right", va="center", fontsize=7,
-                        transform=axes[r, 0].transData)
-    fig.subplots_adjust(left=0.16, right=0.99, top=0.95, bottom=0.01, wspace=0.08, hspace=0.12)
+        ax.text(-2, r * (tile + gap) + tile / 2, label, ha="right", va="center", fontsize=8)
+    for b, kind in enumerate(CORRUPTIONS):
+        ax.text(b * (n_ex + 1) * (tile + gap), -2, kind, ha="left", va="bottom", fontsize=9)
+    ax.set_axis_off()
+    fig.subplots_adjust(left=0.17, right=0.99, top=0.95, bottom=0.01)
     _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
 
