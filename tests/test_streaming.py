@@ -1,0 +1,206 @@
+"""Streaming (online-softmax) retrieval equals the in-memory float64 reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import hopfield.functional as HF
+from hopfield.storage import DATA_FILE, PatternStore
+from hopfield.streaming import (
+    SoftmaxPartial,
+    chunk_partial,
+    stream_energy,
+    stream_retrieve,
+    stream_topk,
+    stream_update,
+    stream_weights,
+)
+
+ATOL = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+def _ref_update(state, x, beta):
+    """Naive float64 reference: softmax(β ξ Xᵀ) X."""
+    p = torch.softmax(beta * state.double() @ x.double().mT, dim=-1)
+    return p @ x.double(), p
+
+
+def _close(got, ref, dtype, what):
+    err = (got.double() - ref.double()).abs().max().item()
+    assert err <= ATOL[dtype], f"{what}: max |diff| {err:.3g} > {ATOL[dtype]:g} ({dtype})"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("chunk_size", [1, 97, 1000, 5000])
+def test_update_matches_float64_reference(dtype, chunk_size):
+    x = torch.randn(2000, 32, dtype=dtype)
+    q = x[:9] + 0.3 * torch.randn(9, 32, dtype=dtype)
+    ref, _ = _ref_update(q, x, 0.7)
+    _close(stream_update(q, x, 0.7, chunk_size=chunk_size), ref, dtype, "stream_update")
+    # the in-memory fused path holds the same bound (same table)
+    _close(HF.update(q, x, 0.7), ref, dtype, "functional.update")
+
+
+def test_update_batched_states_and_tensor_beta():
+    x = torch.randn(700, 16)
+    q = torch.randn(2, 3, 5, 16)  # (B, H, L, D)
+    beta = torch.tensor([0.5, 1.0, 4.0])  # per head
+    ref, _ = _ref_update(q, x, beta.double().view(3, 1, 1))
+    out = stream_update(q, x, beta, chunk_size=123)
+    assert out.shape == q.shape
+    _close(out, ref, torch.float32, "batched")
+
+
+def test_large_scores_do_not_overflow():
+    x = torch.randn(3000, 64)
+    q = 3 * x[:4]
+    ref, _ = _ref_update(q, x, 50.0)  # scores up to ~1e4: exp overflows without the running max
+    out = stream_update(q, x, 50.0, chunk_size=256)
+    assert torch.isfinite(out).all()
+    _close(out, ref, torch.float32, "beta=50")
+
+
+def test_fused_and_manual_chunk_partials_agree():
+    x, q = torch.randn(500, 32), torch.randn(2, 7, 32)
+    fused, _ = chunk_partial(q, x, 0.3)
+    manual, scores = chunk_partial(q, x, 0.3, want_scores=True)
+    assert scores.shape == (2, 7, 500)
+    torch.testing.assert_close(fused.lse(), manual.lse(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(fused.result(), manual.result(), atol=1e-5, rtol=0)
+
+
+@given(cuts=st.lists(st.integers(1, 199), max_size=6, unique=True), seed=st.integers(0, 2**16),
+       reverse=st.booleans())
+def test_merge_is_exact_for_any_split_and_order(cuts, seed, reverse):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(200, 8, generator=g, dtype=torch.float64)
+    q = torch.randn(3, 8, generator=g, dtype=torch.float64)
+    bounds = [0, *sorted(cuts), 200]
+    parts = [chunk_partial(q, x[a:b], 2.0, want_scores=True)[0] for a, b in zip(bounds, bounds[1:])]
+    acc = SoftmaxPartial.empty((3,), 8, q)
+    for p in reversed(parts) if reverse else parts:
+        acc = acc.merge(p)
+    ref, p = _ref_update(q, x, 2.0)
+    _close(acc.result(), ref, torch.float64, "merged")
+    _close(acc.lse(), torch.logsumexp(2.0 * q @ x.mT, -1), torch.float64, "lse")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_retrieve_matches_in_memory_multistep(dtype):
+    x = torch.randn(1500, 24, dtype=dtype)
+    q = x[:6] + 0.5 * torch.randn(6, 24, dtype=dtype)
+    ref, ref_info = HF.retrieve(q.double(), x.double(), 0.4, max_steps=6, tol=1e-9,
+                                return_info=True)
+    out, info = stream_retrieve(q, x, 0.4, max_steps=6, tol=1e-9, chunk_size=400,
+                                return_info=True)
+    # errors compound over steps; the in-memory float32 path has the same budget
+    tol = {torch.float32: 5e-5, torch.float64: 1e-10}[dtype]
+    mem = HF.retrieve(q, x, 0.4, max_steps=6, tol=1e-9)
+    assert (mem.double() - ref).abs().max() <= tol
+    assert (out.double() - ref).abs().max() <= tol, (out.double() - ref).abs().max()
+    assert torch.equal(info.steps, ref_info.steps) and info.weights is None
+    assert info.energy.shape == ref_info.energy.shape
+    torch.testing.assert_close(info.energy.double(), ref_info.energy,
+                               atol=1e-3 if dtype == torch.float32 else 1e-9, rtol=0)
+    assert (info.energy[1:] <= info.energy[:-1] + 1e-4).all()  # CCCP: energy never increases
+
+
+def test_retrieve_freezes_converged_states_like_functional():
+    x = torch.randn(300, 16) * 3
+    q = torch.cat([x[:2], torch.randn(2, 16) * 0.01])  # stored patterns converge at once
+    ref, rinfo = HF.retrieve(q, x, 5.0, max_steps=20, tol=1e-4, return_info=True)
+    out, info = stream_retrieve(q, x, 5.0, max_steps=20, tol=1e-4, chunk_size=64,
+                                return_info=True)
+    assert torch.equal(info.steps, rinfo.steps) and torch.equal(info.converged, rinfo.converged)
+    _close(out, ref, torch.float32, "retrieve")
+
+
+@pytest.mark.parametrize("k", [1, 5, 300])
+def test_topk_matches_full_weights(k):
+    x = torch.randn(300, 16)
+    q = x[:4] + 0.2 * torch.randn(4, 16)
+    _, p = _ref_update(q, x, 1.5)
+    top = stream_topk(q, x, 1.5, k, chunk_size=37)
+    ref_w, ref_i = p.topk(k, dim=-1)
+    assert top.indices.dtype == torch.int64 and top.indices.shape == (4, k)
+    assert torch.equal(top.indices, ref_i)
+    _close(top.weights, ref_w, torch.float32, "top-k weights")
+    if k == 300:  # exact global normalisation: all weights sum to one
+        torch.testing.assert_close(top.weights.sum(-1), torch.ones(4), atol=1e-5, rtol=0)
+
+
+def test_energy_and_weights_match_functional():
+    x = torch.randn(800, 16, dtype=torch.float64)
+    q = torch.randn(2, 5, 16, dtype=torch.float64)
+    _close(stream_energy(q, x, 0.9, chunk_size=99), HF.energy(q, x, 0.9), torch.float64, "energy")
+    _, p = _ref_update(q, x, 0.9)
+    _close(stream_weights(q, x, 0.9, chunk_size=99), p, torch.float64, "weights")
+
+
+def test_pattern_store_source_equals_tensor_source(tmp_path):
+    x = torch.randn(5000, 32)
+    s = PatternStore.create(tmp_path / "s", dim=32)
+    for a in range(0, 5000, 1500):
+        s.append(x[a:a + 1500])
+    q = x[:10] + 0.3 * torch.randn(10, 32)
+    ref, p = _ref_update(q, x, 0.5)
+    _close(stream_update(q, s, 0.5, chunk_size=777), ref, torch.float32, "store")
+    top = stream_topk(q, s, 0.5, 3, chunk_size=777)
+    assert torch.equal(top.indices, p.topk(3, dim=-1).indices)
+
+
+def test_float16_store_is_computed_in_the_state_dtype(tmp_path):
+    x = torch.randn(400, 8)
+    s = PatternStore.create(tmp_path / "s", dim=8, dtype="float16").append(x)
+    q = torch.randn(3, 8, dtype=torch.float64)
+    ref, _ = _ref_update(q, x.half().double(), 1.0)
+    out = stream_update(q, s, 1.0, chunk_size=64)
+    assert out.dtype == torch.float64
+    _close(out, ref, torch.float64, "float16 store")
+
+
+def test_store_truncated_during_streaming_raises(tmp_path):
+    s = PatternStore.create(tmp_path / "s", dim=8).append(torch.randn(1000, 8))
+    with open(tmp_path / "s" / DATA_FILE, "r+b") as f:
+        f.truncate(300 * 32)
+    with pytest.raises(ValueError, match="truncated"):
+        stream_update(torch.randn(2, 8), s, 1.0, chunk_size=100)
+
+
+def test_errors():
+    x, q = torch.randn(50, 8), torch.randn(3, 8)
+    with pytest.raises(ValueError, match="separation must be 'softmax' for streaming"):
+        stream_update(q, x, 1.0, separation="sparsemax")
+    with pytest.raises(ValueError, match=r"state must have shape \(\.\.\., L, 8\).*got \(3, 7\)"):
+        stream_update(torch.randn(3, 7), x, 1.0)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
+        stream_update(q, x, 1.0, chunk_size=0)
+    with pytest.raises(ValueError, match=r"k must be <= the number of stored patterns \(50\)"):
+        stream_topk(q, x, 1.0, 51)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        stream_topk(q, x, 1.0, 0)
+    with pytest.raises(TypeError, match="source must be a \\(N, D\\) tensor or a PatternStore"):
+        stream_update(q, np.zeros((5, 8)), 1.0)
+    with pytest.raises(ValueError, match="source must hold at least one pattern"):
+        stream_update(q, torch.empty(0, 8), 1.0)
+    with pytest.raises(ValueError, match="state must be finite"):
+        stream_update(q.masked_fill(q > 1, float("nan")), x, 1.0)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        stream_update(q, x, -1.0)
+    with pytest.raises(ValueError, match="tol must be a float > 0"):
+        stream_retrieve(q, x, 1.0, tol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_states_stream_cpu_store(tmp_path):
+    x = torch.randn(1000, 16)
+    s = PatternStore.create(tmp_path / "s", dim=16).append(x)
+    q = torch.randn(4, 16, device="cuda")
+    out = stream_update(q, s, 1.0, chunk_size=300)
+    assert out.device.type == "cuda"
+    ref, _ = _ref_update(q.cpu(), x, 1.0)
+    _close(out.cpu(), ref, torch.float32, "cuda")
