@@ -125,12 +125,13 @@ class AssociativeMemory:
         self._check_stored()
         t, as_numpy = from_user(queries, name, dtype=self.patterns_.dtype,
                                 device=self.patterns_.device)
+        shape = t.shape
         single = t.dim() == 1
         if single:
             t = t.unsqueeze(0)
         if t.dim() != 2 or t.shape[1] != self.dim_:
             raise ValueError(f"{name} must have shape (L, {self.dim_}) or ({self.dim_},), got "
-                             f"{shape_str(t.shape)}")
+                             f"{shape_str(shape)}")
         return t, as_numpy, single
 
     def energy(self, states: Any) -> np.ndarray | torch.Tensor:
