@@ -1,0 +1,258 @@
+"""A modern Hopfield memory sharded across processes with ``torch.distributed``.
+
+Shape legend: L queries, D pattern dimension, N = Σ_r N_r stored patterns over all ranks r,
+k nearest patterns.
+
+Every rank holds a shard X_r (N_r, D) of the stored patterns (an in-memory tensor or its own
+:class:`hopfield.PatternStore`) and the *same* queries ξ (L, D) (replicate them, e.g. with
+``dist.broadcast``, before calling). Each rank computes its online-softmax partial over its shard
+(:mod:`hopfield.streaming`): m_r = max_i a_i, s_r = Σ_i e^{a_i − m_r}, o_r = Σ_i e^{a_i − m_r} x_i.
+Two collectives then combine them exactly:
+
+    1. all_reduce(MAX) of m_r (L values)                           → m
+    2. all_reduce(SUM) of [s_r e^{m_r − m}, o_r e^{m_r − m}] packed → s, o  (L × (1 + D) values)
+
+and every rank gets ξ_new = o / s, identical across ranks. (One all_gather of the raw partials
+would also work in a single collective, but moves world_size × more data; a single sum all-reduce
+without the max is not safe because e^{a_i} overflows.) Top-k adds one all_gather of k scores and
+global indices per query. Works with gloo (CPU tensors) and nccl (CUDA tensors); the collectives
+are not differentiated (inference and memory lookup, not training through the shards).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from . import functional as HF
+from . import streaming as HS
+from ._validation import check_beta, check_positive_int, check_tensor, shape_str
+from .memory.base import from_user, to_user
+from .storage import PatternStore
+
+__all__ = ["ShardedModernHopfield", "distributed_topk", "distributed_update"]
+
+
+def _check_dist(group: Any) -> None:
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("torch.distributed is not initialized: call "
+                           "torch.distributed.init_process_group(...) first (or use torchrun)")
+
+
+def _local_info(local: Any, d: int) -> int:
+    if isinstance(local, torch.Tensor):
+        check_tensor(local, "local_patterns", ndim=2, layout="(N_r, D)")
+        n, dd = local.shape
+    elif isinstance(local, PatternStore):
+        n, dd = len(local), local.dim
+    else:
+        raise TypeError(f"local_patterns must be a (N_r, D) tensor or a PatternStore, got "
+                        f"{type(local).__name__}")
+    if dd != d:
+        raise ValueError(f"local_patterns must have shape (N_r, {d}) to match the state, got "
+                         f"{shape_str((n, dd))}")
+    return int(n)
+
+
+def _local_pass(state: torch.Tensor, local: Any, beta: Any, chunk_size: int, k: int = 0,
+                max_norm: bool = False):
+    if _local_info(local, state.shape[-1]) == 0:  # an empty shard contributes nothing
+        empty = HS.SoftmaxPartial.empty(tuple(state.shape[:-1]), state.shape[-1], state)
+        return empty, None, None
+    return HS._pass(state, local, beta, chunk_size, k=k, max_norm=max_norm)
+
+
+def _merge(part: HS.SoftmaxPartial, group: Any) -> HS.SoftmaxPartial:
+    """Exact cross-rank merge: MAX all-reduce of m, then one SUM all-reduce of rescaled (s, o)."""
+    m = part.m.clone()
+    dist.all_reduce(m, op=dist.ReduceOp.MAX, group=group)  # (L,)
+    safe = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    scale = torch.exp(part.m - safe)  # (L,), 0 on an empty shard
+    packed = torch.cat([(part.s * scale).unsqueeze(-1), part.o * scale.unsqueeze(-1)], -1)
+    dist.all_reduce(packed, op=dist.ReduceOp.SUM, group=group)  # (L, 1 + D)
+    return HS.SoftmaxPartial(m, packed[..., 0], packed[..., 1:])
+
+
+def _prepare(state: Any, beta: Any, chunk_size: int, group: Any) -> tuple[Any, int]:
+    _check_dist(group)
+    check_tensor(state, "state", min_ndim=2, layout="(..., L, D)")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    return HF._beta_grid(check_beta(beta), tuple(state.shape[:-2])), chunk_size
+
+
+def distributed_update(state: torch.Tensor, local_patterns: Any, beta: float | torch.Tensor,
+                       group: Any = None, *,
+                       chunk_size: int = HS.DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """One exact update ξ ← X softmax(β Xᵀ ξ) with X = concat of every rank's ``local_patterns``.
+
+    Collective: every rank of ``group`` must call it with the same ``state`` (..., L, D).
+    ``local_patterns`` is this rank's (N_r, D) tensor (N_r may be 0) or PatternStore.
+    """
+    beta, chunk_size = _prepare(state, beta, chunk_size, group)
+    part = _local_pass(state, local_patterns, beta, chunk_size)[0]
+    merged = _merge(part, group)
+    if not bool(torch.isfinite(merged.m).all()):
+        raise ValueError("local_patterns are empty on every rank: nothing is stored")
+    return merged.result(state.dtype)
+
+
+def distributed_topk(state: torch.Tensor, local_patterns: Any, beta: float | torch.Tensor, k: int,
+                     offset: int, group: Any = None, *,
+                     chunk_size: int = HS.DEFAULT_CHUNK_SIZE) -> HS.TopK:
+    """The k most associated patterns over all ranks: exact weights, global indices.
+
+    ``offset`` is the global index of this rank's first pattern (see
+    :attr:`ShardedModernHopfield.offset_`). Collective, like :func:`distributed_update`.
+    """
+    beta, chunk_size = _prepare(state, beta, chunk_size, group)
+    k = check_positive_int(k, "k")
+    part, top, _ = _local_pass(state, local_patterns, beta, chunk_size, k=k)
+    merged = _merge(part, group)
+    lead_l = tuple(state.shape[:-1])
+    vals = torch.full((*lead_l, k), float("-inf"), dtype=state.dtype, device=state.device)
+    idx = torch.full((*lead_l, k), -1, dtype=torch.long, device=state.device)
+    if top is not None:  # pad this rank's (..., L, k_r) to k
+        kr = top[0].shape[-1]
+        vals[..., :kr], idx[..., :kr] = top[0], top[1] + offset
+    world = dist.get_world_size(group)
+    all_vals = [torch.empty_like(vals) for _ in range(world)]
+    all_idx = [torch.empty_like(idx) for _ in range(world)]
+    dist.all_gather(all_vals, vals, group=group)
+    dist.all_gather(all_idx, idx, group=group)
+    vals, pos = torch.cat(all_vals, -1).topk(k, dim=-1)  # (..., L, k)
+    idx = torch.cat(all_idx, -1).gather(-1, pos)
+    if bool((idx < 0).any()):
+        raise ValueError(f"k must be <= the number of stored patterns over all ranks, got {k}")
+    return HS.TopK(weights=torch.exp(vals - merged.lse(state.dtype).unsqueeze(-1)), indices=idx)
+
+
+class ShardedModernHopfield:
+    """:class:`hopfield.ModernHopfield` whose stored patterns are sharded over ranks.
+
+    Args:
+        beta: inverse temperature β > 0.
+        group: process group (``None``: the default group).
+        max_steps, tol: as in :class:`hopfield.ModernHopfield`.
+        chunk_size: patterns per chunk of the local pass (bounds memory at O(chunk × L)).
+
+    Example (run under ``torchrun --nproc-per-node 2``)::
+
+        dist.init_process_group("gloo")
+        mem = ShardedModernHopfield(beta=8.0).store(my_shard)     # (N_r, D) on this rank
+        out = mem.retrieve(queries)                                # same (L, D) on every rank
+        w, idx = mem.retrieve_topk(queries, k=5)                   # global indices
+    """
+
+    def __init__(self, beta: float = 1.0, group: Any = None, max_steps: int = 100,
+                 tol: float = 1e-5, chunk_size: int = HS.DEFAULT_CHUNK_SIZE) -> None:
+        self.beta = check_beta(beta)
+        self.group = group
+        self.max_steps = check_positive_int(max_steps, "max_steps")
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
+            raise ValueError(f"tol must be a float > 0, got {tol!r}")
+        self.tol = float(tol)
+        self.chunk_size = check_positive_int(chunk_size, "chunk_size")
+
+    def store(self, local_patterns: Any) -> ShardedModernHopfield:
+        """Collective: each rank stores its shard (array/tensor (N_r, D), or a PatternStore kept
+        by reference). Sets ``n_patterns_`` (global N), ``local_n_``, ``offset_``, ``dim_``."""
+        _check_dist(self.group)
+        if isinstance(local_patterns, PatternStore):
+            local, n, d = local_patterns, len(local_patterns), local_patterns.dim
+        else:
+            local, _ = from_user(local_patterns, "local_patterns")
+            if local.dim() != 2:
+                raise ValueError(f"local_patterns must have shape (N_r, D), got "
+                                 f"{shape_str(local.shape)}")
+            n, d = local.shape
+        dev = local.device if isinstance(local, torch.Tensor) else torch.device("cpu")
+        if dist.get_backend(self.group) == "nccl":
+            dev = torch.device("cuda", torch.cuda.current_device())
+        mine = torch.tensor([n, d], dtype=torch.long, device=dev)
+        world = dist.get_world_size(self.group)
+        counts = [torch.empty_like(mine) for _ in range(world)]
+        dist.all_gather(counts, mine, group=self.group)
+        sizes = [int(c[0]) for c in counts]
+        dims = {int(c[1]) for c in counts}
+        if len(dims) != 1:
+            raise ValueError(f"local_patterns must have the same D on every rank, got {sorted(dims)}")
+        if sum(sizes) == 0:
+            raise ValueError("local_patterns must hold at least one pattern on some rank, got 0 "
+                             "on every rank")
+        rank = dist.get_rank(self.group)
+        self.patterns_ = local
+        self.local_n_, self.n_patterns_, self.dim_ = n, sum(sizes), int(d)
+        self.offset_ = sum(sizes[:rank])
+        self.shard_sizes_ = sizes
+        return self
+
+    def _queries(self, queries: Any) -> tuple[torch.Tensor, bool, bool]:
+        if not hasattr(self, "patterns_"):
+            raise ValueError("This ShardedModernHopfield is empty: call store(local_patterns) "
+                             "before retrieve")
+        dtype = (self.patterns_.dtype if isinstance(self.patterns_, torch.Tensor)
+                 else torch.float64 if self.patterns_.dtype == torch.float64 else torch.float32)
+        t, as_numpy = from_user(queries, "queries", dtype=dtype)
+        single = t.dim() == 1
+        t = t.unsqueeze(0) if single else t
+        if t.dim() != 2 or t.shape[1] != self.dim_:
+            raise ValueError(f"queries must have shape (L, {self.dim_}) or ({self.dim_},), got "
+                             f"{shape_str(t.shape)}")
+        return t, as_numpy, single
+
+    def update(self, queries: Any) -> Any:
+        """One exact update over all shards (collective)."""
+        q, as_numpy, single = self._queries(queries)
+        xi = distributed_update(q, self.patterns_, self.beta, self.group,
+                                chunk_size=self.chunk_size)
+        return to_user(xi[0] if single else xi, as_numpy)
+
+    def retrieve(self, queries: Any, *, max_steps: int | None = None) -> Any:
+        """Iterate :meth:`update` until every query moves < ``tol`` (collective; all ranks get
+        identical results and so stop at the same step)."""
+        q, as_numpy, single = self._queries(queries)
+        steps = check_positive_int(max_steps or self.max_steps, "max_steps")
+        beta, chunk = _prepare(q, self.beta, self.chunk_size, self.group)
+        xi, converged = q, torch.zeros(q.shape[:-1], dtype=torch.bool, device=q.device)
+        for _ in range(steps):
+            new = _merge(_local_pass(xi, self.patterns_, beta, chunk)[0], self.group)
+            new = new.result(xi.dtype)
+            delta = (new - xi).norm(dim=-1)
+            xi = torch.where(converged.unsqueeze(-1), xi, new)
+            converged = converged | (delta < self.tol)
+            if bool(converged.all()):
+                break
+        return to_user(xi[0] if single else xi, as_numpy)
+
+    def retrieve_topk(self, queries: Any, k: int) -> tuple[Any, Any]:
+        """``(weights (L, k), indices (L, k))`` of the k most associated patterns over all ranks;
+        indices are global (rank r's patterns are ``offset_ .. offset_ + local_n_ - 1``)."""
+        q, as_numpy, single = self._queries(queries)
+        k = check_positive_int(k, "k")
+        if k > self.n_patterns_:
+            raise ValueError(f"k must be <= the number of stored patterns ({self.n_patterns_}), "
+                             f"got {k}")
+        top = distributed_topk(q, self.patterns_, self.beta, k, self.offset_, self.group,
+                               chunk_size=self.chunk_size)
+        w, idx = (top.weights[0], top.indices[0]) if single else (top.weights, top.indices)
+        return to_user(w, as_numpy), to_user(idx, as_numpy)
+
+    def energy(self, queries: Any) -> Any:
+        """The Hopfield energy of each query over all shards (collective), as
+        :func:`hopfield.functional.energy` on the concatenated patterns."""
+        q, as_numpy, single = self._queries(queries)
+        beta, chunk = _prepare(q, self.beta, self.chunk_size, self.group)
+        part, _, norm = _local_pass(q, self.patterns_, beta, chunk, max_norm=True)
+        merged = _merge(part, self.group)
+        norm = torch.zeros((), dtype=q.dtype, device=q.device) if norm is None else norm.clone()
+        dist.all_reduce(norm, op=dist.ReduceOp.MAX, group=self.group)
+        e = HS._energy_from(q, merged.lse(q.dtype), beta, self.n_patterns_, norm)
+        return to_user(e[0] if single else e, as_numpy)
+
+    def __repr__(self) -> str:
+        stored = (f", n_patterns_={self.n_patterns_}, local_n_={self.local_n_}"
+                  if hasattr(self, "patterns_") else "")
+        return f"ShardedModernHopfield(beta={self.beta!r}{stored})"
+
