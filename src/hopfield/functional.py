@@ -353,6 +353,9 @@ def separation(patterns: torch.Tensor) -> torch.Tensor:
     With a single stored pattern Δ is +inf.
     """
     check_tensor(patterns, "patterns", min_ndim=2, layout="(..., N, D)")
+    if patterns.shape[-2] == 0:
+        raise ValueError(f"patterns must hold at least one pattern, got shape "
+                         f"{shape_str(patterns.shape)}")
     gram = patterns @ patterns.mT  # (..., N, N)
     self_sim = gram.diagonal(dim1=-2, dim2=-1)
     eye = torch.eye(gram.shape[-1], dtype=torch.bool, device=gram.device)
