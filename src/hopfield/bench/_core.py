@@ -65,6 +65,8 @@ class Case:
     ratios: tuple[Ratio, ...] = ()
     memory: tuple[str, ...] | None = None  # peers whose peak memory is measured (None = all)
     sample_anon: bool = False  # also sample anonymous RSS (for memory-mapped data)
+    max_repeats: int | None = None  # cap on timed repeats (very long cases)
+    warmup: bool = True  # one untimed call per peer before timing and before the memory probe
 
     @property
     def memory_peers(self) -> tuple[str, ...]:

@@ -50,11 +50,14 @@ def _run_case(case: Case, config: dict[str, Any], repeats: int, threads: int, in
               bar: tqdm) -> dict[str, Any]:
     base = {"suite": case.suite, "config": config, "threads": threads}
     bar.set_postfix_str(f"{case.suite} {case.name}: time")
-    timed = spawn({**base, "mode": "time", "peers": list(case.peers), "repeats": repeats},
+    repeats = min(repeats, case.max_repeats or repeats)
+    timed = spawn({**base, "mode": "time", "peers": list(case.peers), "repeats": repeats,
+                   "warmup": case.warmup},
                   in_process=in_process)
     bar.update(1)
     record: dict[str, Any] = {"suite": case.suite, "case": case.name, "config": config,
-                              "time": {}, "memory": {}, "status": timed["status"]}
+                              "repeats": repeats, "time": {}, "memory": {},
+                              "status": timed["status"]}
     for peer, res in timed.get("peers", {}).items():
         record["time"][peer] = res
     for peer in case.memory_peers:
@@ -63,7 +66,8 @@ def _run_case(case: Case, config: dict[str, Any], repeats: int, threads: int, in
             record["memory"][peer] = {"status": record["time"][peer]["status"]}
         else:
             record["memory"][peer] = spawn({**base, "mode": "memory", "peer": peer,
-                                            "sample_anon": case.sample_anon},
+                                            "sample_anon": case.sample_anon,
+                                            "warmup": case.warmup},
                                            in_process=in_process)
         bar.update(1)
     record["ratios"] = [{"label": r.label, "num": r.num, "den": r.den, "metric": r.metric,

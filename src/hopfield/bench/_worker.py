@@ -43,7 +43,8 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
         bench, status = _setup(suite, config, spec["peer"])
         if bench is None:
             return {"status": status}
-        bench.fn()  # warm-up: lazy allocations (gradients, workspaces) happen here
+        if spec.get("warmup", True):
+            bench.fn()  # warm-up: lazy allocations (gradients, workspaces) happen here
         with MemoryProbe(sample_anon=bool(spec.get("sample_anon"))) as probe:
             bench.fn()
         return {"status": "ok", "peak_mib": probe.peak_mib, "peak_anon_mib": probe.peak_anon_mib,
@@ -55,7 +56,8 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
             out[peer] = {"status": status}
             continue
         try:
-            bench.fn()  # warm-up
+            if spec.get("warmup", True):
+                bench.fn()  # warm-up
         except Exception as err:  # noqa: BLE001
             out[peer] = {"status": f"error: {type(err).__name__}: {err}"}
             continue

@@ -40,7 +40,8 @@ def cases(quick: bool) -> list[Case]:
             "layers", f"self L=N={n}", {"kind": "self", "B": B, "L": n, "N": n, "D": D, "H": H},
             ("mha", "hopfield", "materialised"),
             (Ratio("hopfield", "mha", "time", 1.1), Ratio("hopfield", "mha", "memory", 1.1),
-             Ratio("materialised", "mha", "time"), Ratio("materialised", "mha", "memory"))))
+             Ratio("materialised", "mha", "time"), Ratio("materialised", "mha", "memory")),
+            max_repeats=3 if n >= 4096 else None))
     n = 256 if quick else 1024
     out.append(Case("layers", f"pooling N={n}", {"kind": "pooling", "B": B, "L": 1, "N": n, "D": D,
                                                  "H": H},

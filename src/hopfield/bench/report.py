@@ -70,6 +70,8 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
         lines += [f"## {suite}", "", "| case | peer | median time | peak memory | note |",
                   "|---|---|---:|---:|---|"]
         for rec in records:
+            if rec.get("repeats", report["repeats"]) != report["repeats"]:
+                rec = {**rec, "case": f"{rec['case']} ({rec['repeats']} repeats)"}
             peers = list(dict.fromkeys([*rec["time"], *rec["memory"]]))
             for peer in peers:
                 t = rec["time"].get(peer, {})

@@ -72,7 +72,7 @@ def modern_memory(source: Any, beta: float, chunk_size: int | None = None) -> tu
 
 
 def cases(quick: bool) -> list[Case]:
-    n = 100_000 if quick else 1_000_000
+    n = 50_000 if quick else 1_000_000
     cfg = {"N": n, "L": 256, "D": 64, "seed": 0}
     peers = ("sdpa", "sdpa_2d", "modern_hopfield", "materialised", "faiss_flatip", "modern_topk",
              "store_stream", "matmul")
@@ -85,7 +85,7 @@ def cases(quick: bool) -> list[Case]:
                   Ratio("sdpa_2d", "sdpa", "time"),
                   Ratio("materialised", "sdpa", "time"),
                   Ratio("materialised", "sdpa", "memory")),
-                 memory=peers[:-1])]
+                 memory=peers[:-1], max_repeats=3)]
 
 
 def prepare(cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
