@@ -23,6 +23,7 @@ energy, so they reach a fixed point; random ±1 patterns are recalled up to a lo
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,9 +67,9 @@ def check_bipolar(x: torch.Tensor, name: str) -> torch.Tensor:
 def check_random_state(random_state: object) -> int | None:
     if random_state is None:
         return None
-    if isinstance(random_state, bool) or not isinstance(random_state, int):
+    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
         raise TypeError(f"random_state must be an int or None, got {type(random_state).__name__}")
-    return random_state
+    return int(random_state)
 
 
 def make_generator(random_state: int | None) -> torch.Generator | None:
