@@ -20,7 +20,7 @@ from .metastable import CLASS_NAMES  # noqa: E402
 from .transformer import HeadReport  # noqa: E402
 
 __all__ = ["CLASS_COLORS", "plot_capacity", "plot_class_composition", "plot_head_heatmap",
-           "plot_success_curves", "plot_theorem5"]
+           "plot_beta_sweep", "plot_success_curves", "plot_theorem5"]
 
 # Class I (global averaging) ... IV (single pattern), the colours of the paper's figure order.
 CLASS_COLORS = ("#4c72b0", "#55a868", "#dd8452", "#c44e52")
@@ -184,4 +184,26 @@ def plot_theorem5(result, path: str | os.PathLike) -> None:
     ax.set_title(f"Theorem 5: N={result.n_patterns}, D={result.dim}, ‖x‖={result.radius:.2g}, "
                  f"‖ξ−x_i‖={result.perturbation:g}", fontsize=9)
     ax.legend(fontsize=8)
+    save_figure(fig, Path(path))
+
+
+def plot_beta_sweep(sweep, path: str | os.PathLike, *, title: str | None = None) -> None:
+    """Stacked shares of single / metastable / global fixed points against β, and median k."""
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6, 5), sharex=True,
+                                  gridspec_kw={"height_ratios": [2, 1]})
+    b = np.asarray(sweep.betas)
+    ax.stackplot(b, sweep.global_, sweep.metastable, sweep.single,
+                 labels=["global average", "metastable", "single pattern"],
+                 colors=[CLASS_COLORS[0], CLASS_COLORS[2], CLASS_COLORS[3]], alpha=0.9)
+    ax.set_ylabel("share of queries")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="center left")
+    ax2.plot(b, sweep.k_median, "o-", color="k", ms=3)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("median k")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("β")
+    ax.set_title(title or f"fixed points vs β (N = {sweep.n_patterns}, "
+                 f"{sweep.n_queries} queries)", fontsize=9)
+    fig.tight_layout()
     save_figure(fig, Path(path))
