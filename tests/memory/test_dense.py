@@ -72,6 +72,24 @@ def test_descent_reaches_a_local_minimum(seed, n, d, kind):
         assert np.all(naive_energy(p, s2, interaction, degree) >= base - 1e-9 * np.abs(base).max())
 
 
+@pytest.mark.parametrize("interaction,degree", KINDS + [("polynomial", 5)])
+def test_unit_field_equals_naive_energy_difference(interaction, degree):
+    """The quantity whose sign sets unit i equals E(σ_i = −1) − E(σ_i = +1) from the naive energy
+    (halved for the polynomial form, which drops the common factor 2)."""
+    rng = np.random.default_rng(11)
+    p, s = random_bipolar(rng, 40, 12), random_bipolar(rng, 30, 12)
+    mem = DenseAssociativeMemory(interaction, degree).store(torch.tensor(p))
+    x = torch.tensor(p)
+    for i in range(12):
+        plus, minus = s.copy(), s.copy()
+        plus[:, i], minus[:, i] = 1.0, -1.0
+        ref = naive_energy(p, minus, interaction, degree) - naive_energy(p, plus, interaction, degree)
+        a = torch.tensor(s) @ x.T - torch.tensor(s[:, i:i + 1]) * x[:, i]  # overlaps without unit i
+        got = mem._field(a, x[:, i]).numpy()
+        scale = 0.5 if interaction == "polynomial" else 1.0
+        np.testing.assert_allclose(got, scale * ref, rtol=1e-10, atol=1e-9)
+
+
 def test_polynomial_degree_2_is_hebbian():
     """F(z) = z² gives the Hebbian network: same fixed points from the same order."""
     rng = np.random.default_rng(1)
