@@ -10,7 +10,6 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 
 from ._app import app
@@ -29,20 +28,19 @@ for _name in _COMMAND_MODULES:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    Usage errors print the usage and return 2 (Click's convention); commands signal failure with
+    ``typer.Exit(code)``.
+    """
     command = typer.main.get_command(app)
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        result = command.main(args=list(argv) if argv is not None else sys.argv[1:],
-                              prog_name="hopfield", standalone_mode=False)
-    except click.exceptions.Exit as exit_:
-        return int(exit_.exit_code)
-    except click.ClickException as err:
-        err.show()
-        return err.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted!", err=True)
-        return 1
-    return int(result) if isinstance(result, int) else 0
+        command.main(args=args, prog_name="hopfield", standalone_mode=True)
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,3 +11,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Modern Hopfield networks: demos, reproduction of the paper's results, benchmarks and analysis."""
