@@ -67,8 +67,11 @@ def test_large_scores_do_not_overflow():
 def test_fused_and_manual_chunk_partials_agree():
     x, q = torch.randn(500, 32), torch.randn(2, 7, 32)
     fused, _ = chunk_partial(q, x, 0.3)
-    manual, scores = chunk_partial(q, x, 0.3, want_scores=True)
-    assert scores.shape == (2, 7, 500)
+    manual, _ = chunk_partial(q, x, 0.3, fused=False)
+    _, (vals, idx) = chunk_partial(q, x, 0.3, k=4)
+    ref = (0.3 * q @ x.mT).topk(4, dim=-1)
+    torch.testing.assert_close(vals, ref.values)
+    assert torch.equal(idx, ref.indices)
     torch.testing.assert_close(fused.lse(), manual.lse(), atol=1e-5, rtol=0)
     torch.testing.assert_close(fused.result(), manual.result(), atol=1e-5, rtol=0)
 
@@ -80,7 +83,7 @@ def test_merge_is_exact_for_any_split_and_order(cuts, seed, reverse):
     x = torch.randn(200, 8, generator=g, dtype=torch.float64)
     q = torch.randn(3, 8, generator=g, dtype=torch.float64)
     bounds = [0, *sorted(cuts), 200]
-    parts = [chunk_partial(q, x[a:b], 2.0, want_scores=True)[0] for a, b in zip(bounds, bounds[1:])]
+    parts = [chunk_partial(q, x[a:b], 2.0, fused=False)[0] for a, b in zip(bounds, bounds[1:])]
     acc = SoftmaxPartial.empty((3,), 8, q)
     for p in reversed(parts) if reverse else parts:
         acc = acc.merge(p)
@@ -169,6 +172,34 @@ def test_store_truncated_during_streaming_raises(tmp_path):
         f.truncate(300 * 32)
     with pytest.raises(ValueError, match="truncated"):
         stream_update(torch.randn(2, 8), s, 1.0, chunk_size=100)
+
+
+def test_gradients_match_in_memory_update():
+    x = torch.randn(300, 8, dtype=torch.float64, requires_grad=True)
+    q = torch.randn(4, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 8, dtype=torch.float64)
+    gq, gx = torch.autograd.grad((stream_update(q, x, 1.3, chunk_size=64) * w).sum(), (q, x))
+    rq, rx = torch.autograd.grad((HF.update(q, x, 1.3) * w).sum(), (q, x))
+    _close(gq, rq, torch.float64, "grad state")
+    _close(gx, rx, torch.float64, "grad patterns")
+
+
+class _FailingSource:
+    """A chunked source whose reader fails after the first chunk (e.g. an I/O error)."""
+
+    dim = 8
+
+    def __len__(self):
+        return 100
+
+    def iter_chunks(self, chunk_size):
+        yield 0, torch.randn(chunk_size, 8)
+        raise OSError("disk went away")
+
+
+def test_reader_errors_propagate_from_the_prefetch_thread():
+    with pytest.raises(OSError, match="disk went away"):
+        stream_update(torch.randn(2, 8), _FailingSource(), 1.0, chunk_size=10)
 
 
 def test_errors():

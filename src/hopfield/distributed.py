@@ -177,7 +177,8 @@ class ShardedModernHopfield:
         sizes = [int(c[0]) for c in counts]
         dims = {int(c[1]) for c in counts}
         if len(dims) != 1:
-            raise ValueError(f"local_patterns must have the same D on every rank, got {sorted(dims)}")
+            raise ValueError(f"local_patterns must have the same D on every rank, got "
+                             f"{sorted(dims)}")
         if sum(sizes) == 0:
             raise ValueError("local_patterns must hold at least one pattern on some rank, got 0 "
                              "on every rank")

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from . import functional as HF
-from ._validation import check_beta, check_positive_int, check_tensor, shape_str
+from ._validation import check_beta, check_finite, check_positive_int, check_tensor, shape_str
 from .separations import Separation, get_separation
 
 __all__ = [
@@ -128,25 +128,32 @@ def _flash_cpu(q: torch.Tensor, x: torch.Tensor, scale: float) -> SoftmaxPartial
     return SoftmaxPartial(lse, torch.ones_like(lse), out.reshape(*lead, L, D))
 
 
-def chunk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta,
-                  want_scores: bool = False) -> tuple[SoftmaxPartial, torch.Tensor | None]:
+def chunk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta, k: int = 0,
+                  fused: bool = True) -> tuple[SoftmaxPartial, tuple | None]:
     """Partial (m, s, o) of ``state`` (..., L, D) over one ``chunk`` (C, D); unchecked.
 
-    ``beta`` is a float or shaped (..., 1, 1). With ``want_scores`` also returns the (..., L, C)
-    scores β ξᵀx_i (needed by top-k); otherwise the fused CPU kernel is used when available.
+    ``beta`` is a float or shaped (..., 1, 1). With ``k > 0`` also returns the chunk's top-k
+    ``(scores, local indices)``, each (..., L, min(k, C)). The fused CPU kernel gives (m, s, o)
+    when available (``fused=False`` forces the two-matmul path); top-k then adds one matmul.
     """
     if isinstance(beta, torch.Tensor):
         q, scale = state * beta.to(state.dtype), 1.0
     else:
         q, scale = state, float(beta)
-    if not want_scores:
-        part = _flash_cpu(q, chunk, scale)
-        if part is not None:
+    part = _flash_cpu(q, chunk, scale) if fused else None
+    if part is not None:
+        if not k:
             return part, None
+        scores = (q * scale) @ chunk.mT  # (..., L, C)
+        return part, tuple(scores.topk(min(k, chunk.shape[0]), dim=-1))
     scores = (q * scale) @ chunk.mT  # (..., L, C)
+    top = scores.topk(min(k, chunk.shape[0]), dim=-1) if k else None
     m = scores.amax(dim=-1)  # (..., L)
-    p = torch.exp(scores - m.unsqueeze(-1))  # (..., L, C)
-    return SoftmaxPartial(m, p.sum(dim=-1), p @ chunk), (scores if want_scores else None)
+    if scores.requires_grad:  # keep autograd intact
+        p = torch.exp(scores - m.unsqueeze(-1))  # (..., L, C)
+    else:  # in place: saves one (..., L, C) buffer per chunk
+        p = scores.sub_(m.unsqueeze(-1)).exp_()
+    return SoftmaxPartial(m, p.sum(dim=-1), p @ chunk), (tuple(top) if k else None)
 
 
 # ----------------------------------------------------------------------------- chunk sources
@@ -155,7 +162,9 @@ def chunk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta,
 def _source_info(source: Any, name: str = "source") -> tuple[int, int]:
     """(N, D) of a tensor / PatternStore / chunked source."""
     if isinstance(source, torch.Tensor):
-        check_tensor(source, name, ndim=2, layout="(N, D)")
+        check_tensor(source, name, ndim=2, layout="(N, D)", finite=False)
+        for s in range(0, source.shape[0], DEFAULT_CHUNK_SIZE):  # bounded temporaries
+            check_finite(source[s:s + DEFAULT_CHUNK_SIZE], name)
         n, d = source.shape
     elif hasattr(source, "iter_chunks") and hasattr(source, "__len__") and hasattr(source, "dim"):
         n, d = len(source), int(source.dim)
@@ -173,20 +182,23 @@ def _prefetch(it: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     done = object()
     stop = threading.Event()
 
+    def put(item: Any) -> bool:
+        while not stop.is_set():  # give up when the consumer has stopped
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             for item in it:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            q.put(done)
+            put(done)
         except BaseException as e:  # re-raised in the consumer
-            q.put(e)
+            put(e)
 
     t = threading.Thread(target=work, daemon=True)
     t.start()
@@ -202,7 +214,8 @@ def _prefetch(it: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-def _iter_chunks(source: Any, chunk_size: int, like: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+def _iter_chunks(source: Any, chunk_size: int,
+                 like: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
     """(start, (C, D) chunk on ``like``'s device and dtype) over ``source``."""
     if isinstance(source, torch.Tensor):
         for s in range(0, source.shape[0], chunk_size):
@@ -236,13 +249,14 @@ def _pass(state: torch.Tensor, source: Any, beta: Beta, chunk_size: int, k: int 
     acc = SoftmaxPartial.empty(lead_l, state.shape[-1], state)
     top, norm = None, None
     for start, chunk in _iter_chunks(source, chunk_size, state):  # chunk: (C, D)
-        part, scores = chunk_partial(state, chunk, beta, want_scores=k > 0)
+        part, ctop = chunk_partial(state, chunk, beta, k=k)
         acc = acc.merge(part)
         if k:
-            vals, idx = scores.topk(min(k, chunk.shape[0]), dim=-1)  # (..., L, k')
+            vals, idx = ctop  # (..., L, k')
             idx = idx + start
             if top is not None:
-                vals, pos = torch.cat([top[0], vals], -1).topk(min(k, vals.shape[-1] + top[0].shape[-1]), dim=-1)
+                both = torch.cat([top[0], vals], -1)  # (..., L, k + k')
+                vals, pos = both.topk(min(k, both.shape[-1]), dim=-1)
                 idx = torch.cat([top[1], idx], -1).gather(-1, pos)
             top = (vals, idx)
         if max_norm:

@@ -109,7 +109,8 @@ def test_errors(data, tmp_path):
     with pytest.raises(ValueError, match="open PatternStore"):
         ModernHopfield().store(closed)
     disk = ModernHopfield().store(s)
-    with pytest.raises(ValueError, match=r"queries must have shape \(L, 16\) or \(16,\), got \(2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"queries must have shape \(L, 16\) or \(16,\), got \(2, 3\)"):
         disk.retrieve(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="queries must be finite"):
         disk.retrieve(np.full((1, 16), np.inf))
