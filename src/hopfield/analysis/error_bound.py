@@ -92,7 +92,7 @@ def one_step_error(
     for beta in betas:
         beta = float(check_beta(beta))
         err = (HF.update(xi, x, beta) - x).norm(dim=-1)  # (N,)
-        fixed = HF.retrieve(x, x, beta, max_steps=200, tol=1e-10)  # x_i*, (N, D)
+        fixed = HF.retrieve(x, x, beta, max_steps=100, tol=1e-9)  # x_i*, (N, D)
         dist = torch.maximum((xi - x).norm(dim=-1), (fixed - x).norm(dim=-1))  # (N,)
         bound = theorem5_bound(x, beta, dist)  # (N,)
         res.betas.append(beta)

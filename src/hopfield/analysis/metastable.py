@@ -51,8 +51,9 @@ CLASS_NAMES = ("I", "II", "III", "IV")
 # Upper bounds of k̄/N for classes IV, III, II (class I is everything above 1/2).
 _BOUNDS = (1.0 / 32.0, 1.0 / 8.0, 1.0 / 2.0)
 
-# Cumulative sums are compared with ``threshold - _TOL`` so that weights such as (0.5, 0.4, 0.1)
-# reach 0.9 with k = 2 despite rounding.
+# Cumulative sums are compared with ``threshold - tol`` so that weights such as (0.5, 0.4, 0.1)
+# reach 0.9 with k = 2 despite rounding: tol = max(1e-6, 2·eps of the weights' dtype)
+# (float16: 2e-3, bfloat16: 1.6e-2, float32: 1e-6, float64: 1e-6).
 _TOL = 1e-6
 
 
@@ -139,7 +140,8 @@ def metastable_k(
         raise ValueError("weights must put positive mass on at least one unmasked key in every "
                          f"unmasked query row, got {int(dead.sum())} row(s) with none")
     cum = srt.cumsum(-1) / total.clamp_min(torch.finfo(torch.float64).tiny)  # (..., L, N)
-    k = (cum < threshold - _TOL).sum(-1) + 1  # (..., L)
+    tol = max(_TOL, 2.0 * torch.finfo(weights.dtype).eps)
+    k = (cum < threshold - tol).sum(-1) + 1  # (..., L)
     if kmask is not None:  # never more than the number of real keys (guards rounding)
         k = torch.minimum(k, (~kmask).sum(-1))
     if qmask is not None:

@@ -249,12 +249,12 @@ def analyze_attention(
 
 
 def _load(model_or_path: Any, tokenizer: Any) -> tuple[Any, Any, str]:
-    from transformers import AutoModel, AutoTokenizer
-
     if isinstance(model_or_path, (str, os.PathLike)):
         path = Path(model_or_path)
         if not path.is_dir():
             raise FileNotFoundError(f"model_or_path must be a local model folder, got {str(path)!r}")
+        from transformers import AutoModel, AutoTokenizer
+
         model = AutoModel.from_pretrained(path, local_files_only=True, attn_implementation="eager")
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, local_files_only=True)
         return model, tokenizer, str(path)
