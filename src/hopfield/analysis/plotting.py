@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -97,14 +98,16 @@ def plot_capacity(curves: list, path: str | os.PathLike) -> dict[str, list[tuple
         names = sorted({c.memory for c in pts})
         for c in pts:
             ni = noises.index(c.noise)
+            jitter = 1.0
             if kinds == ("modern",):
                 color = _BETA_COLORS[names.index(c.memory) % 4]
                 marker = ("o", "s", "^")[ni % 3]
+                jitter = 1.0 + 0.04 * (names.index(c.memory) - 1)  # keep the β's apart
             else:
                 color = _NOISE_COLORS[ni % 4]
                 marker = "s" if c.memory == "storkey" else "o"
-            ax.plot(c.dim, max(c.capacity, 0.8), marker=marker, ls="none", ms=6, color=color,
-                    mfc="none" if c.meta.get("censored") else color)
+            ax.plot(c.dim * jitter, max(c.capacity, 0.8), marker=marker, ls="none", ms=6,
+                    color=color, mfc="none" if c.meta.get("censored") else color)
         for name in names:  # theory lines
             for rho in noises if kinds == ("exponential",) else noises[:1]:
                 sel = sorted((c.dim, c.meta["theory"]) for c in pts
@@ -132,6 +135,9 @@ def plot_capacity(curves: list, path: str | os.PathLike) -> dict[str, list[tuple
             ax.set_yscale("log")
         if scale == "loglog":
             ax.set_xscale("log")
+        dims = sorted({c.dim for c in pts})
+        ax.set_xticks(dims, [str(d) for d in dims])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("dimension D")
         ax.set_ylabel("capacity N*")
