@@ -72,7 +72,8 @@ class MILNetClassifier(BaseMILClassifier):
 
     def __init__(self, pooling="attention", attention_size=64, hidden_size=128, n_layers=2, dropout=0.1,
                  bag_dropout=0.1, lr=1e-3, lr_decay=0.98, weight_decay=1e-4, max_epochs=100,
-                 batch_size=8, patience=15, validation_fraction=0.15, random_state=None, device=None):
+                 batch_size=8, patience=15, validation_fraction=0.15, random_state=None, device=None,
+                 num_threads=1):
         self.pooling = pooling
         self.attention_size = attention_size
         self.hidden_size = hidden_size
@@ -88,6 +89,7 @@ class MILNetClassifier(BaseMILClassifier):
         self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.device = device
+        self.num_threads = num_threads
 
     @property
     def _pool_name(self):
