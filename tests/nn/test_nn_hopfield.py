@@ -242,6 +242,8 @@ def test_to_moves_beta_and_state_dict_round_trip():
         close(fresh(x), src(x), 0.0, "state_dict round trip")
         buf = io.BytesIO()
         torch.save(src, buf)
+        buf.seek(0)
+        close(torch.load(buf, weights_only=False)(x), src(x), 0.0, "torch.save round trip")
         clone = pickle.loads(pickle.dumps(src))
         close(clone(x), src(x), 0.0, "pickle round trip")
         close(copy.deepcopy(src)(x), src(x), 0.0, "deepcopy")
