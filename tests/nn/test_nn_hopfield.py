@@ -288,3 +288,24 @@ def test_torch_compile_small():
     close(out, layer(x, mask=mask), 1e-6, "compiled")
     out.sum().backward()
     assert layer.log_beta.grad is not None
+
+
+@pytest.mark.parametrize("steps", [0, 3])
+def test_fused_path_is_one_sdpa_call_per_association(monkeypatch, steps):
+    """No weights requested: every association (each update and the read-out) is one SDPA call and
+    no (B, H, L, N) score matrix is formed; return_info=True runs the math path once instead."""
+    import torch.nn.functional as F
+
+    calls, matmuls = [], []
+    sdpa, matmul = F.scaled_dot_product_attention, torch.Tensor.__matmul__
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    monkeypatch.setattr(torch.Tensor, "__matmul__",
+                        lambda a, b: matmuls.append(1) or matmul(a, b))
+    layer = Hopfield(8, num_heads=2, update_steps_max=steps, update_steps_eps=1e-30)
+    x = torch.randn(2, 5, 8)
+    layer(x).sum().backward()
+    assert len(calls) == steps + 1 and not matmuls
+    calls.clear()
+    _, info = layer(x, return_info=True)
+    assert info.steps == steps and len(calls) == steps  # the updates stay fused, read-out is math
