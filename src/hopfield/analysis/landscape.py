@@ -113,7 +113,7 @@ def plot_landscape(ls: Landscape | list[Landscape], path: str | os.PathLike) -> 
     fig.suptitle("modern Hopfield energy E(ξ) with update trajectories (○ start, × after the "
                  "last update)", fontsize=9)
     fig.tight_layout()
-    save_figure(fig, Path(path))
+    save_figure(fig, Path(path), dpi=80)
 
 
 def grid_starts(n: int, lo: float = -1.6, hi: float = 1.6) -> torch.Tensor:
