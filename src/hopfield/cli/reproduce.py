@@ -53,4 +53,6 @@ def reproduce(
             typer.echo(f"[reproduce] {name} failed: {err}", err=True)
     path = write_report(out, sections, command=shlex.join(argv), elapsed=time.perf_counter() - t0)
     typer.echo(f"[reproduce] report: {path} ({(time.perf_counter() - t0) / 60:.1f} min)")
-    return 1 if failed else 0
+    if failed:
+        raise typer.Exit(code=1)
+    return 0

@@ -317,7 +317,8 @@ class BaseMILClassifier(ClassifierMixin, BaseEstimator):
             o = net(X[b, :n], M[b, :n], return_weights)
             if return_weights:
                 o, w = o
-                ws += [w[i, :, :lengths[j]].cpu() for i, j in enumerate(b)]   # (H, n_i) each
+                ws += ([None] * len(b) if w is None else
+                       [w[i, :, :lengths[j]].cpu() for i, j in enumerate(b)])  # (H, n_i) each
             outs.append(o)
         logits = torch.cat(outs)
         return (logits, ws) if return_weights else logits

@@ -1,0 +1,98 @@
+"""hopfield.reproduce.mil: protocol bookkeeping, summary statistics, fold cache/resume, outputs.
+
+(Named test_mil_reproduce.py so it does not clash with tests/estimators/test_mil.py: the test
+folders have no __init__.py.)"""
+
+import json
+
+import numpy as np
+import pytest
+
+from hopfield.reproduce import get_part
+from hopfield.reproduce import mil as R
+from hopfield.reproduce.mil_baselines import BagStatsClassifier, MILNetClassifier, bag_statistics
+
+
+def test_summary_statistics_match_hand_computation():
+    rows = [{"dataset": "d", "method": "m", "repeat": r, "fold": f, "auc": a}
+            for (r, f, a) in [(0, 0, 0.9), (0, 1, 0.7), (1, 0, 1.0), (1, 1, 0.8)]]
+    mu, sd, n = R.summarize(rows, ["d"], ["m"])["d"]["m"]
+    # repeat means 0.8 and 0.9 -> mean 85, population std over repeats 5
+    assert (round(mu, 9), round(sd, 9), n) == (85.0, 5.0, 4)
+    one = R.summarize(rows[:2], ["d"], ["m"])["d"]["m"]   # one repeat: std over folds
+    assert (round(one[0], 9), round(one[1], 9)) == (80.0, 10.0)
+
+
+def test_candidates_seeded_defaults_first():
+    assert R.candidates("hopfield", 0, 0) == [{}]
+    a, b = R.candidates("hopfield", 8, 1), R.candidates("hopfield", 8, 1)
+    assert a == b and a[0] == {} and len(a) == 8
+    for m in R.METHODS:                                     # every grid point builds a valid estimator
+        for p in R.candidates(m, 4, 0):
+            est = R.make(m, p, seed=0, mode="quick")
+            if hasattr(est, "_check_params"):
+                est._check_params()
+
+
+def test_paper_numbers_are_the_published_ones():
+    assert R.PAPER == {"elephant": (94.9, 0.3), "ucsb_breast_cancer": (89.5, 0.8), "musk1": None,
+                       "musk2": None}
+    assert R.PROTOCOLS["full"]["folds"] == 10 and R.PROTOCOLS["full"]["repeats"] == 5
+
+
+def test_bag_statistics_reference():
+    bags = [np.array([[1.0, 5.0], [3.0, -1.0]]), np.array([[2.0, 2.0]])]
+    np.testing.assert_array_equal(bag_statistics(bags), [[2, 2, 1, -1, 3, 5], [2, 2, 2, 2, 2, 2]])
+
+
+@pytest.mark.parametrize("pooling", ["attention", "gated", "mean", "max"])
+def test_baseline_poolings_ignore_padding_and_order(pooling):
+    rng = np.random.RandomState(0)
+    bags = [rng.randn(rng.randint(2, 6), 3) for _ in range(16)]
+    y = np.arange(16) % 2
+    clf = MILNetClassifier(pooling=pooling, hidden_size=8, max_epochs=2, random_state=0).fit(bags, y)
+    perm = [b[::-1] for b in bags]
+    np.testing.assert_allclose(clf.decision_function(perm), clf.decision_function(bags), atol=1e-5)
+    if pooling in ("attention", "gated"):
+        w = clf.instance_weights(bags)
+        np.testing.assert_allclose([wi.sum() for wi in w], 1.0, atol=1e-5)
+    else:
+        with pytest.raises(ValueError, match="no association weights"):
+            clf.instance_weights(bags)
+    with pytest.raises(ValueError, match="'pooling' parameter of MILNetClassifier must be one of"):
+        MILNetClassifier(pooling="sum").fit(bags, y)
+
+
+def test_bag_stats_classifier_errors():
+    with pytest.raises(ValueError, match="'model' parameter of BagStatsClassifier"):
+        BagStatsClassifier(model="knn").fit([np.zeros((1, 2))] * 2, [0, 1])
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match=r"mode must be one of \['full', 'quick', 'smoke'\]"):
+        R.run(tmp_path, mode="fast")
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        R.run(tmp_path, seed=-1)
+    with pytest.raises(ValueError, match="methods must be a non-empty subset"):
+        R.run(tmp_path, methods=("svm",))
+    with pytest.raises(ValueError, match="part must be one of"):
+        get_part("tiger")
+
+
+def test_smoke_run_writes_outputs_and_resumes(tmp_path, monkeypatch):
+    section = R.run(tmp_path, mode="smoke", seed=0, methods=("hopfield", "svm_stats"))
+    out = tmp_path / "mil"
+    for f in ("results.csv", "summary.csv", "mil.json", "auc.png"):
+        assert (out / f).is_file(), f
+    folds = sorted((out / "folds" / "smoke-seed0").glob("*.json"))
+    assert len(folds) == 2 * 2                               # 2 folds x 2 methods on musk1
+    data = json.loads((out / "mil.json").read_text())
+    aucs = [r["auc"] for r in data["folds"]]
+    assert all(0.0 <= a <= 1.0 for a in aucs)
+    assert "| musk1 | n/a |" in section and "Hopfield pooling (ours)" in section
+    # the smoke folds are a real stratified split of musk1 (92 bags, 47 positive)
+    # resume: nothing is refitted the second time, and the section is identical up to timing
+    monkeypatch.setattr(R, "_run_fold", lambda *a, **k: pytest.fail("a cached fold was refitted"))
+    again = R.run(tmp_path, mode="smoke", seed=0, methods=("hopfield", "svm_stats"))
+    strip = lambda s: [ln for ln in s.splitlines() if "min for the fits" not in ln]
+    assert strip(again) == strip(section)
