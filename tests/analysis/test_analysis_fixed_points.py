@@ -119,7 +119,7 @@ def test_trajectory_energy_never_increases(beta, seed):
 
 def test_landscape_bad_inputs():
     with pytest.raises(ValueError, match="must be 2-D points"):
-        energy_landscape(torch.zeros(3, 3, dtype=torch.float64), 1.0, torch.zeros(1, 3,
-                                                                                 dtype=torch.float64))
+        z = torch.zeros(3, 3, dtype=torch.float64)
+        energy_landscape(z, 1.0, z)
     with pytest.raises(ValueError, match="steps must be >= 1"):
         energy_landscape(toy_patterns(), 1.0, grid_starts(2), steps=0)

@@ -1,4 +1,4 @@
-"""Atomic file writing for the analysis outputs (JSON and PNG): write a temp file, then os.replace."""
+"""Atomic writing of the analysis outputs (JSON, PNG): write a temp file, then os.replace."""
 
 from __future__ import annotations
 

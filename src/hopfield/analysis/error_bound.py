@@ -1,12 +1,12 @@
 """Theorem 5 of Ramsauer et al. (2020): the one-step retrieval error is exponentially small.
 
-For stored patterns X = (x_1, ..., x_N), M = max_j ‖x_j‖, separation Δ_i = x_iᵀx_i − max_{j≠i} x_iᵀx_j,
-a state ξ near x_i and the fixed point x_i* near x_i, one update f(ξ) = X softmax(β Xᵀ ξ) obeys
+For stored patterns X = (x_1, ..., x_N), M = max_j ‖x_j‖, separation
+Δ_i = x_iᵀx_i − max_{j≠i} x_iᵀx_j, a state ξ near x_i and the fixed point x_i* near x_i, one update f(ξ) = X softmax(β Xᵀ ξ) obeys
 
     ‖f(ξ) − x_i‖ ≤ 2 (N − 1) M exp(−β (Δ_i − 2 M max{‖ξ − x_i‖, ‖x_i* − x_i‖}))
 
-Why it holds for every ξ (the short proof this module relies on): f(ξ) − x_i = Σ_{j≠i} p_j (x_j − x_i),
-so ‖f(ξ) − x_i‖ ≤ 2M (1 − p_i) ≤ 2M Σ_{j≠i} exp(β (x_j − x_i)ᵀ ξ), and
+Why it holds for every ξ (the short proof this module relies on):
+f(ξ) − x_i = Σ_{j≠i} p_j (x_j − x_i), so ‖f(ξ) − x_i‖ ≤ 2M (1 − p_i) ≤ 2M Σ_{j≠i} exp(β (x_j − x_i)ᵀ ξ), and
 (x_j − x_i)ᵀ ξ = x_jᵀx_i − x_iᵀx_i + (x_j − x_i)ᵀ(ξ − x_i) ≤ −Δ_i + 2M ‖ξ − x_i‖.
 
 :func:`one_step_error` measures the left side and evaluates the right side for every pattern.
@@ -36,7 +36,7 @@ def sphere_patterns(n: int, d: int, radius: float, gen: torch.Generator) -> torc
 
 
 def theorem5_bound(patterns: torch.Tensor, beta: float, dist: torch.Tensor) -> torch.Tensor:
-    """Right side of Theorem 5 for every pattern i, given dist_i = max{‖ξ−x_i‖, ‖x_i*−x_i‖}: (N,)."""
+    """Right side of Theorem 5 per pattern, dist_i = max{‖ξ−x_i‖, ‖x_i*−x_i‖}: (N,) → (N,)."""
     n = patterns.shape[0]
     m = patterns.norm(dim=-1).max()
     delta = HF.separation(patterns)  # (N,)
@@ -78,7 +78,8 @@ def one_step_error(
     """
     check_tensor(patterns, "patterns", ndim=2, layout="(N, D)")
     if patterns.shape[0] < 2:
-        raise ValueError(f"patterns must hold at least 2 patterns, got shape {tuple(patterns.shape)}")
+        raise ValueError("patterns must hold at least 2 patterns, got shape "
+                         f"{tuple(patterns.shape)}")
     if not betas:
         raise ValueError("betas must hold at least one value, got none")
     if not perturbation >= 0:

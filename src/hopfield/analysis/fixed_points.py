@@ -83,7 +83,7 @@ def classify_fixed_points(
     max_steps: int = 500,
     tol: float = 1e-8,
 ) -> FixedPoints:
-    """Retrieve from ``queries`` (L, D) with ``patterns`` (N, D) at ``beta`` and classify the result.
+    """Retrieve from ``queries`` (L, D) with ``patterns`` (N, D) at ``beta``; classify the result.
 
     Example:
         >>> fp = classify_fixed_points(x[:4] + 0.1 * noise, x, beta=2.0)

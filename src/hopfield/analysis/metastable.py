@@ -95,7 +95,8 @@ def _query_mask(query_mask: object, weights: torch.Tensor) -> torch.Tensor | Non
     try:
         return torch.broadcast_to(query_mask, weights.shape[:-1])
     except RuntimeError:
-        raise ValueError(f"query_mask must have shape broadcastable to {shape_str(weights.shape[:-1])}"
+        raise ValueError("query_mask must have shape broadcastable to "
+                         f"{shape_str(weights.shape[:-1])}"
                          f" (..., L), got {shape_str(query_mask.shape)}") from None
 
 
@@ -125,7 +126,8 @@ def metastable_k(
     check_tensor(weights, "weights", min_ndim=2, layout="(..., L, N)")
     threshold = _check_threshold(threshold)
     if weights.shape[-1] == 0:
-        raise ValueError(f"weights must have at least one key (N >= 1), got {shape_str(weights.shape)}")
+        raise ValueError("weights must have at least one key (N >= 1), got "
+                         f"{shape_str(weights.shape)}")
     if bool((weights < 0).any()):
         raise ValueError(f"weights must be non-negative, got min {float(weights.min()):g}")
     kmask = _key_mask(mask, weights)

@@ -61,7 +61,8 @@ def plot_class_composition(report: HeadReport, path: str | os.PathLike, *,
     x = np.arange(1, report.n_layers + 1)
     bottom = np.zeros(report.n_layers)
     for c in range(4):
-        ax.bar(x, share[:, c], bottom=bottom, color=CLASS_COLORS[c], label=f"class {CLASS_NAMES[c]}")
+        ax.bar(x, share[:, c], bottom=bottom, color=CLASS_COLORS[c],
+               label=f"class {CLASS_NAMES[c]}")
         bottom += share[:, c]
     ax.set_xticks(x)
     ax.set_xlabel("layer")
@@ -118,7 +119,8 @@ def plot_capacity(curves: list, path: str | os.PathLike) -> dict[str, list[tuple
                 if kinds == ("modern",):
                     color, lab = _BETA_COLORS[names.index(name) % 4], f"Thm 3 bound, {name}"
                 elif kinds == ("exponential",):
-                    color, lab = _NOISE_COLORS[noises.index(rho) % 4], f"exp(D·I(1−2ρ)/2), ρ={rho:g}"
+                    color = _NOISE_COLORS[noises.index(rho) % 4]
+                    lab = f"exp(D·I(1−2ρ)/2), ρ={rho:g}"
                 else:
                     color = "k"
                     lab = {"hebbian": "0.138·D", "storkey": "D/√(2 ln D)"}.get(
@@ -179,7 +181,8 @@ def plot_theorem5(result, path: str | os.PathLike) -> None:
     """Measured one-step error and Theorem 5's bound against β (log scale)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     floor = 1e-300
-    ax.plot(result.betas, np.maximum(result.bound_median, floor), "k--", label="Thm 5 bound (median)")
+    ax.plot(result.betas, np.maximum(result.bound_median, floor), "k--",
+            label="Thm 5 bound (median)")
     ax.plot(result.betas, np.maximum(result.error_median, floor), "o-", label="measured (median)")
     ax.plot(result.betas, np.maximum(result.error_max, floor), "s:", label="measured (max)")
     ax.set_xscale("log")

