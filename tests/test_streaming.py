@@ -216,6 +216,10 @@ def test_errors():
         stream_topk(q, x, 1.0, 0)
     with pytest.raises(TypeError, match="source must be a \\(N, D\\) tensor or a PatternStore"):
         stream_update(q, np.zeros((5, 8)), 1.0)
+    stream_update(q, torch.full((4, 8), 3e38), 1.0)  # finite values whose sum overflows: fine
+    with pytest.raises(ValueError, match="source must be finite, got 1 NaN"):
+        stream_update(q, torch.full((4, 8), 3e38).index_put_((torch.tensor(2), torch.tensor(5)),
+                                                          torch.tensor(float("inf"))), 1.0)
     with pytest.raises(ValueError, match="source must hold at least one pattern"):
         stream_update(q, torch.empty(0, 8), 1.0)
     with pytest.raises(ValueError, match="state must be finite"):

@@ -37,7 +37,8 @@ from typing import Any
 import torch
 
 from . import functional as HF
-from ._validation import check_beta, check_finite, check_positive_int, check_tensor, shape_str
+from ._validation import (check_beta, check_finite, check_positive_int, check_tensor,
+                          is_compiling, shape_str)
 from .separations import Separation, get_separation
 
 __all__ = [
@@ -159,12 +160,21 @@ def chunk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta, k: int =
 # ----------------------------------------------------------------------------- chunk sources
 
 
+def _check_finite_fast(x: torch.Tensor, name: str) -> None:
+    """Any NaN/inf makes the sum non-finite, so a finite sum proves a finite tensor in one
+    reduction (no bool temporaries; ~10x faster than ``isfinite`` on 1M x 64). A non-finite sum
+    (possibly a mere overflow) falls back to the exact check."""
+    if is_compiling() or bool(torch.isfinite(x.sum())):
+        return
+    for s in range(0, x.shape[0], DEFAULT_CHUNK_SIZE):  # bounded temporaries
+        check_finite(x[s:s + DEFAULT_CHUNK_SIZE], name)
+
+
 def _source_info(source: Any, name: str = "source") -> tuple[int, int]:
     """(N, D) of a tensor / PatternStore / chunked source."""
     if isinstance(source, torch.Tensor):
         check_tensor(source, name, ndim=2, layout="(N, D)", finite=False)
-        for s in range(0, source.shape[0], DEFAULT_CHUNK_SIZE):  # bounded temporaries
-            check_finite(source[s:s + DEFAULT_CHUNK_SIZE], name)
+        _check_finite_fast(source, name)
         n, d = source.shape
     elif hasattr(source, "iter_chunks") and hasattr(source, "__len__") and hasattr(source, "dim"):
         n, d = len(source), int(source.dim)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import hopfield.functional as HF
 from hopfield import ModernHopfield, PatternStore
 
 
@@ -82,6 +83,20 @@ def test_add_appends_to_the_store_on_disk(data, tmp_path):
     ro = ModernHopfield(beta=2.0).store(PatternStore.open(tmp_path / "mem"))
     with pytest.raises(ValueError, match="read-only"):
         ro.add(x[:1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_memory_fused_path_matches_float64_functional(data, dtype):
+    x, q, _ = data
+    x, q = x.astype(dtype), q.astype(dtype)
+    mem = ModernHopfield(beta=2.0, max_steps=6, tol=1e-9).store(x)
+    xd, qd = torch.from_numpy(x).double(), torch.from_numpy(q).double()
+    ref = HF.retrieve(qd, xd, 2.0, max_steps=6, tol=1e-9)
+    atol = 5e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(mem.retrieve(q), ref.numpy(), atol=atol, rtol=0)
+    np.testing.assert_allclose(mem.update(q), HF.update(qd, xd, 2.0).numpy(), atol=atol / 5,
+                               rtol=0)
+    assert mem.retrieve(q).dtype == dtype
 
 
 def test_in_memory_behaviour_unchanged(data):
