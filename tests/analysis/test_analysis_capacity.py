@@ -171,3 +171,19 @@ def test_theorem5_bound_is_exponential_in_beta_delta():
     # Δ = 1 for every pattern, M = 1, N − 1 = 2: 2·2·1·e^{−2}
     torch.testing.assert_close(b, torch.full((3,), 4 * math.exp(-2.0), dtype=torch.float64))
     assert np.isfinite(b.numpy()).all()
+
+
+def test_capacity_figure_draws_measured_and_theory(tmp_path):
+    from hopfield.analysis.capacity import CapacityCurve
+    from hopfield.analysis.plotting import plot_capacity
+
+    curves = [CapacityCurve("hebbian", 100, 0.0, [5, 10, 20], [1.0, 1.0, 0.0], [1, 1, 0.3], 10,
+                            {"kind": "hebbian", "theory": 13.8, "censored": False}),
+              CapacityCurve("modern β=1", 64, 0.0, [8, 16], [1.0, 1.0], [1, 1], 16,
+                            {"kind": "modern", "theory": theory_capacity("modern", 64),
+                             "censored": True})]
+    drawn = plot_capacity(curves, tmp_path / "c.png")
+    assert drawn["classical (Hebbian ●, Storkey ■)"] == [("hebbian", 100, 0.0, 10, 13.8)]
+    (name, d, rho, cap, theory), = drawn["modern Hopfield"]
+    want = theorem3_bound(64, 1.0, K=(64 / 63) ** 0.5)
+    assert (cap, d) == (16, 64) and theory == pytest.approx(want)

@@ -161,3 +161,20 @@ def test_minilm_matches_manual_run_and_is_batch_invariant(minilm):
     rep1 = analyze_transformer(model, texts, tokenizer=tok, batch_size=1, progress=False)
     np.testing.assert_array_equal(rep1.k_bar, rep.k_bar)
     np.testing.assert_array_equal(rep1.classes, rep.classes)
+
+
+def test_head_figures_draw_the_report_numbers(tmp_path):
+    from hopfield.analysis.plotting import plot_class_composition, plot_head_heatmap
+
+    N = 64
+    w = torch.zeros(1, 4, N, N)
+    w[0, 0] = 1.0 / N                 # k = 58: I
+    w[0, 1, :, 0] = 1.0               # k = 1: IV
+    w[0, 2, :, :4] = 0.25             # k = 4: III
+    w[0, 3, :, :16] = 1.0 / 16        # k = 15: II
+    rep = analyze_attention([w, w.flip(1)])
+    grid = plot_head_heatmap(rep, tmp_path / "h.png")
+    np.testing.assert_allclose(grid[0], np.log2([58 / 64, 1 / 64, 4 / 64, 15 / 64]))
+    share = plot_class_composition(rep, tmp_path / "c.png")
+    np.testing.assert_allclose(share, np.full((2, 4), 0.25))  # one head of each class per layer
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
