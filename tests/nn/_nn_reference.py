@@ -40,13 +40,15 @@ def naive_hopfield(layer, y, r, v, mask=None, association_mask=None, steps=None)
             return x
         mu = x.mean(-1, keepdim=True)
         var = ((x - mu) ** 2).mean(-1, keepdim=True)
-        return (x - mu) / (var + norm.eps).sqrt() * norm.weight.detach().to(d) + norm.bias.detach().to(d)
+        w, b = norm.weight.detach().to(d), norm.bias.detach().to(d)
+        return (x - mu) / (var + norm.eps).sqrt() * w + b
 
     y, r, v = ln(y, layer.norm_stored), ln(r, layer.norm_state), ln(v, layer.norm_projection)
     heads, weights = [], []
     for h in range(H):
         rows = slice(h * Dh, (h + 1) * Dh)
-        q, k, vv = lin(r, layer.q_proj, rows), lin(y, layer.k_proj, rows), lin(v, layer.v_proj, rows)
+        q = lin(r, layer.q_proj, rows)
+        k, vv = lin(y, layer.k_proj, rows), lin(v, layer.v_proj, rows)
         xi = q
         for _ in range(steps):
             s = (beta[h] * xi @ k.transpose(-1, -2)).masked_fill(ign[:, h], float("-inf"))

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import functional as HF
-from .._validation import (check_beta, check_positive_int, check_probability, check_tensor,
-                           is_compiling, shape_str)
+from .._validation import check_beta, check_positive_int, check_probability, is_compiling, shape_str
 from ..separations import Separation, get_separation
+from ._inputs import check_masks, split_input
 from .info import HopfieldInfo
 
 __all__ = ["Hopfield"]
@@ -190,7 +190,7 @@ class Hopfield(nn.Module):
 
     @classmethod
     def from_attention(cls, mha: nn.MultiheadAttention) -> Hopfield:
-        """A ``Hopfield`` layer computing exactly what ``mha`` computes (one update, β = 1/sqrt(Dh)).
+        """A ``Hopfield`` layer computing what ``mha`` computes (one update, β = 1/sqrt(Dh)).
 
         Weights are copied (not shared). ``key_padding_mask`` becomes ``mask`` and a bool
         ``attn_mask`` (L, S) becomes ``association_mask``; inputs go in the order
@@ -235,93 +235,19 @@ class Hopfield(nn.Module):
         association_mask: torch.Tensor | None = None,
         return_info: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
-        stored, state, proj = self._split(input)
+        sizes = (self.stored_pattern_size, self.input_size, self.pattern_projection_size)
+        stored, state, proj = split_input(input, sizes, self.batch_first, self.q_proj.weight.dtype)
         out, info = self._run(stored, state, proj, mask, association_mask, return_info)
         if not self.batch_first:
             out = out.transpose(0, 1)  # (L, B, output_size)
         return (out, info) if return_info else out
 
-    def _split(self, input: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Validate the user input; return batch-first (Y, R, V)."""
-        layout = "(B, T, D)" if self.batch_first else "(T, B, D)"
-        if isinstance(input, torch.Tensor):
-            check_tensor(input, "input", ndim=3, layout=layout)
-            if not (self.stored_pattern_size == self.pattern_projection_size == self.input_size):
-                raise ValueError("input must be a tuple (stored, state, projection) when "
-                                 "stored_pattern_size or pattern_projection_size differ from "
-                                 f"input_size, got one tensor {shape_str(input.shape)}")
-            x = input if self.batch_first else input.transpose(0, 1)
-            self._check_features(x, "input", self.input_size)
-            return x, x, x
-        if not isinstance(input, (tuple, list)) or len(input) != 3:
-            raise TypeError("input must be a tensor or a tuple (stored, state, projection) of 3 "
-                            f"tensors, got {type(input).__name__}"
-                            + (f" of length {len(input)}" if isinstance(input, (tuple, list)) else ""))
-        names = ("stored", "state", "projection")
-        sizes = (self.stored_pattern_size, self.input_size, self.pattern_projection_size)
-        out = []
-        for i, (x, name, size) in enumerate(zip(input, names, sizes)):
-            if any(x is y for y in input[:i]):  # the same tensor is checked once
-                out.append(out[[y is x for y in input].index(True)])
-                continue
-            check_tensor(x, name, ndim=3, layout=layout.replace("D", f"{size}"))
-            x = x if self.batch_first else x.transpose(0, 1)
-            self._check_features(x, name, size)
-            out.append(x)
-        y, r, v = out
-        if y.shape[0] != r.shape[0] or v.shape[0] != r.shape[0]:
-            raise ValueError(f"stored, state and projection must share the batch size, got "
-                             f"{shape_str(y.shape)}, {shape_str(r.shape)}, {shape_str(v.shape)} "
-                             "(batch-first)")
-        if y.shape[1] != v.shape[1]:
-            raise ValueError(f"projection must hold one pattern per stored pattern (N == "
-                             f"{y.shape[1]}), got {v.shape[1]} (batch-first)")
-        return y, r, v
-
-    def _check_features(self, x: torch.Tensor, name: str, size: int) -> None:
-        if x.shape[-1] != size:
-            raise ValueError(f"{name} must have feature size {size}, got shape {shape_str(x.shape)}")
-        dtype = self.q_proj.weight.dtype
-        if x.dtype != dtype:
-            raise TypeError(f"{name} must have the layer's dtype {dtype}, got {x.dtype}")
-
-    def _masks(self, mask: object, association_mask: object, B: int, L: int,
-               N: int) -> torch.Tensor | None:
-        """Validate both masks; return bool (B|1, H|1, L|1, N) True = ignore, or None."""
-        ignore = None
-        if mask is not None:
-            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-                raise TypeError("mask must be a bool tensor (True = ignore), got "
-                                + (str(mask.dtype) if isinstance(mask, torch.Tensor)
-                                   else type(mask).__name__))
-            if mask.shape != (B, N):
-                raise ValueError(f"mask must have shape (B, N) = ({B}, {N}), got "
-                                 f"{shape_str(mask.shape)}")
-            if not is_compiling() and bool(mask.all(dim=-1).any()):
-                raise ValueError("mask must leave at least one stored pattern per batch element, "
-                                 "got a row with every pattern masked")
-            ignore = mask[:, None, None, :]  # (B, 1, 1, N)
-        if association_mask is not None:
-            am = association_mask
-            if not isinstance(am, torch.Tensor) or am.dtype != torch.bool:
-                raise TypeError("association_mask must be a bool tensor (True = ignore), got "
-                                + (str(am.dtype) if isinstance(am, torch.Tensor)
-                                   else type(am).__name__))
-            expected = f"({L}, {N}) or 4-D broadcastable to ({B}, {self.num_heads}, {L}, {N})"
-            if am.dim() == 2 and am.shape == (L, N):
-                am = am[None, None]
-            elif am.dim() != 4 or any(a not in (1, b) for a, b in
-                                      zip(am.shape, (B, self.num_heads, L, N))) or am.shape[-1] != N:
-                raise ValueError(f"association_mask must have shape {expected}, got "
-                                 f"{shape_str(am.shape)}")
-            ignore = am if ignore is None else ignore | am
-        return ignore
-
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, E) → (B, H, T, Dh) view."""
         return x.unflatten(-1, (self.num_heads, self.hidden_size)).transpose(1, 2)
 
-    def _project(self, y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, q_scale: torch.Tensor | None):
+    def _project(self, y: torch.Tensor, r: torch.Tensor, v: torch.Tensor,
+                 q_scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Project (Y, R, V) into heads; one fused matmul when inputs coincide."""
         if self.norm_stored is not None:
             y = self.norm_stored(y)
@@ -336,7 +262,8 @@ class Hopfield(nn.Module):
         wk, bk, wv, bv = self.k_proj.weight, self.k_proj.bias, self.v_proj.weight, self.v_proj.bias
         has_bias = bq is not None
         if r is y and y is v:  # self-association: one (B, L, 3E) matmul like nn.MultiheadAttention
-            qkv = F.linear(r, torch.cat([wq, wk, wv]), torch.cat([bq, bk, bv]) if has_bias else None)
+            b = torch.cat([bq, bk, bv]) if has_bias else None
+            qkv = F.linear(r, torch.cat([wq, wk, wv]), b)  # (B, L, 3E)
             q, k, v = qkv.unflatten(-1, (3, self.num_heads, self.hidden_size)).permute(
                 2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, L, Dh)
             return q, k, v
@@ -348,10 +275,13 @@ class Hopfield(nn.Module):
             return q, k, v
         return q, self._heads(F.linear(y, wk, bk)), self._heads(F.linear(v, wv, bv))
 
-    def _run(self, y, r, v, mask, association_mask, return_info):
+    def _run(
+        self, y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+        association_mask: torch.Tensor | None, return_info: bool,
+    ) -> tuple[torch.Tensor, HopfieldInfo | None]:
         """Core on validated batch-first tensors; Y and V (or R) may have batch size 1."""
         B, L, N = max(r.shape[0], y.shape[0]), r.shape[1], y.shape[1]
-        ignore = self._masks(mask, association_mask, B, L, N)
+        ignore = check_masks(mask, association_mask, (B, self.num_heads, L, N))
         allow = None if ignore is None else ~ignore
         sep, steps_max = self.separation, self.update_steps_max
         p = self.dropout if self.training else 0.0

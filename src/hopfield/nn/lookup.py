@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
+from ._inputs import check_features
 from .hopfield import Hopfield
 from .info import HopfieldInfo
 
@@ -67,7 +68,7 @@ class HopfieldLayer(nn.Module):
                      layout=f"(B, L, {hop.input_size})" if hop.batch_first
                      else f"(L, B, {hop.input_size})")
         x = input if hop.batch_first else input.transpose(0, 1)  # (B, L, D)
-        hop._check_features(x, "input", hop.input_size)
+        check_features(x, "input", hop.input_size, hop.q_proj.weight.dtype)
         stored = self.patterns.unsqueeze(0)  # (1, N, D), broadcast over the batch
         proj = stored if self.targets is None else self.targets.unsqueeze(0)
         out, info = hop._run(stored, x, proj, None, None, return_info)  # (B, L, O)

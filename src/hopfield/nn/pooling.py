@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor, shape_str
+from ._inputs import check_features
 from .hopfield import Hopfield
 from .info import HopfieldInfo
 
@@ -72,7 +73,7 @@ class HopfieldPooling(nn.Module):
                      layout=f"(B, N, {hop.input_size})" if hop.batch_first
                      else f"(N, B, {hop.input_size})")
         x = input if hop.batch_first else input.transpose(0, 1)  # (B, N, D)
-        hop._check_features(x, "input", hop.input_size)
+        check_features(x, "input", hop.input_size, hop.q_proj.weight.dtype)
         if x.shape[1] == 0:
             raise ValueError(f"input must hold at least one instance, got {shape_str(input.shape)}")
         state = self.query.unsqueeze(0)  # (1, Q, D), broadcast over the batch
