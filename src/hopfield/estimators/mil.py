@@ -444,10 +444,10 @@ class HopfieldMILClassifier(BaseMILClassifier):
 
     _pool_name = "hopfield"
 
-    def __init__(self, hidden_size=128, n_layers=2, num_heads=4, head_size=32, beta=None, normalize=True,
-                 dropout=0.1, bag_dropout=0.1, lr=1e-3, lr_decay=0.98, weight_decay=1e-4, max_epochs=100,
-                 batch_size=8, patience=15, validation_fraction=0.15, random_state=None, device=None,
-                 num_threads=1):
+    def __init__(self, hidden_size=128, n_layers=2, num_heads=4, head_size=32, beta=None,
+                 normalize=True, dropout=0.1, bag_dropout=0.1, lr=1e-3, lr_decay=0.98,
+                 weight_decay=1e-3, max_epochs=100, batch_size=8, patience=15,
+                 validation_fraction=0.15, random_state=None, device=None, num_threads=1):
         self.hidden_size = hidden_size
         self.n_layers = n_layers
         self.num_heads = num_heads
@@ -470,7 +470,9 @@ class HopfieldMILClassifier(BaseMILClassifier):
     @staticmethod
     def param_grid() -> dict[str, list]:
         """Tuning grid (paper's MIL appendix, reduced): used by ``hopfield reproduce mil --full``."""
-        return {"lr": [1e-3, 3e-4], "hidden_size": [64, 256], "num_heads": [4, 8],
+        return {"lr": [1e-3, 3e-4], "hidden_size": [64, 128, 256], "n_layers": [1, 2],
+                "num_heads": [4, 8], "beta": [None, 0.1, 1.0], "dropout": [0.0, 0.1, 0.5],
+                "bag_dropout": [0.0, 0.1, 0.5], "weight_decay": [1e-4, 1e-3, 1e-2]}
                 "beta": [None, 0.1, 1.0], "dropout": [0.0, 0.5], "bag_dropout": [0.0, 0.5]}
 
     def _check_params(self):

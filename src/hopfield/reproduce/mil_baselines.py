@@ -71,7 +71,7 @@ class MILNetClassifier(BaseMILClassifier):
     """
 
     def __init__(self, pooling="attention", attention_size=64, hidden_size=128, n_layers=2, dropout=0.1,
-                 bag_dropout=0.1, lr=1e-3, lr_decay=0.98, weight_decay=1e-4, max_epochs=100,
+                 bag_dropout=0.1, lr=1e-3, lr_decay=0.98, weight_decay=1e-3, max_epochs=100,
                  batch_size=8, patience=15, validation_fraction=0.15, random_state=None, device=None,
                  num_threads=1):
         self.pooling = pooling
@@ -109,8 +109,9 @@ class MILNetClassifier(BaseMILClassifier):
     @staticmethod
     def param_grid() -> dict[str, list]:
         """Tuning grid of the same size as the Hopfield one (``hopfield reproduce mil --full``)."""
-        return {"lr": [1e-3, 3e-4], "hidden_size": [64, 256], "attention_size": [32, 128],
-                "dropout": [0.0, 0.5], "bag_dropout": [0.0, 0.5]}
+        return {"lr": [1e-3, 3e-4], "hidden_size": [64, 128, 256], "n_layers": [1, 2],
+                "attention_size": [32, 128], "dropout": [0.0, 0.1, 0.5], "bag_dropout": [0.0, 0.1, 0.5],
+                "weight_decay": [1e-4, 1e-3, 1e-2]}
 
 
 def bag_statistics(bags: list[np.ndarray]) -> np.ndarray:
