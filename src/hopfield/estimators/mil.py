@@ -473,7 +473,6 @@ class HopfieldMILClassifier(BaseMILClassifier):
         return {"lr": [1e-3, 3e-4], "hidden_size": [64, 128, 256], "n_layers": [1, 2],
                 "num_heads": [4, 8], "beta": [None, 0.1, 1.0], "dropout": [0.0, 0.1, 0.5],
                 "bag_dropout": [0.0, 0.1, 0.5], "weight_decay": [1e-4, 1e-3, 1e-2]}
-                "beta": [None, 0.1, 1.0], "dropout": [0.0, 0.5], "bag_dropout": [0.0, 0.5]}
 
     def _check_params(self):
         super()._check_params()
