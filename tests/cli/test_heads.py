@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from hopfield.analysis import analyze_transformer, minilm_path
+from hopfield.analysis import minilm_path
 from hopfield.cli import main
 
 pytestmark = [
@@ -33,10 +33,15 @@ def test_heads_cli_writes_json_and_figures(tmp_path):
     for ly in d["layers"]:
         counts = {c: sum(h["class"] == c for h in ly["heads"]) for c in ("I", "II", "III", "IV")}
         assert counts == ly["class_counts"]
-    # the same numbers as a direct library call
-    rep = analyze_transformer(minilm_path(), TEXTS, max_length=32, progress=False)
-    np.testing.assert_allclose([[h["k_bar"] for h in ly["heads"]] for ly in d["layers"]],
-                               rep.k_bar)
+    # every real token of both texts is a query; k̄ ≤ the longest text, classes follow k̄/N
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+    lengths = [len(tok(t, truncation=True, max_length=32)["input_ids"]) for t in TEXTS]
+    assert d["n_queries_per_head"] == sum(lengths)
+    assert d["n_median"] == float(np.median(np.repeat(lengths, lengths)))
+    k_bar = np.array([[h["k_bar"] for h in ly["heads"]] for ly in d["layers"]])
+    assert k_bar.min() >= 1 and k_bar.max() <= max(lengths)
     for name in ("heads_heatmap.png", "heads_classes.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
