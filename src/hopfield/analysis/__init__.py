@@ -24,6 +24,7 @@ from .transformer import (
 # Submodules with heavier imports (matplotlib, scipy) load on first use.
 _LAZY = {
     "capacity": "hopfield.analysis.capacity",
+    "error_bound": "hopfield.analysis.error_bound",
     "fixed_points": "hopfield.analysis.fixed_points",
     "landscape": "hopfield.analysis.landscape",
     "plotting": "hopfield.analysis.plotting",
