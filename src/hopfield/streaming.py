@@ -86,7 +86,7 @@ class SoftmaxPartial:
         """Exact combination of two partials over disjoint pattern sets."""
         m = torch.maximum(self.m, other.m)
         safe = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # both empty -> weights 0
-        a, b = torch.exp(self.m - safe), torch.exp(other.m - safe)  # (..., L)
+        a, b = torch.exp(torch.stack([self.m, other.m.to(m.dtype)]) - safe)  # 2 x (..., L)
         return SoftmaxPartial(m, self.s * a + other.s * b,
                               self.o * a.unsqueeze(-1) + other.o * b.unsqueeze(-1))
 
