@@ -135,7 +135,7 @@ def test_load_wrong_estimator_raises(tmp_path):
 def test_no_validation_split_trains_max_epochs(data):
     est = HopfieldClassifier(**{**FAST, "max_epochs": 5}, validation_fraction=0.0)
     est.fit(data[0], data[1])
-    assert est.n_epochs_ == 5 and est.best_val_loss_ is None
+    assert est.n_epochs_ == [5, 5] and est.best_val_loss_ is None
 
 
 def test_tuning_grid_params_are_valid(data):

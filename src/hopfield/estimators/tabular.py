@@ -19,14 +19,14 @@ prototypes, followed by a linear read-out; trained with early stopping)::
 ``hopfield.HopfieldLayer`` with learned stored patterns and targets). The M = ``n_ensemble``
 members are independent networks (different initialisations) trained side by side in one batched
 model on the same mini-batches; their predicted probabilities are averaged. Training: AdamW on the
-cross-entropy summed over members, dropout on the association weights, early stopping on the
-ensemble's validation log-loss measured on a stratified ``validation_fraction`` of the training
-data (weights of the best epoch are restored).
+cross-entropy summed over members, dropout on the association weights, and per-member early
+stopping: member m holds out its own stratified random ``validation_fraction`` of the training
+data, trains on the rest and keeps its weights of the epoch with the lowest log-loss on its
+held-out samples (so the ensemble as a whole sees every training sample, as in bagging).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -185,63 +185,80 @@ class HopfieldClassifier(ClassifierMixin, BaseEstimator):
             self.module_, self.n_epochs_, self.best_val_loss_ = self._train(X, y_enc, seed, dev)
         return self
 
-    def _split(self, y: np.ndarray, rng: np.random.RandomState):
-        """Stratified train/validation indices; classes with < 2 samples stay in training."""
-        if self.validation_fraction == 0:
-            return np.arange(len(y)), np.empty(0, dtype=np.int64)
+    def _split(self, y: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+        """Stratified validation indices (``validation_fraction`` of each class with >= 2 samples)."""
         val = []
         for c in np.unique(y):
             idx = rng.permutation(np.flatnonzero(y == c))
             n_val = int(round(self.validation_fraction * len(idx)))
             if len(idx) >= 2:
                 val.append(idx[: max(1, min(n_val, len(idx) - 1))])
-        val = np.sort(np.concatenate(val)) if val else np.empty(0, dtype=np.int64)
-        return np.setdiff1d(np.arange(len(y)), val), val
+        return np.sort(np.concatenate(val)) if val else np.empty(0, dtype=np.int64)
 
     def _train(self, X: np.ndarray, y: np.ndarray, seed: int, dev: torch.device):
         rng = np.random.RandomState(seed)
-        tr, va = self._split(y, rng)
+        M, n = self.n_ensemble, len(y)
+        # holdout (M, n): True = sample is in member m's own validation subset
+        holdout = np.zeros((M, n), dtype=bool)
+        if self.validation_fraction > 0:
+            for m in range(M):
+                holdout[m, self._split(y, rng)] = True
+        early = bool(holdout.any())
         gen = torch.Generator().manual_seed(seed)
         net = _HopfieldNet(X.shape[1], len(self.classes_), self.hidden_size, self.num_heads,
-                           self.quantity, self.beta, self.n_ensemble, gen)
-        mean = X[tr].mean(axis=0)
-        std = X[tr].std(axis=0)
-        net.mean.copy_(torch.as_tensor(mean))
+                           self.quantity, self.beta, M, gen)
+        std = X.std(axis=0)
+        net.mean.copy_(torch.as_tensor(X.mean(axis=0)))
         net.scale.copy_(torch.as_tensor(np.where(std > 1e-12, std, 1.0)))
         net = net.to(dev)
-        Xt = torch.as_tensor(X, dtype=torch.float32, device=dev)  # (n, D)
+        Xt = torch.tensor(X, dtype=torch.float32, device=dev)  # (n, D)
         yt = torch.as_tensor(y, dtype=torch.long, device=dev)  # (n,)
-        Xtr, ytr, Xva, yva = Xt[tr], yt[tr], Xt[va], yt[va]
+        w_train = torch.as_tensor(~holdout, dtype=torch.float32, device=dev)  # (M, n)
+        w_val = torch.as_tensor(holdout, dtype=torch.float32, device=dev)  # (M, n)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        M, n, bs = self.n_ensemble, len(tr), min(self.batch_size, len(tr))
-        best, best_state, best_epoch, bad = math.inf, None, self.max_epochs, 0
-        for epoch in range(self.max_epochs):
+        bs = min(self.batch_size, n)
+        best = torch.full((M,), math.inf, device=dev)
+        best_epoch = np.full(M, self.max_epochs)
+        bad = np.zeros(M, dtype=int)
+        best_params = {k: v.detach().clone() for k, v in net.named_parameters()}
+        epoch = 0
+        for epoch in range(1, self.max_epochs + 1):
             net.train()
             perm = torch.randperm(n, generator=gen).to(dev)
             for i in range(0, n, bs):
                 b = perm[i: i + bs]
-                logits = net(Xtr[b], self.dropout)  # (M, b, C)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ytr[b].repeat(M)) * M
+                logits = net(Xt[b], self.dropout)  # (M, b, C)
+                ce = F.cross_entropy(logits.transpose(1, 2), yt[b].expand(M, -1),
+                                     reduction="none")  # (M, b)
+                w = w_train[:, b]  # (M, b) each member skips its own validation samples
+                loss = ((ce * w).sum(1) / w.sum(1).clamp_min(1.0)).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            if len(va) == 0:
+            if not early:
                 continue
             net.eval()
             with torch.no_grad():
-                p = net(Xva).softmax(-1).mean(0)  # (b, C)
-                vloss = F.nll_loss(p.clamp_min(1e-12).log(), yva).item()
-            if vloss < best - 1e-6:
-                best, best_epoch, bad = vloss, epoch + 1, 0
-                best_state = copy.deepcopy(net.state_dict())
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
-        if best_state is not None:
-            net.load_state_dict(best_state)
+                ce = torch.cat([F.cross_entropy(net(Xt[i: i + 4096]).transpose(1, 2),
+                                                yt[i: i + 4096].expand(M, -1), reduction="none")
+                                for i in range(0, n, 4096)], dim=1)  # (M, n)
+                vloss = (ce * w_val).sum(1) / w_val.sum(1).clamp_min(1.0)  # (M,)
+                improved = vloss < best - 1e-6  # (M,)
+                best = torch.where(improved, vloss, best)
+                for k, v in net.named_parameters():
+                    best_params[k][improved] = v[improved]
+            imp = improved.cpu().numpy()
+            best_epoch[imp] = epoch
+            bad = np.where(imp, 0, bad + 1)
+            if (bad >= self.patience).all():
+                break
+        if early:
+            with torch.no_grad():
+                for k, v in net.named_parameters():
+                    v.copy_(best_params[k])
         net.eval()
-        return net, best_epoch, (best if math.isfinite(best) else None)
+        best_loss = float(best.mean()) if early else None
+        return net, (best_epoch.tolist() if early else [epoch] * M), best_loss
 
     # ------------------------------------------------------------------ predict
     def predict_proba(self, X) -> np.ndarray:
@@ -252,7 +269,7 @@ class HopfieldClassifier(ClassifierMixin, BaseEstimator):
         dev = next(self.module_.parameters()).device
         with torch.no_grad():
             for i in range(0, len(X), 4096):
-                xb = torch.as_tensor(X[i: i + 4096], dtype=torch.float32, device=dev)
+                xb = torch.tensor(X[i: i + 4096], dtype=torch.float32, device=dev)
                 p.append(self.module_(xb).softmax(-1).mean(0).double().cpu().numpy())
         return np.concatenate(p) if p else np.zeros((0, len(self.classes_)))
 
@@ -285,7 +302,7 @@ class HopfieldClassifier(ClassifierMixin, BaseEstimator):
             "classes": self.classes_.tolist(),
             "classes_dtype": kind,
             "n_features_in": int(self.n_features_in_),
-            "n_epochs": int(self.n_epochs_),
+            "n_epochs": [int(e) for e in self.n_epochs_],
             "best_val_loss": self.best_val_loss_,
         }
         json.dumps(config)  # fail before writing when a parameter is not JSON-serialisable
