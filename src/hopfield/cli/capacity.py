@@ -7,7 +7,9 @@ rate against N) and ``DIR/theorem5.png`` + its numbers (one-step error against T
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -24,6 +26,8 @@ def capacity(
     seed: int = typer.Option(0, "--seed", help="Seed of patterns, noise and update order."),
     n_queries: int = typer.Option(32, "--queries", help="Queries per (memory, D, noise, N)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    from_json: Optional[Path] = typer.Option(None, "--from-json", help="Only redraw the figures "
+                                             "from a capacity.json written by this command."),
 ) -> int:
     """Retrieval success vs N and D for classical, dense and modern memories, against theory."""
     import numpy as np
@@ -38,13 +42,24 @@ def capacity(
         raise typer.BadParameter(f"--seed must be >= 0, got {seed}")
     if n_queries < 1:
         raise typer.BadParameter(f"--queries must be >= 1, got {n_queries}")
-    curves = capacity_study(quick=quick, seed=seed, n_queries=n_queries, progress=progress)
-    # Theorem 5: patterns uniform on the sphere of radius sqrt(D), starts at distance 0.1·sqrt(D).
-    n5, d5 = (16, 16) if quick else (64, 64)
-    gen = torch.Generator().manual_seed(seed)
-    pats = sphere_patterns(n5, d5, float(np.sqrt(d5)), gen)
-    betas = [float(b) for b in np.geomspace(0.01, 2.0, 8 if quick else 16)]
-    thm5 = one_step_error(pats, betas, 0.1 * float(np.sqrt(d5)), seed=seed)
+    if from_json is not None:
+        from ..analysis.capacity import CapacityCurve
+        from ..analysis.error_bound import ErrorBoundResult
+
+        if not from_json.is_file():
+            raise typer.BadParameter(f"--from-json must be an existing file, got {from_json}")
+        saved = json.loads(from_json.read_text())
+        curves = [CapacityCurve(**c) for c in saved["curves"]]
+        thm5 = ErrorBoundResult(**saved["theorem5"])
+        seed, quick = saved["seed"], saved["quick"]
+    else:
+        curves = capacity_study(quick=quick, seed=seed, n_queries=n_queries, progress=progress)
+        # Theorem 5: patterns uniform on the sphere of radius sqrt(D), starts at 0.1·sqrt(D).
+        n5, d5 = (16, 16) if quick else (64, 64)
+        gen = torch.Generator().manual_seed(seed)
+        pats = sphere_patterns(n5, d5, float(np.sqrt(d5)), gen)
+        betas = [float(b) for b in np.geomspace(0.01, 2.0, 8 if quick else 16)]
+        thm5 = one_step_error(pats, betas, 0.1 * float(np.sqrt(d5)), seed=seed)
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "capacity.json", {
