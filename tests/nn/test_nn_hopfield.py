@@ -72,6 +72,17 @@ def test_from_attention_equals_mha(batch_first, kvdim, bias, masks):
         close(hop(q), ref_self, 1e-5, "self-attention vs MHA")
 
 
+def test_from_attention_inexact_beta():
+    """Dh = 3: β = 1/sqrt(3) is not a power of two, so folding β into W_q rounds differently."""
+    mha = nn.MultiheadAttention(12, 4, batch_first=False)
+    hop = Hopfield.from_attention(mha)
+    x = torch.randn(7, 2, 12)  # (L, B, E)
+    kpm = torch.tensor([[False] * 5 + [True] * 2, [False] * 7])
+    ref, _ = mha(x, x, x, key_padding_mask=kpm, need_weights=False)
+    close(hop(x, mask=kpm), ref, 1e-5, "Dh=3")
+    assert float(hop.beta[0]) == pytest.approx(3 ** -0.5)
+
+
 def test_from_attention_eval_mode_and_training_flag():
     mha = nn.MultiheadAttention(8, 2, batch_first=True).eval()
     hop = Hopfield.from_attention(mha)
