@@ -43,7 +43,8 @@ def _check_dist(group: Any) -> None:
 
 def _local_info(local: Any, d: int) -> int:
     if isinstance(local, torch.Tensor):
-        check_tensor(local, "local_patterns", ndim=2, layout="(N_r, D)")
+        check_tensor(local, "local_patterns", ndim=2, layout="(N_r, D)", finite=False)
+        HS._check_finite_fast(local, "local_patterns")
         n, dd = local.shape
     elif isinstance(local, PatternStore):
         n, dd = len(local), local.dim
