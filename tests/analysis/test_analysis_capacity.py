@@ -14,6 +14,7 @@ from hopfield.analysis.capacity import (
     capacity_study,
     flip_bits,
     geometric_grid,
+    mask_bits,
     random_bipolar,
     retrieval_curve,
     theorem3_bound,
@@ -101,6 +102,28 @@ def test_retrieval_curve_with_reference_memories():
     assert c.success == [1.0, 1.0, 1.0] and c.capacity == 16
 
 
+@given(st.integers(1, 6), st.integers(4, 40), st.floats(0.0, 1.0), st.integers(0, 999))
+def test_mask_bits_erases_exactly(L, D, rho, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = random_bipolar(L, D, g)
+    y = mask_bits(x, rho, g)
+    assert ((y == 0).sum(-1) == int(round(rho * D))).all()
+    assert torch.equal(y[y != 0], x[y != 0])
+
+
+def test_masked_queries():
+    from hopfield import ModernHopfield
+
+    # one stored pattern: a single update from any partial query returns exactly that pattern
+    c = retrieval_curve(lambda: ModernHopfield(beta=1.0), 32, [1], 0.5, corruption="mask",
+                        n_queries=4)
+    assert c.success == [1.0] and c.overlap == [1.0] and c.corruption == "mask"
+    c = retrieval_curve(Nearest, 32, [1, 8], 0.25, corruption="mask", n_queries=8)
+    assert c.success == [1.0, 1.0]
+    with pytest.raises(ValueError, match="corruption must be one of"):
+        retrieval_curve(Nearest, 8, [1], 0.1, corruption="erase")
+
+
 def test_retrieval_curve_is_deterministic_for_a_seed():
     from hopfield import ClassicalHopfield
 
@@ -117,9 +140,11 @@ def test_capacity_study_tiny():
 
     mems = {"hebbian": ("hebbian", lambda: ClassicalHopfield(random_state=0)),
             "modern β=1": ("modern", lambda: ModernHopfield(beta=1.0))}
-    curves = capacity_study(quick=True, noises=(0.0,), n_queries=4, progress=False, memories=mems)
-    assert [(c.memory, c.dim) for c in curves] == [("hebbian", 32), ("hebbian", 64),
-                                                   ("modern β=1", 16), ("modern β=1", 32)]
+    curves = capacity_study(quick=True, noises=(0.0,), masks=(0.5,), n_queries=4, progress=False,
+                            memories=mems)
+    assert [(c.memory, c.dim, c.corruption) for c in curves] == [
+        ("hebbian", 32, "flip"), ("hebbian", 64, "flip"), ("modern β=1", 16, "flip"),
+        ("modern β=1", 16, "mask"), ("modern β=1", 32, "flip"), ("modern β=1", 32, "mask")]
     for c in curves:
         assert c.capacity == capacity_from_curve(c.n_patterns, c.success)
         assert c.meta["censored"] == (c.capacity == c.n_patterns[-1])

@@ -3,7 +3,9 @@
 Protocol of :func:`retrieval_curve` (one memory, one dimension D, one noise level ρ):
   1. draw N random patterns with i.i.d. ±1 entries (seeded), store them;
   2. queries: ``n_queries`` stored patterns, each with exactly round(ρ·D) randomly chosen signs
-     flipped (ρ = 0: the pattern itself, i.e. "is it a fixed point");
+     flipped (ρ = 0: the pattern itself, i.e. "is it a fixed point"); with
+     ``corruption="mask"`` those entries are set to 0 instead (erased bits; only for memories
+     that accept real-valued states, i.e. the modern network);
   3. retrieve and take ``sign`` of the result (ties → +1);
   4. a query **succeeds** when the overlap m = xᵀ sign(ξ*) / D with its target is ≥ 0.95
      (at most 2.5 % wrong bits: the retrieval states of Amit–Gutfreund–Sompolinsky at α_c still
@@ -42,6 +44,7 @@ __all__ = [
     "capacity_study",
     "flip_bits",
     "geometric_grid",
+    "mask_bits",
     "random_bipolar",
     "retrieval_curve",
     "theorem3_bound",
@@ -69,9 +72,20 @@ def flip_bits(x: torch.Tensor, rho: float, gen: torch.Generator) -> torch.Tensor
     return x * sign
 
 
+def mask_bits(x: torch.Tensor, rho: float, gen: torch.Generator) -> torch.Tensor:
+    """Set exactly round(rho·D) randomly chosen entries of each row of ``x`` (L, D) to 0."""
+    L, D = x.shape
+    n_mask = int(round(rho * D))
+    out = x.clone()
+    if n_mask:
+        idx = torch.rand(L, D, generator=gen).argsort(dim=-1)[:, :n_mask]  # (L, n_mask)
+        out.scatter_(1, idx, 0.0)
+    return out
+
+
 @dataclass
 class CapacityCurve:
-    """Success rate and mean overlap against N for one memory at one (D, ρ)."""
+    """Success rate and mean overlap against N for one memory at one (D, ρ, corruption)."""
 
     memory: str
     dim: int
@@ -81,6 +95,7 @@ class CapacityCurve:
     overlap: list[float]
     capacity: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    corruption: str = "flip"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +118,7 @@ def retrieval_curve(
     n_patterns: Sequence[int],
     noise: float = 0.0,
     *,
+    corruption: str = "flip",
     n_queries: int = 32,
     seed: int = 0,
     name: str = "memory",
@@ -114,6 +130,8 @@ def retrieval_curve(
     """
     dim = check_positive_int(dim, "dim")
     noise = check_probability(noise, "noise")
+    if corruption not in ("flip", "mask"):
+        raise ValueError(f"corruption must be one of ['flip', 'mask'], got {corruption!r}")
     n_queries = check_positive_int(n_queries, "n_queries")
     if not n_patterns:
         raise ValueError("n_patterns must hold at least one N, got none")
@@ -124,7 +142,7 @@ def retrieval_curve(
         patterns = random_bipolar(n, dim, gen)  # (N, D)
         which = torch.randint(0, n, (n_queries,), generator=gen)  # (L,)
         target = patterns[which]  # (L, D)
-        queries = flip_bits(target, noise, gen)
+        queries = (flip_bits if corruption == "flip" else mask_bits)(target, noise, gen)
         mem = make_memory().store(patterns)
         out = torch.as_tensor(mem.retrieve(queries), dtype=torch.float64)  # (L, D)
         out = torch.where(out >= 0, 1.0, -1.0).to(torch.float64)
@@ -134,7 +152,7 @@ def retrieval_curve(
     ns = [int(n) for n in n_patterns]
     return CapacityCurve(memory=name, dim=dim, noise=noise, n_patterns=ns, success=success,
                          overlap=overlap, capacity=capacity_from_curve(ns, success),
-                         meta={"n_queries": n_queries, "seed": seed})
+                         meta={"n_queries": n_queries, "seed": seed}, corruption=corruption)
 
 
 def _double_factorial(k: int) -> int:
@@ -247,31 +265,38 @@ def capacity_study(
     quick: bool = False,
     seed: int = 0,
     noises: Sequence[float] = (0.0, 0.1, 0.2),
+    masks: Sequence[float] = (0.25, 0.5),
     n_queries: int = 32,
     progress: bool = True,
     memories: dict[str, tuple[str, Callable[[], Any]]] | None = None,
 ) -> list[CapacityCurve]:
     """Run :func:`retrieval_curve` for every memory, dimension and noise level (module doc).
 
-    ``quick`` uses the two smallest dimensions, two noise levels, N ≤ 64 and 16 queries (for
-    tests/CI; many quick points are censored by the N ≤ 64 cap).
+    ``masks`` are erased fractions, used for the modern memories only (the others take ±1 states).
+    ``quick`` uses the two smallest dimensions, two noise levels, one mask level, N ≤ 64 and
+    16 queries (for tests/CI; many quick points are censored by the N ≤ 64 cap).
     """
     from tqdm.auto import tqdm
 
     memories = memories if memories is not None else default_memories(seed)
     if quick:
-        noises, n_queries = tuple(noises)[:2], min(n_queries, 16)
+        noises, masks, n_queries = tuple(noises)[:2], tuple(masks)[:1], min(n_queries, 16)
     jobs = []
     for name, (kind, factory) in memories.items():
         dims, n_max = _GRIDS[kind]
         for d in dims[:2] if quick else dims:
-            for rho in noises:
-                top = min(n_max(d), 64) if quick else n_max(d)
-                jobs.append((name, kind, factory, d, rho, geometric_grid(1, top)))
+            top = min(n_max(d), 64) if quick else n_max(d)
+            levels = [("flip", r) for r in noises]
+            levels += [("mask", r) for r in masks] if kind == "modern" else []
+            for corruption, rho in levels:
+                jobs.append((name, kind, factory, d, rho, corruption, geometric_grid(1, top)))
     curves = []
-    for name, kind, factory, d, rho, grid in tqdm(jobs, desc="capacity", disable=not progress):
-        c = retrieval_curve(factory, d, grid, rho, n_queries=n_queries, seed=seed, name=name)
-        c.meta.update(kind=kind, theory=theory_capacity(kind, d, noise=rho,
+    for name, kind, factory, d, rho, corruption, grid in tqdm(jobs, desc="capacity",
+                                                              disable=not progress):
+        c = retrieval_curve(factory, d, grid, rho, corruption=corruption, n_queries=n_queries,
+                            seed=seed, name=name)
+        c.meta.update(kind=kind, theory=theory_capacity(kind, d, noise=0.0 if corruption ==
+                                                        "mask" else rho,
                                                         beta=_beta_of(name)),
                       censored=c.capacity == grid[-1])
         curves.append(c)

@@ -90,7 +90,8 @@ def plot_capacity(curves: list, path: str | os.PathLike) -> dict[str, list[tuple
     Open markers are censored (every N of the grid succeeded: N* ≥ the marker). Returns, per
     panel title, the plotted points (memory, D, noise, N*, theory).
     """
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    curves = [c for c in curves if getattr(c, "corruption", "flip") == "flip"]  # masks: see
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))                         # success curves
     drawn: dict[str, list[tuple]] = {}
     noises = sorted({c.noise for c in curves})
     for ax, (title, kinds, scale) in zip(axes.ravel(), _PANELS):
@@ -157,14 +158,18 @@ def plot_success_curves(curves: list, path: str | os.PathLike) -> None:
     cols = 4
     rows = (len(names) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    noises = sorted({c.noise for c in curves})
+    levels = sorted({(getattr(c, "corruption", "flip"), c.noise) for c in curves},
+                    key=lambda t: (t[0] != "flip", t[1]))
+    styles = ("-", "--", ":", "-.", (0, (1, 1)), (0, (5, 1, 1, 1)))
     for ax, name in zip(axes.ravel(), names):
         pts = [c for c in curves if c.memory == name]
         dims = sorted({c.dim for c in pts})
         for c in pts:
             color = plt.cm.viridis(dims.index(c.dim) / max(1, len(dims) - 1))
-            ax.plot(c.n_patterns, c.success, color=color, ls=("-", "--", ":", "-.")[
-                noises.index(c.noise) % 4], label=f"D={c.dim}, ρ={c.noise:g}", lw=1.2)
+            lev = (getattr(c, "corruption", "flip"), c.noise)
+            tag = f"ρ={c.noise:g}" if lev[0] == "flip" else f"erase {c.noise:g}"
+            ax.plot(c.n_patterns, c.success, color=color, ls=styles[levels.index(lev) % 6],
+                    label=f"D={c.dim}, {tag}", lw=1.2)
         ax.set_xscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("stored patterns N")

@@ -72,11 +72,11 @@ def capacity(
     plotting.plot_capacity(curves, out / "capacity.png")
     plotting.plot_success_curves(curves, out / "capacity_success.png")
     plotting.plot_theorem5(thm5, out / "theorem5.png")
-    typer.echo(f"{'memory':<16} {'D':>4} {'noise':>5} {'N*':>6} {'theory':>10}")
+    typer.echo(f"{'memory':<16} {'D':>4} {'corrupt':>7} {'level':>5} {'N*':>6} {'theory':>10}")
     for c in curves:
         mark = "≥" if c.meta.get("censored") else " "
-        typer.echo(f"{c.memory:<16} {c.dim:>4} {c.noise:>5.2f} {mark}{c.capacity:>5} "
-                   f"{c.meta['theory']:>10.3g}")
+        typer.echo(f"{c.memory:<16} {c.dim:>4} {c.corruption:>7} {c.noise:>5.2f} "
+                   f"{mark}{c.capacity:>5} {c.meta['theory']:>10.3g}")
     typer.echo(f"Theorem 5 bound holds for {min(thm5.bound_holds):.0%} of patterns at every β")
     typer.echo(f"wrote {out / 'capacity.json'}, capacity.png, capacity_success.png, theorem5.png")
     return 0
