@@ -57,8 +57,8 @@ def test_every_peer_runs_and_is_measured(tiny_report, suite):
             assert res["status"] == "ok", (peer, res["status"])
             assert math.isfinite(res["peak_mib"])
         for r in rec["ratios"]:
-            if r["metric"] == "memory" and rec["memory"][r["den"]]["peak_mib"] <= 0:
-                assert r["value"] is None  # tiny cases may add no resident page at all
+            if r["metric"] == "memory" and rec["memory"][r["den"]]["peak_mib"] <= 1.0:
+                assert r["value"] is None  # tiny cases may add (almost) no resident page
                 continue
             assert r["value"] is not None and r["value"] >= 0, r
             assert r["metric"] == "memory" or r["value"] > 0, r
@@ -152,6 +152,10 @@ def test_ratio_value_and_missing_sides():
            "memory": {"a": {"peak_mib": 10.0}, "b": {"status": "skipped: x"}}}
     assert ratio_value(Ratio("a", "b", "time", 1.1), rec) == pytest.approx(1.5)
     assert ratio_value(Ratio("a", "b", "memory"), rec) is None
+    rec["memory"]["b"] = {"peak_mib": 0.5}  # below MIN_MEMORY_MIB: noise, not reported
+    assert ratio_value(Ratio("a", "b", "memory"), rec) is None
+    rec["memory"]["b"] = {"peak_mib": 4.0}
+    assert ratio_value(Ratio("a", "b", "memory"), rec) == pytest.approx(2.5)
 
 
 def test_unavailable_peer_is_reported_not_fatal():

@@ -79,14 +79,20 @@ def load_suite(name: str) -> ModuleType:
     return importlib.import_module(SUITES[name])
 
 
+#: a memory ratio whose denominator peak is below this (MiB) is not reported: page granularity
+#: and allocator noise make it meaningless (e.g. a fused kernel adding only a few KiB).
+MIN_MEMORY_MIB = 1.0
+
+
 def ratio_value(ratio: Ratio, record: dict[str, Any]) -> float | None:
-    """The ratio's value from a case record, or None when either side did not run."""
+    """The ratio's value from a case record, or None when either side did not run (or, for
+    memory, when the denominator is below :data:`MIN_MEMORY_MIB`)."""
     if ratio.metric == "time":
         table = record.get("time", {})
         num, den = table.get(ratio.num, {}).get("median"), table.get(ratio.den, {}).get("median")
     else:
         table = record.get("memory", {})
         num, den = table.get(ratio.num, {}).get("peak_mib"), table.get(ratio.den, {}).get("peak_mib")
-    if num is None or den is None or den <= 0:
+    if num is None or den is None or den <= (MIN_MEMORY_MIB if ratio.metric == "memory" else 0):
         return None
     return num / den

@@ -91,6 +91,9 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
         for rec in records:
             for r in rec["ratios"]:
                 value = "—" if r["value"] is None else f"{r['value']:.2f}×"
+                if r["value"] is None and r["metric"] == "memory" and \
+                        (rec["memory"].get(r["den"]) or {}).get("peak_mib") is not None:
+                    value = "— (denominator < 1 MiB)"
                 target = "report" if r["target"] is None else f"≤ {r['target']:g}×"
                 met = {True: "yes", False: "**no**", None: ""}[r["met"]]
                 lines.append(f"| {rec['case']} | {r['label']} | {value} | {target} | {met} |")
