@@ -75,6 +75,10 @@ def check_finite(x: torch.Tensor | np.ndarray, name: str) -> None:
         return
     if is_compiling() or not torch.is_floating_point(x):
         return
+    # One reduction first: a NaN or inf anywhere makes the sum non-finite. Only then (or when a
+    # large finite sum overflows) run the exact element-wise check, which allocates a mask.
+    if bool(torch.isfinite(x.sum())):
+        return
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         bad = int((~finite).sum())

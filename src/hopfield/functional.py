@@ -143,12 +143,8 @@ def _associate(
             q, scale = query * beta.to(query.dtype), 1.0
         else:
             q, scale = query, float(beta)
-        q = q.expand(*lead, *q.shape[-2:])
-        k = keys.expand(*lead, *keys.shape[-2:])
-        v = values.expand(*lead, *values.shape[-2:])
         attn_mask = None if mask is None else ~mask
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p,
-                                             scale=scale)
+        out = _sdpa(q, keys, values, attn_mask, lead, dropout_p, scale)
         return out, None
     scores = beta * (query @ keys.mT)  # (..., L, N)
     if mask is not None:
@@ -159,6 +155,33 @@ def _associate(
 
 
 _SOFTMAX = get_separation("softmax")
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
+          lead: tuple[int, ...], dropout_p: float, scale: float) -> torch.Tensor:
+    """``scaled_dot_product_attention`` on inputs with any leading dims ``lead``.
+
+    The fused CPU/GPU kernels expect (B, H, T, D); other ranks fall back to a math kernel that
+    forms the whole (L, N) matrix, so inputs are viewed as 4-D. States that share one set of
+    stored patterns (2-D keys and values, no mask) are folded into a single (1, 1, ·L, D) query.
+    """
+    if len(lead) == 2:
+        return F.scaled_dot_product_attention(
+            q.expand(*lead, *q.shape[-2:]), k.expand(*lead, *k.shape[-2:]),
+            v.expand(*lead, *v.shape[-2:]), attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
+    if k.dim() == 2 and v.dim() == 2 and attn_mask is None:
+        q = q.expand(*lead, *q.shape[-2:])
+        out = F.scaled_dot_product_attention(q.reshape(1, 1, -1, q.shape[-1]), k[None, None],
+                                             v[None, None], dropout_p=dropout_p, scale=scale)
+        return out.reshape(*lead, q.shape[-2], v.shape[-1])
+
+    def flat(t: torch.Tensor) -> torch.Tensor:  # (*lead, T, ·) -> (prod(lead), 1, T, ·)
+        return t.expand(*lead, *t.shape[-2:]).reshape(-1, 1, *t.shape[-2:])
+
+    out = F.scaled_dot_product_attention(
+        flat(q), flat(k), flat(v), attn_mask=None if attn_mask is None else flat(attn_mask),
+        dropout_p=dropout_p, scale=scale)
+    return out.reshape(*lead, *out.shape[-2:])
 
 
 def _energy(state: torch.Tensor, patterns: torch.Tensor, beta: Beta,
