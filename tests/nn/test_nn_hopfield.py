@@ -7,6 +7,8 @@ import pickle
 import pytest
 import torch
 from _nn_reference import naive_hopfield, softmax64
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from hopfield import Hopfield, HopfieldInfo
@@ -321,3 +323,19 @@ def test_fused_path_is_one_sdpa_call_per_association(monkeypatch, steps):
     calls.clear()
     _, info = layer(x, return_info=True)
     assert info.steps == steps and len(calls) == steps  # the updates stay fused, read-out is math
+
+
+@given(beta=st.floats(0.05, 20.0), seed=st.integers(0, 2**16), pad=st.integers(0, 3))
+def test_energy_trace_never_increases(beta, seed, pad):
+    """CCCP: every head-space update lowers (or keeps) each state's energy, also with padding."""
+    g = torch.Generator().manual_seed(seed)
+    layer = Hopfield(6, 3, num_heads=2, beta=beta, update_steps_max=6,
+                     update_steps_eps=1e-30).double()
+    x = torch.randn(2, 7, 6, generator=g, dtype=torch.float64)
+    mask = torch.zeros(2, 7, dtype=torch.bool)
+    mask[1, 7 - pad:] = True
+    _, info = layer(x, mask=mask, return_info=True)
+    e = info.energy  # (T + 1, B, H, L)
+    assert e.shape == (7, 2, 2, 7) and bool(torch.isfinite(e).all())
+    rise = (e[1:] - e[:-1]).max().item()
+    assert rise <= 1e-9 * (1 + e.abs().max().item()), f"energy rose by {rise:.3g}"
