@@ -339,3 +339,27 @@ def test_energy_trace_never_increases(beta, seed, pad):
     assert e.shape == (7, 2, 2, 7) and bool(torch.isfinite(e).all())
     rise = (e[1:] - e[:-1]).max().item()
     assert rise <= 1e-9 * (1 + e.abs().max().item()), f"energy rose by {rise:.3g}"
+
+
+@pytest.mark.parametrize("kind", ["self_masked", "pooling", "lookup", "steps"])
+def test_fused_path_avoids_sdpa_math_fallback(kind):
+    """SDPA must take a fused kernel (no explicit softmax, no math fallback) for every layer."""
+    from hopfield import HopfieldLayer, HopfieldPooling
+
+    x = torch.randn(2, 16, 8, requires_grad=True)
+    m = torch.zeros(2, 16, dtype=torch.bool)
+    m[0, 5:] = True
+    am = torch.rand(16, 16) < 0.2
+    am[:, 0] = False
+    run = {
+        "self_masked": lambda: Hopfield(8, num_heads=2)(x, mask=m, association_mask=am),
+        "pooling": lambda: HopfieldPooling(8, num_heads=2, quantity=3)(x, mask=m),
+        "lookup": lambda: HopfieldLayer(8, num_heads=2, quantity=5, learnable_beta=True)(x),
+        "steps": lambda: Hopfield(8, num_heads=2, update_steps_max=2)(x, mask=m),
+    }[kind]
+    with torch.profiler.profile() as prof:
+        run().sum().backward()
+    ops = {e.key for e in prof.key_averages()}
+    assert "aten::scaled_dot_product_attention" in ops
+    bad = ops & {"aten::_softmax", "aten::_scaled_dot_product_attention_math", "aten::bmm"}
+    assert not bad, f"unfused ops on the fast path: {sorted(bad)}"
