@@ -290,18 +290,25 @@ def test_batch_first_false_layout():
     close(out.transpose(0, 1), layer(x.transpose(0, 1)), 1e-6)
 
 
-def test_torch_compile_small():
-    """One small compile with dynamo's full graph (aot_eager backend keeps it fast on CPU)."""
+@pytest.mark.parametrize("kind", ["hopfield", "pooling", "lookup"])
+def test_torch_compile_small(kind):
+    """One small compile per layer with dynamo's full graph (aot_eager backend keeps it fast)."""
     if not hasattr(torch, "compile"):
         pytest.skip("torch.compile is not available in this torch build")
-    layer = Hopfield(8, num_heads=2, learnable_beta=True)
+    from hopfield import HopfieldLayer, HopfieldPooling
+
+    layer = {"hopfield": lambda: Hopfield(8, num_heads=2, learnable_beta=True),
+             "pooling": lambda: HopfieldPooling(8, num_heads=2, quantity=2, learnable_beta=True),
+             "lookup": lambda: HopfieldLayer(8, num_heads=2, quantity=4, learnable_beta=True),
+             }[kind]()
     x = torch.randn(2, 5, 8)
-    mask = torch.tensor([[False] * 4 + [True], [False] * 5])
+    kw = {} if kind == "lookup" else {"mask": torch.tensor([[False] * 4 + [True], [False] * 5])}
     compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
-    out = compiled(x, mask=mask)
-    close(out, layer(x, mask=mask), 1e-6, "compiled")
+    out = compiled(x, **kw)
+    close(out, layer(x, **kw), 1e-6, "compiled")
     out.sum().backward()
-    assert layer.log_beta.grad is not None
+    beta = layer.log_beta if kind == "hopfield" else layer.hopfield.log_beta
+    assert beta.grad is not None
 
 
 @pytest.mark.parametrize("steps", [0, 3])
