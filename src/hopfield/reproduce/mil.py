@@ -275,5 +275,6 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu) -> str:
         f"This invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU (single-threaded torch; "
         f"folds cached by an earlier run are not refitted); {len(rows)} folds in total.", "",
         markdown_table(header, body), "",
+        "![MIL ROC AUC](mil/auc.png)", "",
         "Files: `mil/results.csv` (per fold), `mil/summary.csv`, `mil/mil.json`, `mil/auc.png`.", "",
     ])
