@@ -9,7 +9,9 @@ prototypes, followed by a linear read-out; trained with early stopping)::
 
     z   = x_std W_in + b_in                                  # (M, B, E) embedding (state patterns R)
     o_h = softmax(beta * z_h Y_hᵀ) V_h      for each head h  # (M, B, Dh) Hopfield lookup:
-                                                             #   Y_h (K, Dh) learned stored patterns,
+                                                             #   Y_h (K, Dh) learned stored patterns
+                                                             #   (initialised to the embeddings of K
+                                                             #   random training samples),
                                                              #   V_h (K, Dh) learned pattern projections
     h   = LayerNorm(z + concat_h o_h)                        # (M, B, E) residual + normalisation
     p   = mean_m softmax(h W_out + b_out)                    # (B, C) ensemble-averaged probabilities
@@ -47,8 +49,8 @@ __all__ = ["HopfieldClassifier", "TUNING_GRID"]
 #: The documented tuning grid (used by ``hopfield reproduce uci``; 8 points).
 TUNING_GRID: dict[str, list] = {
     "quantity": [8, 32],
-    "dropout": [0.0, 0.25],
-    "weight_decay": [1e-4, 1e-2],
+    "dropout": [0.1, 0.25],
+    "lr": [1e-3, 3e-3],
 }
 
 
@@ -118,7 +120,7 @@ class HopfieldClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, hidden_size: int = 64, num_heads: int = 4, quantity: int = 32,
-                 beta: float | None = None, dropout: float = 0.1, lr: float = 3e-3,
+                 beta: float | None = None, dropout: float = 0.1, lr: float = 1e-3,
                  weight_decay: float = 1e-3, batch_size: int = 32, max_epochs: int = 200,
                  patience: int = 20, validation_fraction: float = 0.15, n_ensemble: int = 5,
                  random_state: int | None = 0, device: str | None = None):
@@ -210,6 +212,11 @@ class HopfieldClassifier(ClassifierMixin, BaseEstimator):
         std = X.std(axis=0)
         net.mean.copy_(torch.as_tensor(X.mean(axis=0)))
         net.scale.copy_(torch.as_tensor(np.where(std > 1e-12, std, 1.0)))
+        with torch.no_grad():  # stored patterns start at the embeddings of random samples
+            pick = torch.randint(0, n, (M, self.quantity), generator=gen)  # (M, K)
+            xs = (torch.tensor(X, dtype=torch.float32)[pick] - net.mean) / net.scale
+            z = torch.baddbmm(net.b_in, xs, net.w_in)  # (M, K, E)
+            net.patterns.copy_(z.view(M, self.quantity, net.H, net.dh).transpose(1, 2))
         net = net.to(dev)
         Xt = torch.tensor(X, dtype=torch.float32, device=dev)  # (n, D)
         yt = torch.as_tensor(y, dtype=torch.long, device=dev)  # (n,)

@@ -10,7 +10,7 @@ Grids (``full``; ``quick`` uses the first 2 points listed in :data:`QUICK`):
 =========== ===================================================================================
 method      grid (8 points)
 =========== ===================================================================================
-hopfield    quantity {8, 32} x dropout {0, 0.25} x weight_decay {1e-4, 1e-2}  (HopfieldClassifier)
+hopfield    quantity {8, 32} x dropout {0.1, 0.25} x lr {1e-3, 3e-3}  (HopfieldClassifier)
 svm_rbf     C {0.5, 2, 8, 32} x gamma {1/(4d), 1/d}
 rf          max_features {sqrt, 0.5} x min_samples_leaf {1, 3} x criterion {gini, entropy}, 500 trees
 xgboost     learning_rate {0.03, 0.1} x max_depth {3, 6} x subsample {0.7, 1.0}, 300 rounds
@@ -57,7 +57,7 @@ FULL: dict[str, list[dict]] = {
 
 #: ``quick``: 2 points per method (the defaults plus one alternative).
 QUICK: dict[str, list[dict]] = {
-    "hopfield": [{}, {"quantity": 8, "weight_decay": 1e-2}],
+    "hopfield": [{}, {"dropout": 0.25, "weight_decay": 1e-2}],
     "svm_rbf": [{"C": 1.0, "gamma_factor": 1.0}, {"C": 8.0, "gamma_factor": 0.25}],
     "rf": [{"max_features": "sqrt"}, {"max_features": 0.5, "min_samples_leaf": 3}],
     "xgboost": [{"learning_rate": 0.1, "max_depth": 3}, {"learning_rate": 0.1, "max_depth": 6}],
