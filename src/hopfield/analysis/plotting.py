@@ -179,7 +179,7 @@ def plot_success_curves(curves: list, path: str | os.PathLike) -> None:
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     fig.tight_layout()
-    save_figure(fig, Path(path))
+    save_figure(fig, Path(path), dpi=90)
 
 
 def plot_theorem5(result, path: str | os.PathLike) -> None:
