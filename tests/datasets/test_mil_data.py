@@ -36,7 +36,9 @@ def test_known_sizes(name):
 
 
 @needs_data
-@pytest.mark.parametrize("name", milmod.MIL_DATASETS)
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n == "web_recommendation_1" else n  # 5,863 columns: ~10 s
+    for n in milmod.MIL_DATASETS])
 def test_every_dataset_loads_and_matches_naive_parse(name):
     """Independent reference: group the CSV rows by bag id with the csv module."""
     ds = load_mil(name)
