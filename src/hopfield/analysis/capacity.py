@@ -66,7 +66,7 @@ def flip_bits(x: torch.Tensor, rho: float, gen: torch.Generator) -> torch.Tensor
     n_flip = int(round(rho * D))
     if n_flip == 0:
         return x.clone()
-    idx = torch.rand(L, D, generator=gen).argsort(dim=-1)[:, :n_flip]  # (L, n_flip)
+    idx = torch.rand(L, D, generator=gen).argsort(dim=-1)[:, :n_flip].to(x.device)  # (L, n_flip)
     sign = torch.ones_like(x)
     sign.scatter_(1, idx, -1.0)
     return x * sign
@@ -78,7 +78,7 @@ def mask_bits(x: torch.Tensor, rho: float, gen: torch.Generator) -> torch.Tensor
     n_mask = int(round(rho * D))
     out = x.clone()
     if n_mask:
-        idx = torch.rand(L, D, generator=gen).argsort(dim=-1)[:, :n_mask]  # (L, n_mask)
+        idx = torch.rand(L, D, generator=gen).argsort(dim=-1)[:, :n_mask].to(x.device)
         out.scatter_(1, idx, 0.0)
     return out
 

@@ -86,7 +86,7 @@ def one_step_error(
         raise ValueError(f"perturbation must be >= 0, got {perturbation}")
     x = patterns.to(torch.float64)
     gen = torch.Generator().manual_seed(check_positive_int(seed, "seed", minimum=0))
-    e = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    e = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.device)
     xi = x + perturbation * e / e.norm(dim=-1, keepdim=True)  # (N, D)
     res = ErrorBoundResult([], [], [], [], [], int(x.shape[0]), int(x.shape[1]),
                            float(x.norm(dim=-1).max()), float(perturbation))
