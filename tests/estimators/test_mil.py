@@ -175,6 +175,16 @@ def test_load_errors(tmp_path, fitted):
     (tmp_path / "m" / "config.json").write_text("{broken")
     with pytest.raises(ValueError, match="not valid JSON"):
         HopfieldMILClassifier.load(tmp_path / "m")
+    import json
+    clf.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "class": "os.system"}))
+    with pytest.raises(ValueError, match="is not part of hopfield"):
+        HopfieldMILClassifier.load(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "params": {**cfg["params"],
+                                                                              "hidden_size": 7}}))
+    with pytest.raises(ValueError, match="do not match its config.json"):
+        HopfieldMILClassifier.load(tmp_path / "m")
     clf.save(tmp_path / "m")
     (tmp_path / "m" / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="missing config.json"):

@@ -398,6 +398,8 @@ class BaseMILClassifier(ClassifierMixin, BaseEstimator):
         config, tensors = load_state(path)
         try:
             mod, _, name = config["class"].rpartition(".")
+            if mod != "hopfield" and not mod.startswith("hopfield."):   # never import foreign code
+                raise TypeError(f"saved model class {config['class']!r} is not part of hopfield")
             klass = getattr(importlib.import_module(mod), name)
             if not (isinstance(klass, type) and issubclass(klass, cls)):
                 raise TypeError(f"saved model is a {config['class']}, not a {cls.__name__}")
@@ -406,13 +408,17 @@ class BaseMILClassifier(ClassifierMixin, BaseEstimator):
                 est.device = device
             est.classes_ = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
             est.n_features_in_ = int(config["n_features_in"])
-        except (KeyError, AttributeError, ImportError) as err:
+        except (KeyError, AttributeError, ImportError, TypeError, ValueError) as err:
             raise ValueError(f"config.json in {path} is not a valid saved MIL model: {err!r}") from None
         net = est._build_net(est.n_features_in_, len(est.classes_))
         state = {k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")}
-        net.load_state_dict(state)
+        try:
+            net.load_state_dict(state)
+            scaler = (tensors["scaler.mean"], tensors["scaler.std"])
+        except (RuntimeError, KeyError) as err:
+            raise ValueError(f"weights in {path} do not match its config.json: {err}") from None
         est.module_ = net.to(est._device()).eval()
-        est._scaler = (tensors["scaler.mean"], tensors["scaler.std"])
+        est._scaler = scaler
         return est
 
 
