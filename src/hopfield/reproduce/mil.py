@@ -169,7 +169,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     torch.set_num_threads(1)
     t_start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        bar = tqdm(tasks, desc=f"mil {mode}", unit="fit", dynamic_ncols=True)
+        bar = tqdm(tasks, desc=f"mil {mode}", unit="fold", dynamic_ncols=True)  # one method, one outer fold
         for n, r, f, tr, te, m in bar:
             path = cache / f"{n}__r{r}f{f}__{m}.json"
             if path.is_file():
