@@ -93,7 +93,7 @@ def plot_landscape(ls: Landscape | list[Landscape], path: str | os.PathLike) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ._io import save_figure
+    from .._io import atomic_savefig as save_figure
 
     items = ls if isinstance(ls, list) else [ls]
     fig, axes = plt.subplots(1, len(items), figsize=(4.3 * len(items), 4.0), squeeze=False)

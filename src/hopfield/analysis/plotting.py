@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ._io import save_figure  # noqa: E402
+from .._io import atomic_savefig as save_figure  # noqa: E402
 from .metastable import CLASS_NAMES  # noqa: E402
 from .transformer import HeadReport  # noqa: E402
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .._validation import check_positive_int
-from ._io import write_json
+from .._io import atomic_write_json as write_json
 from .metastable import CLASS_NAMES, _check_threshold, head_values, summarize_heads
 
 __all__ = [

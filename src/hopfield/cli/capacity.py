@@ -34,7 +34,7 @@ def capacity(
     import torch
 
     from ..analysis import plotting
-    from ..analysis._io import write_json
+    from .._io import atomic_write_json as write_json
     from ..analysis.capacity import capacity_study
     from ..analysis.error_bound import one_step_error, sphere_patterns
 

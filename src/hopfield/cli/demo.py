@@ -21,8 +21,6 @@ Shape legend: N stored images, L queries, D = 64 pixels.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from .._io import atomic_write
 from ._app import app
 
 __all__ = ["DemoResult", "demo", "run_demo"]
@@ -180,17 +179,6 @@ def _run(n_patterns: int, seed: int, quick: bool, progress: bool,
 # ----------------------------------------------------------------------------- output
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_figure(arrays: dict[str, Any], path: Path, n_examples: int = 5) -> None:
     """Mosaic: for each corruption, columns = examples; rows = original, corrupted, each method."""
     import matplotlib
@@ -223,7 +211,7 @@ def save_figure(arrays: dict[str, Any], path: Path, n_examples: int = 5) -> None
         ax.text(b * (n_ex + 1) * (tile + gap), -2, kind, ha="left", va="bottom", fontsize=9)
     ax.set_axis_off()
     fig.subplots_adjust(left=0.17, right=0.99, top=0.95, bottom=0.01)
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -240,7 +228,7 @@ def demo(
     result, arrays = run_demo(n_patterns=n_patterns, seed=seed, quick=quick)
     out.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(asdict(result), indent=2)
-    _atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(payload + "\n"))
+    atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(payload + "\n"))
     save_figure(arrays, out / "demo.png")
     typer.echo(f"Retrieval accuracy in % (nearest / exact), {n_patterns} stored digit images, "
                f"seed {seed}{', quick' if quick else ''}:\n")

@@ -27,7 +27,7 @@ def landscape(
     """Energy landscape of a 2-D toy memory (four patterns) with trajectories, one panel per β."""
     import numpy as np
 
-    from ..analysis._io import write_json
+    from .._io import atomic_write_json as write_json
     from ..analysis.landscape import energy_landscape, grid_starts, plot_landscape, toy_patterns
 
     if starts < 1 or steps < 1 or grid < 2:
@@ -73,7 +73,7 @@ def beta_sweep(
     import torch
 
     from ..analysis import plotting
-    from ..analysis._io import write_json
+    from .._io import atomic_write_json as write_json
     from ..analysis.fixed_points import beta_sweep as sweep_fn
     from ..analysis.fixed_points import clustered_patterns
 
