@@ -239,3 +239,11 @@ def test_cuda_states_stream_cpu_store(tmp_path):
     assert out.device.type == "cuda"
     ref, _ = _ref_update(q.cpu(), x, 1.0)
     _close(out.cpu(), ref, torch.float32, "cuda")
+
+
+def test_zero_queries_return_empty_results():
+    # The fused CPU kernel used to abort the process (SIGFPE) on L = 0.
+    x = torch.randn(20, 8)
+    assert stream_update(torch.empty(0, 8), x, 1.0).shape == (0, 8)
+    assert stream_retrieve(torch.empty(0, 8), x, 1.0).shape == (0, 8)
+    assert stream_update(torch.empty(2, 0, 8), x, 1.0, chunk_size=7).shape == (2, 0, 8)
