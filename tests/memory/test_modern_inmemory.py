@@ -118,3 +118,19 @@ def test_bad_input():
         mem.retrieve(np.array([np.inf, 0.0, 0.0]))
     with pytest.raises(ValueError, match=r"patterns must have shape \(M, 3\)"):
         mem.add(np.ones((1, 2)))
+
+
+def test_retrieve_max_steps_is_validated_not_ignored():
+    mem = ModernHopfield(beta=1.0, max_steps=50).store(np.eye(3))
+    with pytest.raises(ValueError, match="max_steps must be >= 1, got 0"):
+        mem.retrieve(np.ones(3), max_steps=0)
+    with pytest.raises(TypeError, match="max_steps must be an int"):
+        mem.retrieve(np.ones(3), max_steps=2.5)
+    _, info = mem.retrieve(np.array([1.0, 0.2, 0.0]), max_steps=1, return_info=True)
+    assert int(info.steps.max()) == 1
+
+
+def test_zero_queries_give_an_empty_result():
+    mem = ModernHopfield(beta=2.0).store(np.eye(3))
+    assert mem.retrieve(np.empty((0, 3))).shape == (0, 3)
+    assert mem.update(np.empty((0, 3))).shape == (0, 3)

@@ -100,7 +100,7 @@ class AssociativeMemory:
         if t.shape[1] != self.dim_:
             raise ValueError(f"patterns must have shape (M, {self.dim_}) to match the stored "
                              f"patterns, got {shape_str(t.shape)}")
-        t = t.to(self.patterns_.dtype)
+        t = t.to(dtype=self.patterns_.dtype, device=self.patterns_.device)
         self.patterns_ = torch.cat([self.patterns_, t], dim=0)
         self.n_patterns_ = int(self.patterns_.shape[0])
         self._fit_add(t)

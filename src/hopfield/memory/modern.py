@@ -144,12 +144,14 @@ class ModernHopfield(AssociativeMemory):
         when streaming its ``weights`` is ``None``: use :meth:`retrieve_topk`).
         """
         q, as_numpy, single = self._as_queries(queries)
+        max_steps = (self.max_steps if max_steps is None
+                     else check_positive_int(max_steps, "max_steps"))
         if self.is_streaming or self._fused_in_memory(return_info):
-            out = HS.stream_retrieve(q, self.patterns_, self.beta, max_steps or self.max_steps,
+            out = HS.stream_retrieve(q, self.patterns_, self.beta, max_steps,
                                      self.tol, chunk_size=self._chunk(),
                                      separation=self.separation, return_info=return_info)
         else:
-            out = HF.retrieve(q, self.patterns_, self.beta, max_steps or self.max_steps, self.tol,
+            out = HF.retrieve(q, self.patterns_, self.beta, max_steps, self.tol,
                               separation=self.separation, return_info=return_info)
         xi, info = out if return_info else (out, None)
         xi = to_user(xi[0] if single else xi, as_numpy)
