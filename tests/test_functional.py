@@ -374,6 +374,8 @@ def test_bad_tensors_name_the_argument(fn):
         ((_nan(S), P), ValueError, rf"{sn} must be finite, got 1 NaN"),
         ((S, _inf(P)), ValueError, rf"{pn} must be finite, got 1 NaN or infinite"),
         ((S, P[:0]), ValueError, rf"{pn} must hold at least one pattern, got shape \(0, 4\)"),
+        ((S[:, :0], P[:, :0]), ValueError, rf"{pn} must have at least one dimension D, got "
+                                           rf"shape \(5, 0\)"),
         ((S.numpy(), P), TypeError, rf"{sn} must be a torch.Tensor, got ndarray"),
         ((S.long(), P), TypeError, rf"{sn} must be a floating-point tensor, got dtype torch.int64"),
         ((S.float(), P), TypeError, rf"{sn} and {pn} must share a dtype"),
@@ -430,6 +432,13 @@ def test_bad_options_name_the_argument():
         HF.retrieve(S, P, 1.0, tol=-1.0)
     with pytest.raises(ValueError, match=r"values must have shape \(\.\.\., N, Dv\) with N == 5"):
         HF.associate(S, P, P[:3], 1.0)
+    with pytest.raises(TypeError, match="values and keys must share a dtype, got torch.float32"):
+        HF.associate(S, P, P.float(), 1.0)
+    for p in (1.5, -0.1):
+        with pytest.raises(ValueError, match=rf"dropout_p must be in \[0, 1\), got {p}"):
+            HF.associate(S, P, P, 1.0, dropout_p=p, need_weights=True)
+    with pytest.raises(TypeError, match="dropout_p must be a float, got str"):
+        HF.associate(S, P, P, 1.0, dropout_p="0.1")
     with pytest.raises(ValueError, match=r"leading dimensions of state \(2, 3, 4\) and patterns "
                                          r"\(3, 5, 4\) must broadcast"):
         HF.update(rand(2, 3, 4), rand(3, 5, 4), 1.0)

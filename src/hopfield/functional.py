@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_beta, check_mask, check_positive_int, check_tensor, shape_str
+from ._validation import (check_beta, check_mask, check_positive_int, check_probability,
+                          check_tensor, shape_str)
 from .separations import Separation, get_separation
 
 __all__ = [
@@ -109,6 +110,9 @@ def _check_pair(state: object, patterns: object, state_name: str = "state",
         )
     if patterns.shape[-2] == 0:
         raise ValueError(f"{patterns_name} must hold at least one pattern, got shape "
+                         f"{shape_str(patterns.shape)}")
+    if patterns.shape[-1] == 0:
+        raise ValueError(f"{patterns_name} must have at least one dimension D, got shape "
                          f"{shape_str(patterns.shape)}")
     if state.dtype != patterns.dtype:
         raise TypeError(f"{state_name} and {patterns_name} must share a dtype, got "
@@ -246,6 +250,9 @@ def associate(
     if values.shape[-2] != keys.shape[-2]:
         raise ValueError(f"values must have shape (..., N, Dv) with N == {keys.shape[-2]}, "
                          f"got {shape_str(values.shape)}")
+    if values.dtype != keys.dtype:
+        raise TypeError(f"values and keys must share a dtype, got {values.dtype} and {keys.dtype}")
+    dropout_p = check_probability(dropout_p, "dropout_p")
     lead = _lead(query, values) if values.dim() > keys.dim() else lead
     beta = _beta_grid(check_beta(beta), lead)
     if mask is not None:
