@@ -34,6 +34,11 @@ def _one_thread():  # tiny tensors: avoid OpenMP oversubscription on a shared 2-
     ({"input_size": 8, "update_steps_eps": 0.0}, ValueError,
      "update_steps_eps must be a float > 0"),
     ({"input_size": 8, "dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\)"),
+    ({"input_size": 8, "output_size": 0}, ValueError, "output_size must be >= 1, got 0"),
+    ({"input_size": 8, "stored_pattern_size": 0}, ValueError,
+     "stored_pattern_size must be >= 1, got 0"),
+    ({"input_size": 8, "pattern_projection_size": 0}, ValueError,
+     "pattern_projection_size must be >= 1, got 0"),
 ])
 def test_constructor_errors(kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -65,6 +70,11 @@ def test_input_errors():
         layer((X, torch.randn(3, 3, 8), X))
     with pytest.raises(ValueError, match=r"projection must hold one pattern per stored pattern"):
         layer((X, X, torch.randn(2, 4, 8)))
+    empty = X[:, :0]
+    for return_info in (False, True):  # used to give the bias (fast) or "math domain error"
+        with pytest.raises(ValueError, match=r"stored must hold at least one pattern .*"
+                                             r"got shape \(2, 0, 8\)"):
+            layer((empty, X, empty), return_info=return_info)
     het = Hopfield(8, stored_pattern_size=5)
     with pytest.raises(ValueError, match="must be a tuple"):
         het(X)

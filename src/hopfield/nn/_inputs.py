@@ -71,6 +71,9 @@ def split_input(
     if y.shape[1] != v.shape[1]:
         raise ValueError(f"projection must hold one pattern per stored pattern (N == "
                          f"{y.shape[1]}), got {v.shape[1]} (batch-first)")
+    if y.shape[1] == 0 and r.shape[1] > 0:
+        raise ValueError("stored must hold at least one pattern for the states to retrieve from, "
+                         f"got shape {shape_str(y.shape)} (batch-first)")
     return y, r, v
 
 

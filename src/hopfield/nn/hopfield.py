@@ -125,11 +125,12 @@ class Hopfield(nn.Module):
         self.input_size = input_size
         self.num_heads = num_heads
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
-        self.output_size = check_positive_int(output_size or input_size, "output_size")
-        self.stored_pattern_size = check_positive_int(stored_pattern_size or input_size,
-                                                      "stored_pattern_size")
-        self.pattern_projection_size = check_positive_int(pattern_projection_size or input_size,
-                                                          "pattern_projection_size")
+        def size(value: int | None, name: str) -> int:  # None → input_size; 0 is an error
+            return check_positive_int(input_size if value is None else value, name)
+
+        self.output_size = size(output_size, "output_size")
+        self.stored_pattern_size = size(stored_pattern_size, "stored_pattern_size")
+        self.pattern_projection_size = size(pattern_projection_size, "pattern_projection_size")
         self.update_steps_max = check_positive_int(update_steps_max, "update_steps_max", minimum=0)
         eps = update_steps_eps
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
