@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 import hopfield.functional as HF
 from hopfield.distributed import ShardedModernHopfield, distributed_update
+from hopfield.memory import NotStoredError
 
 WORLD = 2
 N, D, L = 1500, 24, 7
@@ -117,5 +118,7 @@ def test_constructor_validates_arguments():
         ShardedModernHopfield(tol=-1)
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         ShardedModernHopfield(chunk_size=0)
-    with pytest.raises(ValueError, match="call store"):
+    with pytest.raises(NotStoredError, match="call store"):
         ShardedModernHopfield().retrieve(np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="max_steps must be >= 1, got 0"):  # not the default
+        ShardedModernHopfield().retrieve(np.zeros((1, 4)), max_steps=0)

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from . import functional as HF
 from . import streaming as HS
 from ._validation import check_beta, check_positive_int, check_tensor, shape_str
-from .memory.base import from_user, to_user
+from .memory.base import NotStoredError, from_user, to_user
 from .storage import PatternStore
 
 __all__ = ["ShardedModernHopfield", "distributed_topk", "distributed_update"]
@@ -192,11 +192,14 @@ class ShardedModernHopfield:
 
     def _queries(self, queries: Any) -> tuple[torch.Tensor, bool, bool]:
         if not hasattr(self, "patterns_"):
-            raise ValueError("This ShardedModernHopfield is empty: call store(local_patterns) "
-                             "before retrieve")
-        dtype = (self.patterns_.dtype if isinstance(self.patterns_, torch.Tensor)
-                 else torch.float64 if self.patterns_.dtype == torch.float64 else torch.float32)
-        t, as_numpy = from_user(queries, "queries", dtype=dtype)
+            raise NotStoredError("This ShardedModernHopfield is empty: call "
+                                 "store(local_patterns) before retrieve")
+        if isinstance(self.patterns_, torch.Tensor):  # queries follow the shard's dtype/device
+            dtype, device = self.patterns_.dtype, self.patterns_.device
+        else:  # PatternStore: chunks are moved to the queries' device
+            dtype = torch.float64 if self.patterns_.dtype == torch.float64 else torch.float32
+            device = None
+        t, as_numpy = from_user(queries, "queries", dtype=dtype, device=device)
         single = t.dim() == 1
         t = t.unsqueeze(0) if single else t
         if t.dim() != 2 or t.shape[1] != self.dim_:
@@ -214,8 +217,9 @@ class ShardedModernHopfield:
     def retrieve(self, queries: Any, *, max_steps: int | None = None) -> Any:
         """Iterate :meth:`update` until every query moves < ``tol`` (collective; all ranks get
         identical results and so stop at the same step)."""
+        steps = (self.max_steps if max_steps is None
+                 else check_positive_int(max_steps, "max_steps"))  # 0 is an error, not "default"
         q, as_numpy, single = self._queries(queries)
-        steps = check_positive_int(max_steps or self.max_steps, "max_steps")
         beta, chunk = _prepare(q, self.beta, self.chunk_size, self.group)
         xi, converged = q, torch.zeros(q.shape[:-1], dtype=torch.bool, device=q.device)
         for _ in range(steps):
