@@ -91,8 +91,9 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
         for rec in records:
             for r in rec["ratios"]:
                 value = "—" if r["value"] is None else f"{r['value']:.2f}×"
-                if r["value"] is None and r["metric"] == "memory" and \
-                        (rec["memory"].get(r["den"]) or {}).get("peak_mib") is not None:
+                if r["value"] is None and r["metric"] == "memory" and all(
+                        (rec["memory"].get(p) or {}).get("peak_mib") is not None
+                        for p in (r["num"], r["den"])):
                     value = "— (denominator < 1 MiB)"
                 target = "report" if r["target"] is None else f"≤ {r['target']:g}×"
                 met = {True: "yes", False: "**no**", None: ""}[r["met"]]
