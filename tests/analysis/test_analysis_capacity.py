@@ -73,6 +73,8 @@ def test_capacity_from_curve_hand_cases():
     assert capacity_from_curve([1, 2, 4], [1.0, 1.0, 1.0]) == 4
     assert capacity_from_curve([1, 2], [0.2, 1.0]) == 0
     assert capacity_from_curve([3, 5], [0.5, 0.49]) == 3
+    with pytest.raises(ValueError, match=r"success must have one value per N \(len 3\), got len 2"):
+        capacity_from_curve([1, 2, 3], [1.0, 0.5])  # zip used to truncate silently
 
 
 def test_geometric_grid():

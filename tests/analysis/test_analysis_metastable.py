@@ -154,3 +154,15 @@ def test_bad_threshold_and_masks():
         metastable_k(w, query_mask=torch.tensor([1]))
     with pytest.raises(ValueError, match="positive mass"):
         metastable_k(torch.tensor([[0.0, 1.0]]), torch.tensor([False, True]))
+
+
+def test_per_head_query_mask_that_differs_between_heads_is_a_clear_error():
+    w = torch.softmax(torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0)), -1)
+    same = torch.zeros(2, 3, 4, dtype=torch.bool)
+    same[:, :, 0] = True  # the same query masked in every head: fine
+    assert head_classes(w, query_mask=same).n_queries == 6
+    differ = same.clone()
+    differ[0, 1, 2] = True  # one extra query in head 1 only (used to be a reshape RuntimeError)
+    with pytest.raises(ValueError, match=r"query_mask must mask the same queries in every head.*"
+                                         r"\[6, 5, 6\]"):
+        head_classes(w, query_mask=differ)

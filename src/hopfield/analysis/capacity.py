@@ -103,6 +103,9 @@ class CapacityCurve:
 def capacity_from_curve(n_patterns: Sequence[int], success: Sequence[float],
                         level: float = 0.5) -> int:
     """Largest N before the success rate first drops below ``level`` (0 if it never reaches it)."""
+    if len(n_patterns) != len(success):
+        raise ValueError(f"success must have one value per N (len {len(n_patterns)}), got "
+                         f"len {len(success)}")
     cap = 0
     for n, s in zip(n_patterns, success):
         if s < level:

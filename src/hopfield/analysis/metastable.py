@@ -207,6 +207,11 @@ def head_values(
               else (~kmask).sum(-1))  # (B, H, L)
     valid = k > 0  # masked queries have k = 0
     H = weights.shape[1]
+    per_head = valid.transpose(0, 1).flatten(1).sum(-1)  # (H,) real queries per head
+    if bool((per_head != per_head[0]).any()):
+        raise ValueError("query_mask must mask the same queries in every head (the medians pool "
+                         f"one set of real queries per head), got {per_head.tolist()} real "
+                         "queries per head")
     k_h = k.transpose(0, 1)[valid.transpose(0, 1)].reshape(H, -1)  # (H, Q)
     n_h = n_real.transpose(0, 1)[valid.transpose(0, 1)].reshape(H, -1)  # (H, Q)
     return k_h.to(torch.float64), n_h.to(torch.float64)
