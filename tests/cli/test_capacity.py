@@ -43,3 +43,11 @@ def test_capacity_cli_outputs(run):
 
 def test_capacity_cli_bad_seed(tmp_path):
     assert main(["capacity", "--out", str(tmp_path), "--seed", "-1"]) != 0
+
+
+def test_capacity_cli_from_json_not_ours_is_a_usage_error(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    for text in ("not json", '{"curves": []}'):  # JSONDecodeError / KeyError before
+        bad.write_text(text)
+        assert main(["capacity", "--out", str(tmp_path / "o"), "--from-json", str(bad)]) == 2
+        assert "--from-json must be a capacity.json" in capsys.readouterr().err

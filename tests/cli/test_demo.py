@@ -82,3 +82,9 @@ def test_corruptions_and_score():
     # a tie between two stored patterns counts as wrong
     s = score(np.zeros((1, 64)), p.astype(float), np.array([0]))
     assert s["nearest"] == 0.0 and s["exact"] == 0.0
+
+
+def test_demo_negative_seed_is_a_usage_error(tmp_path, capsys):
+    # used to escape main() as numpy's "expected non-negative integer" traceback
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--seed", "-1"]) == 2
+    assert "--seed" in capsys.readouterr().err

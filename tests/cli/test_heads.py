@@ -50,3 +50,16 @@ def test_heads_cli_bad_model_path(tmp_path):
     code = main(["heads", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert code != 0
     assert not (tmp_path / "o" / "heads.json").exists()
+
+
+@pytest.mark.parametrize("option,value", [
+    ("--threshold", "1.5"), ("--threshold", "nan"), ("--batch-size", "0"),
+    ("--max-length", "0"), ("--max-texts", "0"), ("--texts", "missing.txt"),
+])
+def test_heads_cli_bad_options_are_usage_errors(tmp_path, capsys, option, value):
+    # used to escape main() as ValueError / FileNotFoundError tracebacks after loading the model
+    value = str(tmp_path / value) if option == "--texts" else value
+    code = main(["heads", "minilm", "--out", str(tmp_path / "o"), option, value])
+    assert code == 2
+    assert option in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

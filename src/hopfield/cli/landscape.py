@@ -33,6 +33,9 @@ def landscape(
     if starts < 1 or steps < 1 or grid < 2:
         raise typer.BadParameter(f"--starts and --steps must be >= 1 and --grid >= 2, got "
                                  f"{starts}, {steps}, {grid}")
+    bad = [b for b in beta if not 0 < b < float("inf")]  # also catches nan
+    if bad:
+        raise typer.BadParameter(f"--beta must be > 0 and finite, got {bad}")
     pats, s = toy_patterns(), grid_starts(starts)
     items = [energy_landscape(pats, b, s, steps=steps, grid=grid) for b in beta]
     out.mkdir(parents=True, exist_ok=True)
@@ -77,17 +80,24 @@ def beta_sweep(
     from ..analysis.fixed_points import beta_sweep as sweep_fn
     from ..analysis.fixed_points import clustered_patterns
 
-    if not 0 < beta_min < beta_max or n_betas < 2 or noise < 0 or seed < 0:
-        raise typer.BadParameter("need 0 < --beta-min < --beta-max, --betas >= 2, --noise >= 0 "
+    if not (0 < beta_min < beta_max < float("inf") and n_betas >= 2
+            and 0 <= noise < float("inf") and seed >= 0):
+        raise typer.BadParameter("need 0 < --beta-min < --beta-max < inf, --betas >= 2, finite --noise >= 0 "
                                  f"and --seed >= 0, got {beta_min}, {beta_max}, {n_betas}, "
                                  f"{noise}, {seed}")
     if patterns is None:
         x = clustered_patterns(4, 8, 32, spread=0.5, radius=4.0, seed=seed)
         source = "4 clusters x 8 patterns, D=32, radius 4, spread 0.5"
     else:
-        arr = np.load(patterns) if patterns.suffix == ".npy" else np.loadtxt(patterns, ndmin=2,
-                                                                               delimiter=None)
-        if arr.ndim != 2 or not np.isfinite(arr).all():
+        if not patterns.is_file():
+            raise typer.BadParameter(f"--patterns must be an existing file, got {patterns}")
+        try:
+            arr = (np.load(patterns) if patterns.suffix == ".npy"
+                   else np.loadtxt(patterns, ndmin=2, delimiter=None))
+        except (ValueError, OSError) as e:
+            raise typer.BadParameter(f"--patterns must be a .npy file or a text file of numbers "
+                                     f"(N, D), got {patterns} ({e})") from None
+        if arr.ndim != 2 or arr.dtype.kind not in "biuf" or not np.isfinite(arr).all():
             raise typer.BadParameter(f"--patterns must hold a finite (N, D) array, got shape "
                                      f"{arr.shape}")
         x, source = torch.as_tensor(arr, dtype=torch.float64), str(patterns)
