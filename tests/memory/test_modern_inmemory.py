@@ -109,6 +109,9 @@ def test_bad_input():
         mem.retrieve(np.ones((1, 3)))
     with pytest.raises(ValueError, match="beta must be > 0"):
         ModernHopfield(beta=0.0)
+    with pytest.raises(ValueError, match=r"beta must be a float or a 0-d tensor .*got shape \(3\)"):
+        ModernHopfield(beta=torch.ones(3))  # used to fail only at retrieve, about "leading dims"
+    assert ModernHopfield(beta=torch.tensor(2.0)).store(np.eye(3)).retrieve(np.ones(3)).shape == (3,)
     with pytest.raises(ValueError, match=r"separation must be one of \["):
         ModernHopfield(separation="argmax")
     mem.store(np.ones((2, 3)))

@@ -46,6 +46,9 @@ class ModernHopfield(AssociativeMemory):
     def __init__(self, beta: float = 1.0, separation: str | Separation = "softmax",
                  max_steps: int = 100, tol: float = 1e-5, chunk_size: int | None = None) -> None:
         self.beta = check_beta(beta)
+        if isinstance(self.beta, torch.Tensor) and self.beta.dim() != 0:
+            raise ValueError(f"beta must be a float or a 0-d tensor (one β for the memory), got "
+                             f"shape {shape_str(self.beta.shape)}")
         self.separation = get_separation(separation)
         self.max_steps = check_positive_int(max_steps, "max_steps")
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
