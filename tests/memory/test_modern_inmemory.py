@@ -137,3 +137,15 @@ def test_zero_queries_give_an_empty_result():
     mem = ModernHopfield(beta=2.0).store(np.eye(3))
     assert mem.retrieve(np.empty((0, 3))).shape == (0, 3)
     assert mem.update(np.empty((0, 3))).shape == (0, 3)
+
+
+def test_bool_patterns_are_0_1_for_numpy_and_torch_alike():
+    b = np.array([[True, False, True], [False, True, False]])
+    m_np = ModernHopfield(beta=3.0).store(b)
+    m_t = ModernHopfield(beta=3.0).store(torch.from_numpy(b))  # was a TypeError for torch only
+    assert m_np.patterns_.dtype == m_t.patterns_.dtype == torch.float32
+    torch.testing.assert_close(m_np.patterns_, m_t.patterns_, rtol=0, atol=0)
+    torch.testing.assert_close(m_t.patterns_, torch.tensor(b, dtype=torch.float32), rtol=0, atol=0)
+    with pytest.raises(TypeError, match="patterns must be a real numeric tensor, got dtype "
+                                        "torch.complex64"):
+        ModernHopfield().store(torch.ones(2, 3, dtype=torch.complex64))

@@ -33,7 +33,7 @@ def from_user(x: Any, name: str, *, dtype: torch.dtype | None = None,
             dtype = torch.float32 if t.dtype != torch.float64 else torch.float64
         return t.to(dtype=dtype or t.dtype, device=device), True
     if isinstance(x, torch.Tensor):
-        if x.dtype == torch.bool or x.is_complex():
+        if x.is_complex():  # bool is accepted as 0/1, like a numpy bool array
             raise TypeError(f"{name} must be a real numeric tensor, got dtype {x.dtype}")
         check_finite(x, name)
         if dtype is None and not torch.is_floating_point(x):
