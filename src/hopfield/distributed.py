@@ -146,7 +146,7 @@ class ShardedModernHopfield:
         w, idx = mem.retrieve_topk(queries, k=5)                   # global indices
     """
 
-    def __init__(self, beta: float = 1.0, group: Any = None, max_steps: int = 100,
+    def __init__(self, beta: float = 1.0, group: Any = None, *, max_steps: int = 100,
                  tol: float = 1e-5, chunk_size: int = HS.DEFAULT_CHUNK_SIZE) -> None:
         self.beta = check_beta(beta)
         self.group = group

@@ -149,3 +149,10 @@ def test_bool_patterns_are_0_1_for_numpy_and_torch_alike():
     with pytest.raises(TypeError, match="patterns must be a real numeric tensor, got dtype "
                                         "torch.complex64"):
         ModernHopfield().store(torch.ones(2, 3, dtype=torch.complex64))
+
+
+def test_options_after_separation_are_keyword_only():
+    # like ClassicalHopfield(rule, *, ...) and DenseAssociativeMemory(interaction, degree, *, ...)
+    with pytest.raises(TypeError):
+        ModernHopfield(2.0, "softmax", 10)
+    assert ModernHopfield(2.0, "sparsemax", max_steps=10).max_steps == 10

@@ -43,7 +43,7 @@ class ModernHopfield(AssociativeMemory):
         >>> disk = ModernHopfield(beta=8.0).store(PatternStore.open("/data/mem"))  # streams
     """
 
-    def __init__(self, beta: float = 1.0, separation: str | Separation = "softmax",
+    def __init__(self, beta: float = 1.0, separation: str | Separation = "softmax", *,
                  max_steps: int = 100, tol: float = 1e-5, chunk_size: int | None = None) -> None:
         self.beta = check_beta(beta)
         if isinstance(self.beta, torch.Tensor) and self.beta.dim() != 0:
