@@ -235,3 +235,17 @@ def test_reader_keeps_its_snapshot_while_writer_appends(tmp_path):
     w.append(_rows(6, 2, seed=1))
     assert len(r) == 4 and torch.equal(r[:], torch.from_numpy(_rows(4, 2)))
     assert len(PatternStore.open(tmp_path / "s")) == 10
+
+
+@pytest.mark.parametrize("dtype,expected", [(np.float16, torch.float16),
+                                            (np.dtype("float64"), torch.float64),
+                                            (torch.float32, torch.float32),
+                                            ("float32", torch.float32)])
+def test_dtype_may_be_given_as_numpy_torch_or_name(tmp_path, dtype, expected):
+    # numpy dtypes used to be rejected ("got \"<class 'numpy.float16'>\"") while torch ones passed
+    s = PatternStore.create(tmp_path / "s", dim=2, dtype=dtype)
+    assert s.dtype == expected
+    s.close()
+    assert PatternStore.open(tmp_path / "s").dtype == expected
+    with pytest.raises(ValueError, match=r"dtype must be one of .*got 'int8'"):
+        PatternStore.create(tmp_path / "t", dim=2, dtype=np.int8)

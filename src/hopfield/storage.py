@@ -112,6 +112,11 @@ class PatternStore:
                *, overwrite: bool = False) -> PatternStore:
         """Create an empty store at directory ``path`` for ``dim``-dimensional patterns."""
         dim = check_positive_int(dim, "dim")
+        if not isinstance(dtype, (str, torch.dtype)):  # numpy dtypes / scalar types
+            try:
+                dtype = np.dtype(dtype).name
+            except TypeError:
+                pass
         dtype = str(dtype).removeprefix("torch.")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
