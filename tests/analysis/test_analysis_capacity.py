@@ -162,6 +162,10 @@ def test_bad_arguments():
         retrieval_curve(Identity, 0, [1])
     with pytest.raises(ValueError, match="dim must be > 1"):
         theorem3_bound(1, 1.0)
+    with pytest.raises(ValueError, match="dim must be > 1, got 1"):  # was ZeroDivisionError
+        theorem3_c(1, 1.0)
+    with pytest.raises(ValueError, match=r"beta and K must be > 0 and p in \(0, 1\]"):
+        theorem3_c(16, -1.0)  # was a math domain error from log
 
 
 # ----------------------------------------------------------------------------- Theorem 5

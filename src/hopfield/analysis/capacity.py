@@ -176,16 +176,8 @@ def theorem3_bound(dim: int | float, beta: float, K: float = 1.0, p: float = 0.0
     Returns the bound sqrt(p)·c^((d−1)/4), or NaN where the validity condition fails.
     (Check: β=1, K=3, d=20, p=0.001 gives c ≈ 3.1546; β=1, K=1, d=75 gives c ≈ 1.3718.)
     """
-    from scipy.special import lambertw
-
     d = float(dim)
-    if d <= 1:
-        raise ValueError(f"dim must be > 1, got {dim}")
-    if not (beta > 0 and K > 0 and 0 < p <= 1):
-        raise ValueError(f"beta and K must be > 0 and p in (0, 1], got {beta}, {K}, {p}")
-    a = 2.0 / (d - 1.0) * (1.0 + math.log(2.0 * beta * K * K * p * (d - 1.0)))
-    b = 2.0 * K * K * beta / 5.0
-    c = b / float(lambertw(math.exp(a + math.log(b)), 0).real)
+    c = theorem3_c(d, beta, K, p)
     if c < (2.0 / math.sqrt(p)) ** (4.0 / (d - 1.0)):
         return float("nan")
     return math.sqrt(p) * c ** ((d - 1.0) / 4.0)
@@ -196,6 +188,10 @@ def theorem3_c(dim: float, beta: float, K: float = 1.0, p: float = 0.001) -> flo
     from scipy.special import lambertw
 
     d = float(dim)
+    if not d > 1:  # also rejects nan
+        raise ValueError(f"dim must be > 1, got {dim}")
+    if not (beta > 0 and K > 0 and 0 < p <= 1):
+        raise ValueError(f"beta and K must be > 0 and p in (0, 1], got {beta}, {K}, {p}")
     a = 2.0 / (d - 1.0) * (1.0 + math.log(2.0 * beta * K * K * p * (d - 1.0)))
     b = 2.0 * K * K * beta / 5.0
     return b / float(lambertw(math.exp(a + math.log(b)), 0).real)
