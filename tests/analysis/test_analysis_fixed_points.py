@@ -78,6 +78,9 @@ def test_fixed_point_bad_inputs():
         classify_fixed_points(x, x, -1.0)
     with pytest.raises(ValueError, match=r"queries must have shape \(L, D\)"):
         classify_fixed_points(x[0], x, 1.0)
+    with pytest.raises(ValueError, match=r"queries must have shape \(L, 3\) to match patterns, "
+                                         r"got \(3, 2\)"):  # was reported as "state"
+        classify_fixed_points(x[:, :2], x, 1.0)
     with pytest.raises(ValueError, match="betas must hold at least one"):
         beta_sweep(x, x, [])
 

@@ -91,6 +91,9 @@ def classify_fixed_points(
     """
     check_tensor(queries, "queries", ndim=2, layout="(L, D)")
     check_tensor(patterns, "patterns", ndim=2, layout="(N, D)")
+    if queries.shape[1] != patterns.shape[1]:
+        raise ValueError(f"queries must have shape (L, {patterns.shape[1]}) to match patterns, got "
+                         f"({queries.shape[0]}, {queries.shape[1]})")
     beta = check_beta(beta)
     threshold = _check_threshold(threshold)
     xi, info = HF.retrieve(queries, patterns, beta, max_steps, tol, return_info=True)
