@@ -78,3 +78,12 @@ def test_bad_options_are_usage_errors(tmp_path, capsys, argv, option):
                 else [*argv, "--out", str(tmp_path / "o")]) == 2
     assert option in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", ["landscape", "beta-sweep", "capacity", "demo"])
+def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys, command):
+    f = tmp_path / "a_file"
+    f.write_text("x")  # mkdir used to raise FileExistsError after the computation
+    assert main([command, "--out", str(f)]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert f.read_text() == "x"

@@ -20,7 +20,7 @@ __all__ = ["capacity"]
 
 @app.command()
 def capacity(
-    out: Path = typer.Option(..., "--out", help="Output folder."),
+    out: Path = typer.Option(..., "--out", file_okay=False, help="Output folder."),
     quick: bool = typer.Option(False, "--quick", help="Two dimensions, two noise levels, 16 "
                                "queries: seconds instead of minutes."),
     seed: int = typer.Option(0, "--seed", help="Seed of patterns, noise and update order."),

