@@ -430,6 +430,11 @@ def test_bad_options_name_the_argument():
         HF.retrieve(S, P, 1.0, max_steps=0)
     with pytest.raises(ValueError, match=r"tol must be a float > 0, got -1"):
         HF.retrieve(S, P, 1.0, tol=-1.0)
+    with pytest.raises(TypeError, match=r"tol must be a float > 0, got str"):  # was ValueError
+        HF.retrieve(S, P, 1.0, tol="1e-5")
+    with pytest.raises(ValueError, match=r"tol must be a float > 0, got nan"):
+        HF.retrieve(S, P, 1.0, tol=float("nan"))
+    HF.retrieve(S, P, 1.0, tol=np.float32(1e-4))  # numpy scalars are real numbers (were rejected)
     with pytest.raises(ValueError, match=r"values must have shape \(\.\.\., N, Dv\) with N == 5"):
         HF.associate(S, P, P[:3], 1.0)
     with pytest.raises(TypeError, match="values and keys must share a dtype, got torch.float32"):

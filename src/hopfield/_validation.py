@@ -18,6 +18,7 @@ __all__ = [
     "check_beta",
     "check_finite",
     "check_mask",
+    "check_positive_float",
     "check_positive_int",
     "check_probability",
     "check_tensor",
@@ -109,6 +110,15 @@ def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_positive_float(value: object, name: str) -> float:
+    """A real number > 0 (a tolerance): ``TypeError`` for other types, ``ValueError`` for ≤ 0/NaN."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float > 0, got {type(value).__name__}")
+    if not float(value) > 0:
+        raise ValueError(f"{name} must be a float > 0, got {value!r}")
+    return float(value)
 
 
 def check_probability(value: object, name: str, *, inclusive_one: bool = False) -> float:

@@ -28,7 +28,8 @@ import torch.distributed as dist
 
 from . import functional as HF
 from . import streaming as HS
-from ._validation import check_beta, check_positive_int, check_tensor, shape_str
+from ._validation import (check_beta, check_positive_float, check_positive_int, check_tensor,
+                          shape_str)
 from .memory.base import NotStoredError, from_user, to_user
 from .storage import PatternStore
 
@@ -151,9 +152,7 @@ class ShardedModernHopfield:
         self.beta = check_beta(beta)
         self.group = group
         self.max_steps = check_positive_int(max_steps, "max_steps")
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
-            raise ValueError(f"tol must be a float > 0, got {tol!r}")
-        self.tol = float(tol)
+        self.tol = check_positive_float(tol, "tol")
         self.chunk_size = check_positive_int(chunk_size, "chunk_size")
 
     def store(self, local_patterns: Any) -> ShardedModernHopfield:

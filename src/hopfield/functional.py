@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._validation import (check_beta, check_mask, check_positive_int, check_probability,
-                          check_tensor, shape_str)
+from ._validation import (check_beta, check_mask, check_positive_float, check_positive_int,
+                          check_probability, check_tensor, shape_str)
 from .separations import Separation, get_separation
 
 __all__ = [
@@ -323,8 +323,7 @@ def retrieve(
     lead = _check_pair(state, patterns)
     beta = _beta_grid(check_beta(beta), lead)
     max_steps = check_positive_int(max_steps, "max_steps")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
-        raise ValueError(f"tol must be a float > 0, got {tol!r}")
+    tol = check_positive_float(tol, "tol")
     if mask is not None:
         mask = check_mask(mask, "mask", lead=lead, L=state.shape[-2], N=patterns.shape[-2])
     sep = get_separation(separation)

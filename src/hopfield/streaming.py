@@ -37,8 +37,8 @@ from typing import Any
 import torch
 
 from . import functional as HF
-from ._validation import (check_beta, check_finite, check_positive_int, check_tensor,
-                          is_compiling, shape_str)
+from ._validation import (check_beta, check_finite, check_positive_float, check_positive_int,
+                          check_tensor, is_compiling, shape_str)
 from .separations import Separation, get_separation
 
 __all__ = [
@@ -323,8 +323,7 @@ def stream_retrieve(state: torch.Tensor, source: Any, beta: Beta, max_steps: int
     """
     n, beta, chunk_size = _prepare(state, source, beta, chunk_size, separation)
     max_steps = check_positive_int(max_steps, "max_steps")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
-        raise ValueError(f"tol must be a float > 0, got {tol!r}")
+    tol = check_positive_float(tol, "tol")
     xi = state
     converged = torch.zeros(xi.shape[:-1], dtype=torch.bool, device=xi.device)
     steps = torch.zeros(xi.shape[:-1], dtype=torch.long, device=xi.device)

@@ -15,7 +15,7 @@ import torch
 
 from .. import functional as HF
 from .. import streaming as HS
-from .._validation import check_beta, check_positive_int, shape_str
+from .._validation import check_beta, check_positive_float, check_positive_int, shape_str
 from ..separations import Separation, get_separation
 from ..storage import PatternStore
 from .base import AssociativeMemory, from_user, to_user
@@ -51,9 +51,7 @@ class ModernHopfield(AssociativeMemory):
                              f"shape {shape_str(self.beta.shape)}")
         self.separation = get_separation(separation)
         self.max_steps = check_positive_int(max_steps, "max_steps")
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
-            raise ValueError(f"tol must be a float > 0, got {tol!r}")
-        self.tol = float(tol)
+        self.tol = check_positive_float(tol, "tol")
         self.chunk_size = None if chunk_size is None else check_positive_int(chunk_size,
                                                                              "chunk_size")
         if self.chunk_size is not None:

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import functional as HF
-from .._validation import check_beta, check_positive_int, check_probability, is_compiling, shape_str
+from .._validation import (check_beta, check_positive_float, check_positive_int, check_probability,
+                           is_compiling, shape_str)
 from ..separations import Separation, get_separation
 from ._inputs import check_masks, split_input
 from .info import HopfieldInfo
@@ -132,10 +133,7 @@ class Hopfield(nn.Module):
         self.stored_pattern_size = size(stored_pattern_size, "stored_pattern_size")
         self.pattern_projection_size = size(pattern_projection_size, "pattern_projection_size")
         self.update_steps_max = check_positive_int(update_steps_max, "update_steps_max", minimum=0)
-        eps = update_steps_eps
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise ValueError(f"update_steps_eps must be a float > 0, got {eps!r}")
-        self.update_steps_eps = float(eps)
+        self.update_steps_eps = check_positive_float(update_steps_eps, "update_steps_eps")
         self.separation = get_separation(separation)
         self.dropout = check_probability(dropout, "dropout")
         self.batch_first = bool(batch_first)
