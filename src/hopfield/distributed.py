@@ -28,8 +28,13 @@ import torch.distributed as dist
 
 from . import functional as HF
 from . import streaming as HS
-from ._validation import (check_beta, check_positive_float, check_positive_int, check_tensor,
-                          shape_str)
+from ._validation import (
+    check_beta,
+    check_positive_float,
+    check_positive_int,
+    check_tensor,
+    shape_str,
+)
 from .memory.base import NotStoredError, from_user, to_user
 from .storage import PatternStore
 

@@ -32,8 +32,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._validation import (check_beta, check_mask, check_positive_float, check_positive_int,
-                          check_probability, check_tensor, shape_str)
+from ._validation import (
+    check_beta,
+    check_mask,
+    check_positive_float,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+    shape_str,
+)
 from .separations import Separation, get_separation
 
 __all__ = [

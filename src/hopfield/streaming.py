@@ -37,8 +37,15 @@ from typing import Any
 import torch
 
 from . import functional as HF
-from ._validation import (check_beta, check_finite, check_positive_float, check_positive_int,
-                          check_tensor, is_compiling, shape_str)
+from ._validation import (
+    check_beta,
+    check_finite,
+    check_positive_float,
+    check_positive_int,
+    check_tensor,
+    is_compiling,
+    shape_str,
+)
 from .separations import Separation, get_separation
 
 __all__ = [

@@ -30,8 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import functional as HF
-from .._validation import (check_beta, check_positive_float, check_positive_int, check_probability,
-                           is_compiling, shape_str)
+from .._validation import (
+    check_beta,
+    check_positive_float,
+    check_positive_int,
+    check_probability,
+    is_compiling,
+    shape_str,
+)
 from ..separations import Separation, get_separation
 from ._inputs import check_masks, split_input
 from .info import HopfieldInfo
