@@ -41,6 +41,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
 
     return atomic_write(path, write)
 

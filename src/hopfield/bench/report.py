@@ -5,29 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_markdown", "write_atomic", "write_report"]
+from .._io import atomic_write_text
 
-
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+__all__ = ["render_markdown", "write_report"]
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -109,6 +92,6 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike, command: st
     """Write ``<out_dir>/<stem>.json`` and ``<stem>.md`` atomically; returns both paths."""
     out_dir = Path(out_dir)
     payload = {**report, "command": command}
-    json_path = write_atomic(out_dir / f"{stem}.json", json.dumps(payload, indent=2) + "\n")
-    md_path = write_atomic(out_dir / f"{stem}.md", render_markdown(report, command) + "\n")
+    json_path = atomic_write_text(out_dir / f"{stem}.json", json.dumps(payload, indent=2) + "\n")
+    md_path = atomic_write_text(out_dir / f"{stem}.md", render_markdown(report, command) + "\n")
     return json_path, md_path

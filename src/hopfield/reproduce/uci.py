@@ -20,14 +20,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_savefig, atomic_write_text
 from ..datasets.uci import UCI_FD_NAMES, load_uci
 from .uci_baselines import METHODS, grid, make
 
@@ -38,19 +37,6 @@ DATASETS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "quick": (UCI_FD_NAMES, (0,)),
     "smoke": (("statlog_heart", "vertebral_column3"), (0,)),
 }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _fit_eval(method: str, params: dict, seed: int, mode: str, data) -> tuple[float, float, float]:
@@ -105,7 +91,7 @@ def _plots(out: Path, names: list[str], methods: list[str], acc: np.ndarray, ran
     ax.set_xlabel(f"average rank over {len(names)} datasets (lower is better)")
     ax.set_title("UCI fixed splits: average rank")
     fig.tight_layout()
-    _save_fig(fig, out / "ranks.png")
+    atomic_savefig(fig, out / "ranks.png", dpi=120)
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(methods), 0.9 + 0.32 * len(names)))
     im = ax.imshow(ranks, cmap="viridis_r", aspect="auto")
     ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
@@ -116,15 +102,8 @@ def _plots(out: Path, names: list[str], methods: list[str], acc: np.ndarray, ran
                     color="white")
     fig.colorbar(im, ax=ax, label="rank (text: test accuracy %)")
     fig.tight_layout()
-    _save_fig(fig, out / "accuracy.png")
+    atomic_savefig(fig, out / "accuracy.png", dpi=120)
     plt.close("all")
-
-
-def _save_fig(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
 
 
 def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
@@ -165,7 +144,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
             if n not in datasets:
                 datasets[n] = load_uci(n, data_dir=data_dir)
             rec = {"dataset": n, "split": j, **_run_cell(m, mode, seed, datasets[n].split(j))}
-            _atomic_write(f, json.dumps(rec))
+            atomic_write_text(f, json.dumps(rec))
             rows.append(rec)
     finally:
         torch.set_num_threads(threads)
@@ -188,14 +167,14 @@ def _report(out: Path, mode: str, seed: int, names: list[str], splits: list[int]
     for r in rows:
         w.writerow([r["dataset"], r["split"], r["method"], f"{r['test_acc']:.6f}",
                     f"{r['val_acc']:.6f}", json.dumps(r["params"]), f"{r['seconds']:.3f}"])
-    _atomic_write(out / "results.csv", buf.getvalue())
+    atomic_write_text(out / "results.csv", buf.getvalue())
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["dataset", *methods])
     for i, n in enumerate(names):
         w.writerow([n, *(f"{a:.6f}" for a in acc[i])])
     w.writerow(["average_rank", *(f"{a:.4f}" for a in avg_rank)])
-    _atomic_write(out / "summary.csv", buf.getvalue())
+    atomic_write_text(out / "summary.csv", buf.getvalue())
     summary = {
         "mode": mode, "seed": seed, "datasets": names, "splits": splits, "methods": methods,
         "accuracy": {n: dict(zip(methods, map(float, acc[i]))) for i, n in enumerate(names)},
@@ -205,7 +184,7 @@ def _report(out: Path, mode: str, seed: int, names: list[str], splits: list[int]
         "fit_seconds": dict(zip(methods, map(float, secs))),
         "rows": rows,
     }
-    _atomic_write(out / "uci.json", json.dumps(summary, indent=1))
+    atomic_write_text(out / "uci.json", json.dumps(summary, indent=1))
     _plots(out, names, methods, acc, ranks)
     order = np.argsort(avg_rank, kind="stable")
     best = methods[order[0]]
