@@ -38,7 +38,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
 from ..datasets.mil import load_mil
-from .report import atomic_savefig, atomic_write_json, atomic_write_text, markdown_table
+from .._io import atomic_savefig, atomic_write_json, atomic_write_text
+from .report import markdown_table
 
 __all__ = ["METHODS", "PAPER", "PROTOCOLS", "make", "run"]
 
@@ -181,7 +182,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
                 warnings.simplefilter("ignore", category=UserWarning)
                 rec = _run_fold(m, mode, seed, data[n].bags, data[n].y, tr, te, fold_seed)
             rec = {"dataset": n, "repeat": r, "fold": f, "method": m, **rec}
-            atomic_write_json(path, rec)
+            atomic_write_json(path, rec, sort_keys=True)
             rows.append(rec)
     finally:
         torch.set_num_threads(threads)
@@ -259,7 +260,7 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu) -> str:
     atomic_write_json(out / "mil.json", {"mode": mode, "seed": seed, "protocol": proto, "datasets": list(names),
                                          "methods": list(methods), "summary": table, "paper": PAPER,
                                          "folds": rows, "seconds": elapsed,
-                                         "cpu_seconds": cpu})
+                                         "cpu_seconds": cpu}, sort_keys=True)
     _plot(out, table, names, methods)
 
     header = ["dataset", "paper (Hopfield)"] + [METHODS[m][0] for m in methods]
