@@ -19,15 +19,6 @@ from hopfield import functional as HF
 TOL = {torch.float64: (1e-10, 1e-10), torch.float32: (2e-5, 1e-4), torch.bfloat16: (3e-2, 3e-2)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscription on shared CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def close(got: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype | None = None) -> None:
     atol, rtol = TOL[dtype or got.dtype]
     diff = (got.double() - ref.double()).abs().max().item() if got.numel() else 0.0

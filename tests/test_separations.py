@@ -20,14 +20,6 @@ from hopfield.separations import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def naive_sparsemax(z: np.ndarray) -> np.ndarray:
     """Euclidean projection of each row onto the simplex (Martins & Astudillo, 2016), float64."""
     out = np.zeros_like(z, dtype=np.float64)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from hopfield.bench import MaterializedAttention, MemoryProbe, Ratio, render_markdown, run, \
+from hopfield.bench import MaterializedAttention, MemoryProbe, Ratio, run, \
     write_report
 from hopfield.bench import _runner, layers, retrieval, steps, streaming
 from hopfield.bench._core import Unavailable, load_suite, ratio_value

@@ -11,15 +11,6 @@ from hypothesis import strategies as st
 from hopfield.memory import ClassicalHopfield, NotStoredError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matrices: one thread avoids oversubscription on shared CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_bipolar(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return rng.choice([-1.0, 1.0], size=(n, d))
 

@@ -11,14 +11,6 @@ from hypothesis import strategies as st
 from hopfield.memory import ClassicalHopfield, DenseAssociativeMemory, NotStoredError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_bipolar(rng, n, d):
     return rng.choice([-1.0, 1.0], size=(n, d))
 

@@ -16,14 +16,6 @@ from hopfield import Hopfield, HopfieldInfo
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 6e-2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # tiny tensors: avoid OpenMP oversubscription on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def close(a, b, tol, what=""):
     diff = (a.double() - b.double()).abs().max().item()
     assert diff <= tol, f"{what} max |diff| = {diff:.3g} > {tol:g}"

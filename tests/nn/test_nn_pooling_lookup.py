@@ -9,14 +9,6 @@ from hypothesis import strategies as st
 from hopfield import Hopfield, HopfieldLayer, HopfieldPooling
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # tiny tensors: avoid OpenMP oversubscription on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def close(a, b, tol, what=""):
     diff = (a.double() - b.double()).abs().max().item()
     assert diff <= tol, f"{what} max |diff| = {diff:.3g} > {tol:g}"

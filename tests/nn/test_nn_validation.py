@@ -8,14 +8,6 @@ from hopfield import Hopfield
 X = torch.randn(2, 3, 8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # tiny tensors: avoid OpenMP oversubscription on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("kwargs,exc,match", [
     ({"input_size": 0}, ValueError, "input_size must be >= 1, got 0"),
     ({"input_size": 8.0}, TypeError, "input_size must be an int, got float"),
