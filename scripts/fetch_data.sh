@@ -2,6 +2,8 @@
 # Fetch the raw offline UCI files that Debian ships into the hopfield data directory:
 #   DATA/weka/    ARFF files of Debian's `weka` package   (iris, glass, ionosphere, diabetes, ...)
 #   DATA/mlbench/ R data of Debian's `r-cran-mlbench`     (Sonar, Vehicle, Vowel, Zoo, ...)
+#   DATA/modeldata/ R lazy-load data of `r-cran-modeldata` (ames, concrete, mlc_churn, ...)
+#   DATA/ggplot2/   R lazy-load data of `r-cran-ggplot2`   (diamonds)
 # DATA is the first argument, else $HOPFIELD_DATA, else ~/.cache/hopfield.
 # Needs apt-get (Debian/Ubuntu); nothing is installed system-wide (apt-get download + dpkg -x).
 set -euo pipefail
@@ -24,3 +26,5 @@ fetch() {  # package, target folder
 }
 fetch weka weka
 fetch r-cran-mlbench mlbench
+fetch r-cran-modeldata modeldata
+fetch r-cran-ggplot2 ggplot2
