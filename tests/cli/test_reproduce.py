@@ -6,6 +6,7 @@ import pytest
 
 from hopfield.cli import main
 from hopfield.datasets import mil as milmod
+from hopfield.reproduce import DEFAULT_PARTS, PARTS, get_part
 
 
 @pytest.mark.slow
@@ -23,8 +24,20 @@ def test_reproduce_mil_smoke_end_to_end(tmp_path):
 
 
 def test_bad_part_is_a_usage_error(tmp_path, capsys):
-    assert main(["reproduce", "tiger", "--out", str(tmp_path)]) != 0
-    assert "must be one of ['mil', 'uci', 'all'], got 'tiger'" in capsys.readouterr().err
+    assert main(["reproduce", "tiger", "--out", str(tmp_path)]) == 2
+    assert f"must be one of {[*PARTS, 'all']}, got 'tiger'" in capsys.readouterr().err
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_registry_and_help_list_every_part(capsys):
+    assert set(DEFAULT_PARTS) <= set(PARTS) and DEFAULT_PARTS
+    for name, part in PARTS.items():
+        assert part.module.startswith("hopfield.reproduce.") and part.description.strip()
+        assert callable(get_part(name).run)
+    assert main(["reproduce", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for name, part in PARTS.items():
+        assert f"{name:<8} {part.description}" in help_text
 
 
 def test_missing_data_reported(tmp_path, monkeypatch):

@@ -1,9 +1,10 @@
-"""``hopfield reproduce [mil|uci|all] [--quick|--full] [--out DIR] [--seed N] [--data-dir DIR]``.
+"""``hopfield reproduce [PART ...] [--quick|--full] [--out DIR] [--seed N] [--data-dir DIR]``.
 
-Runs the real-data reproductions (:mod:`hopfield.reproduce.mil`, :mod:`hopfield.reproduce.uci`)
-and writes ``OUT/report.md`` (atomically) combining their markdown sections, next to each part's
-CSV/JSON/PNG files under ``OUT/<part>/``. Finished folds are cached, so rerunning the same command
-after an interruption resumes where it stopped.
+Runs the real-data reproductions registered in :data:`hopfield.reproduce.PARTS` (without a part:
+:data:`hopfield.reproduce.DEFAULT_PARTS`; ``all``: every registered part) and writes
+``OUT/report.md`` (atomically) combining their markdown sections, next to each part's CSV/JSON/PNG
+files under ``OUT/<part>/``. Finished folds are cached, so rerunning the same command after an
+interruption resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -14,32 +15,52 @@ from pathlib import Path
 
 import typer
 
+from ..reproduce import DEFAULT_PARTS, PARTS
 from ._app import app
+from ._common import out_option, usage_error
 
 __all__ = ["reproduce"]
 
+# "\b" keeps Click from re-wrapping the list (one part per line).
+_PARTS_HELP = "\n".join(
+    ["\b", "Parts (registry hopfield.reproduce.PARTS; default: " + " ".join(DEFAULT_PARTS) + "):"]
+    + [f"  {name:<8} {part.description}" for name, part in PARTS.items()]
+    + [f"  {'all':<8} every part above."])
 
-@app.command()
+
+def _selected_parts(names: list[str] | None) -> tuple[str, ...]:
+    names = list(names or [])
+    if not names:
+        return DEFAULT_PARTS
+    valid = [*PARTS, "all"]
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise usage_error("PART", f"must be one of {valid}, got {unknown[0]!r}")
+    if "all" in names:
+        return tuple(PARTS)
+    return tuple(dict.fromkeys(names))  # order as given, duplicates dropped
+
+
+@app.command(help="Reproduce the paper's real-data results next to baselines.\n\n" + _PARTS_HELP)
 def reproduce(
-    part: str = typer.Argument("all", help="Which part: mil, uci or all."),
+    part: list[str] = typer.Argument(None, metavar="PART",
+                                     help="Parts to run (see the list above); default: "
+                                          + " ".join(DEFAULT_PARTS) + "."),
     quick: bool = typer.Option(True, "--quick/--full",
                                help="--quick: short documented protocol (minutes); --full: the paper's "
                                     "protocol (hours, resumable)."),
-    out: Path = typer.Option(Path("reproduce-out"), "--out", help="Output directory."),
+    out: Path = out_option(Path("reproduce-out"), "Output folder."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed; results are deterministic for a seed."),
-    data_dir: Path | None = typer.Option(None, "--data-dir",
-                                         help="Data directory (default $HOPFIELD_DATA or ~/.cache/hopfield)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR",
+                                         help="Data folder (default $HOPFIELD_DATA or ~/.cache/hopfield)."),
     smoke: bool = typer.Option(False, "--smoke", hidden=True, help="Tiny settings for tests."),
 ) -> int:
-    """Reproduce the paper's real-data results (MIL and small UCI sets) next to baselines."""
-    from ..reproduce import PARTS, get_part
+    from ..reproduce import get_part
     from ..reproduce.report import write_report
 
-    if part not in (*PARTS, "all"):
-        raise typer.BadParameter(f"must be one of {[*PARTS, 'all']}, got {part!r}", param_hint="PART")
+    parts = _selected_parts(part)
     mode = "smoke" if smoke else ("quick" if quick else "full")
-    parts = PARTS if part == "all" else (part,)
-    argv = ["hopfield", "reproduce", part, "--smoke" if smoke else f"--{'quick' if quick else 'full'}",
+    argv = ["hopfield", "reproduce", *(part or []), "--smoke" if smoke else f"--{'quick' if quick else 'full'}",
             "--out", str(out), "--seed", str(seed)] + (["--data-dir", str(data_dir)] if data_dir else [])
     out.mkdir(parents=True, exist_ok=True)
     t0, sections, failed = time.perf_counter(), [], []
