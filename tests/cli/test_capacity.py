@@ -50,4 +50,4 @@ def test_capacity_cli_from_json_not_ours_is_a_usage_error(tmp_path, capsys):
     for text in ("not json", '{"curves": []}'):  # JSONDecodeError / KeyError before
         bad.write_text(text)
         assert main(["capacity", "--out", str(tmp_path / "o"), "--from-json", str(bad)]) == 2
-        assert "--from-json must be a capacity.json" in capsys.readouterr().err
+        assert "Invalid value for '--from-json': must be a capacity.json" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hopfield.cli import main
-from hopfield.cli.demo import CORRUPTIONS, binarise, corrupt, score
+from hopfield.analysis.retrieval_demo import CORRUPTIONS, binarise, corrupt, run_demo, score
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +88,29 @@ def test_demo_negative_seed_is_a_usage_error(tmp_path, capsys):
     # used to escape main() as numpy's "expected non-negative integer" traceback
     assert main(["demo", "--out", str(tmp_path), "--quick", "--seed", "-1"]) == 2
     assert "--seed" in capsys.readouterr().err
+
+
+def test_library_functions_reject_bad_arguments():
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(0, 16, size=(4, 64))
+    with pytest.raises(ValueError, match=r"kind must be one of \['mask', 'flip', 'noise'\], got 'blur'"):
+        corrupt(grey, "blur", 2, rng)
+    with pytest.raises(ValueError, match="repeats must be an int >= 1, got 0"):
+        corrupt(grey, "flip", 0, rng)
+    with pytest.raises(ValueError, match=r"grey must be a finite array of shape \(N, D\)"):
+        corrupt(np.full((2, 64), np.nan), "mask", 1, rng)
+    with pytest.raises(ValueError, match="must agree"):
+        score(np.zeros((2, 64)), np.zeros((3, 63)), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"n_patterns must be an int in \[2, 1748\]"):
+        run_demo(n_patterns=1749)
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        run_demo(seed=-1)
+
+
+def test_largest_n_patterns_is_accepted_by_the_cli(tmp_path):
+    # 1748 is the most images the round-robin over classes can pick; 1749 is a usage error
+    assert main(["demo", "--out", str(tmp_path), "--n-patterns", "1749"]) == 2
+    from hopfield.analysis.retrieval_demo import load_patterns
+
+    grey, labels = load_patterns(1748, np.random.default_rng(0))
+    assert grey.shape == (1748, 64) and np.bincount(labels).min() == 174

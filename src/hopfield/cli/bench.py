@@ -7,24 +7,17 @@ from pathlib import Path
 import typer
 
 from ._app import app
+from ._common import out_option, usage_error
 
 __all__ = ["bench"]
 
 
-def _usage_error(param: str, message: str) -> typer.Exit:
-    # typer >= 0.20 vendors click, so typer.BadParameter is not caught by hopfield.cli.main
-    # (which catches the click package's ClickException); print and exit with click's code 2.
-    typer.echo(f"Error: Invalid value for {param}: {message}", err=True)
-    return typer.Exit(2)
-
-
 @app.command()
 def bench(
-    suites: list[str] = typer.Argument(None, help="Suites to run (default: all): layers, steps, "
+    suites: list[str] = typer.Argument(None, metavar="SUITE", help="Suites to run (default: all): layers, steps, "
                                                   "retrieval, streaming."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes: a smoke run of a few minutes."),
-    out: Path = typer.Option(Path("benchmarks/results"), "--out",
-                             help="Directory for latest.json and latest.md."),
+    out: Path = out_option(Path("benchmarks/results"), "Folder for latest.json and latest.md."),
     repeats: int = typer.Option(None, "--repeats", help="Timed repeats per peer (default 5; "
                                                         "3 with --quick)."),
     threads: int = typer.Option(2, "--threads", help="torch (and faiss) threads."),
@@ -36,14 +29,14 @@ def bench(
     names = list(suites or SUITES)
     unknown = [s for s in names if s not in SUITES]
     if unknown:
-        raise _usage_error("SUITES", f"must be among {', '.join(SUITES)}, got "
+        raise usage_error("SUITE", f"must be among {', '.join(SUITES)}, got "
                                      f"{', '.join(unknown)}")
     if repeats is None:
         repeats = 3 if quick else 5
     if repeats < 1:
-        raise _usage_error("--repeats", f"must be a positive integer, got {repeats}")
+        raise usage_error("--repeats", f"must be a positive integer, got {repeats}")
     if threads < 1:
-        raise _usage_error("--threads", f"must be a positive integer, got {threads}")
+        raise usage_error("--threads", f"must be a positive integer, got {threads}")
     command = " ".join(["hopfield bench", *(suites or []), *(["--quick"] if quick else []),
                         f"--repeats {repeats}", f"--threads {threads}"])
     report = run(names, quick=quick, repeats=repeats, threads=threads, progress=progress)

@@ -14,13 +14,14 @@ from typing import Optional
 import typer
 
 from ._app import app
+from ._common import out_option, usage_error
 
 __all__ = ["capacity"]
 
 
 @app.command()
 def capacity(
-    out: Path = typer.Option(..., "--out", file_okay=False, help="Output folder."),
+    out: Path = out_option(..., "Output folder."),
     quick: bool = typer.Option(False, "--quick", help="Two dimensions, two noise levels, 16 "
                                "queries: seconds instead of minutes."),
     seed: int = typer.Option(0, "--seed", help="Seed of patterns, noise and update order."),
@@ -39,23 +40,23 @@ def capacity(
     from ..analysis.error_bound import one_step_error, sphere_patterns
 
     if seed < 0:
-        raise typer.BadParameter(f"--seed must be >= 0, got {seed}")
+        raise usage_error("--seed", f"must be >= 0, got {seed}")
     if n_queries < 1:
-        raise typer.BadParameter(f"--queries must be >= 1, got {n_queries}")
+        raise usage_error("--queries", f"must be >= 1, got {n_queries}")
     if from_json is not None:
         from ..analysis.capacity import CapacityCurve
         from ..analysis.error_bound import ErrorBoundResult
 
         if not from_json.is_file():
-            raise typer.BadParameter(f"--from-json must be an existing file, got {from_json}")
+            raise usage_error("--from-json", f"must be an existing file, got {from_json}")
         try:
             saved = json.loads(from_json.read_text())
             curves = [CapacityCurve(**c) for c in saved["curves"]]
             thm5 = ErrorBoundResult(**saved["theorem5"])
             seed, quick = saved["seed"], saved["quick"]
         except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
-            raise typer.BadParameter(f"--from-json must be a capacity.json written by this "
-                                     f"command, got {from_json} ({type(e).__name__}: {e})") from None
+            raise usage_error("--from-json", f"must be a capacity.json written by this "
+                                             f"command, got {from_json} ({type(e).__name__}: {e})") from None
     else:
         curves = capacity_study(quick=quick, seed=seed, n_queries=n_queries, progress=progress)
         # Theorem 5: patterns uniform on the sphere of radius sqrt(D), starts at 0.1·sqrt(D).

