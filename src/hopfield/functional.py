@@ -18,27 +18,50 @@ With row-major batches of states ``state`` (..., L, D) the update is
 :func:`torch.nn.functional.scaled_dot_product_attention` (the fused path); otherwise the math path
 materialises the association weights.
 
-``beta`` is a positive float or a tensor broadcastable against the leading dims ``...`` of the
-state (for example ``(H,)`` for per-head β with states of shape ``(B, H, L, D)``); it may require
-grad. ``mask`` is boolean with **True = ignore that stored pattern** (PyTorch's key_padding_mask
-convention) and shape ``(..., N)`` or ``(..., L, N)``.
+``beta`` is a positive float (a numpy scalar or 0-d array is accepted) or a tensor broadcastable
+against the leading dims ``...`` of the state (for example ``(H,)`` for per-head β with states of
+shape ``(B, H, L, D)``); it may require grad. A 0-d tensor β stays 0-d, so a CPU β works with
+CUDA states.
+
+``mask`` is boolean with **True = ignore that stored pattern**. One reading for every entry point
+(:func:`update`, :func:`retrieve`, :func:`energy`, :func:`associate`, :func:`lse`), whatever the
+batch size (state (*lead, L, D), scores (*lead, L, N)):
+
+* a mask with as many dims as the scores, ``(..., L, N)``, is an association mask broadcast
+  (right-aligned, as PyTorch's ``attn_mask``) to (*lead, L, N);
+* a 1-D mask ``(N,)`` applies to every state;
+* a mask with one dim fewer than the scores is **key padding** ``(*lead, N)`` (one row per batch
+  item, shared by its L states) when it can only be that, and an ``(L, N)``-style mask when it can
+  only be that; when both readings fit (its second-to-last dim equals both L > 1 and the last
+  leading dim) it is ambiguous and raises ``ValueError``: pass ``mask[..., None, :]`` for key
+  padding or ``mask.expand(*lead, L, N)`` for a per-state mask.
+
+Numerics: the association math path (weights, sparsemax/entmax) and the energy compute scores in
+float32 for float16/bfloat16 inputs; the validated entry points compute in float64 when
+β·|ξ|·|x|·D could overflow the input dtype (results are cast back: retrieved states are convex
+combinations of stored patterns), and :func:`energy`/:func:`lse`/:func:`separation_margin` raise
+``ValueError`` when the true value does not fit the output dtype. Never a silent NaN, inf or 0.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._driver import RetrievalInfo, iterate
 from ._validation import (
     check_beta,
-    check_mask,
+    check_finite,
     check_positive_float,
     check_positive_int,
     check_probability,
     check_tensor,
+    is_compiling,
     shape_str,
 )
 from .separations import Separation, get_separation
@@ -47,31 +70,16 @@ __all__ = [
     "RetrievalInfo",
     "associate",
     "energy",
+    "lse",
     "retrieve",
     "separation",
+    "separation_margin",
     "similarity",
     "update",
 ]
 
 Beta = float | torch.Tensor
-
-
-@dataclass
-class RetrievalInfo:
-    """Diagnostics of :func:`retrieve`.
-
-    Attributes:
-        steps: (..., L) number of updates applied to each state.
-        converged: (..., L) whether ‖ξ_new − ξ‖ < tol was reached within ``max_steps``.
-        energy: (T + 1, ..., L) energy of each state before the first and after every update
-            (softmax separation only; ``None`` otherwise).
-        weights: (..., L, N) association weights sep(β Xᵀ ξ) of the retrieved states.
-    """
-
-    steps: torch.Tensor
-    converged: torch.Tensor
-    energy: torch.Tensor | None
-    weights: torch.Tensor
+_HALF = (torch.float16, torch.bfloat16)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -87,9 +95,23 @@ def _lead(state: torch.Tensor, patterns: torch.Tensor) -> tuple[int, ...]:
         ) from None
 
 
+def _check_beta(beta: object, name: str = "beta") -> Beta:
+    """:func:`check_beta` that also accepts numpy scalars and 0-d numpy arrays (as floats)."""
+    if isinstance(beta, np.ndarray) and beta.ndim == 0 and beta.dtype.kind in "iuf":
+        beta = beta.item()
+    elif isinstance(beta, np.generic) and not isinstance(beta, np.bool_):
+        beta = beta.item()
+    return check_beta(beta, name)
+
+
 def _beta_grid(beta: Beta, lead: tuple[int, ...]) -> Beta:
-    """Reshape a tensor β to (..., 1, 1) so it scales (..., L, N) scores; floats pass through."""
+    """Reshape a tensor β to (..., 1, 1) so it scales (..., L, N) scores; floats pass through.
+
+    A 0-d tensor stays 0-d: it then counts as a scalar for device checks (a CPU β with CUDA states).
+    """
     if not isinstance(beta, torch.Tensor):
+        return beta
+    if beta.dim() == 0:
         return beta
     if beta.dim() > len(lead):
         raise ValueError(
@@ -106,10 +128,17 @@ def _beta_grid(beta: Beta, lead: tuple[int, ...]) -> Beta:
     return beta.reshape(*beta.shape, 1, 1)
 
 
+def _beta_rows(beta: Beta) -> Beta:
+    """β shaped to scale per-state values (..., L): (..., 1, 1) -> (..., 1); floats/0-d pass."""
+    if isinstance(beta, torch.Tensor) and beta.dim() >= 2:
+        return beta.squeeze(-1)
+    return beta
+
+
 def _check_pair(state: object, patterns: object, state_name: str = "state",
                 patterns_name: str = "patterns") -> tuple[int, ...]:
-    check_tensor(state, state_name, min_ndim=2, layout="(..., L, D)")
-    check_tensor(patterns, patterns_name, min_ndim=2, layout="(..., N, D)")
+    check_tensor(state, state_name, min_ndim=2, layout="(..., L, D)", finite=False)
+    check_tensor(patterns, patterns_name, min_ndim=2, layout="(..., N, D)", finite=False)
     if state.shape[-1] != patterns.shape[-1]:
         raise ValueError(
             f"{state_name} must have the same last dimension D as {patterns_name} "
@@ -127,6 +156,90 @@ def _check_pair(state: object, patterns: object, state_name: str = "state",
     return _lead(state, patterns)
 
 
+def _max_abs(x: torch.Tensor) -> torch.Tensor:
+    """max |x| as a 0-d float64 tensor (NaN if x holds NaN; 0 for an empty tensor)."""
+    if x.numel() == 0:
+        return torch.zeros((), dtype=torch.float64, device=x.device)
+    return torch.linalg.vector_norm(x.detach(), float("inf")).to(torch.float64)
+
+
+def _safe_dtype(named: dict[str, torch.Tensor], beta: Beta) -> torch.dtype:
+    """Check that every tensor in ``named`` is finite and choose the dtype to compute in.
+
+    One host sync for all of them. The scores β·ξᵀx are bounded by β·D·max|ξ|·max|x|; when that
+    bound comes within 1e-3 of the dtype's largest value the computation moves to float32 (half
+    inputs) or float64. Raises ``ValueError`` when even float64 would overflow.
+    """
+    tensors = list(named.values())
+    dtype = tensors[0].dtype
+    if is_compiling():
+        return dtype
+    stats = [_max_abs(t) for t in tensors]
+    if isinstance(beta, torch.Tensor):
+        stats.append(beta.detach().amax().to(device=stats[0].device, dtype=torch.float64))
+    vals = torch.stack(stats).tolist()
+    for (name, t), v in zip(named.items(), vals):
+        if not math.isfinite(v):
+            check_finite(t, name)  # names the argument and counts the bad values
+    b = vals[-1] if isinstance(beta, torch.Tensor) else float(beta)
+    other = vals[1] if len(tensors) > 1 else vals[0]  # (state, patterns, ...) or (patterns,)
+    bound = b * tensors[0].shape[-1] * max(1.0, vals[0]) * max(1.0, other)
+    for candidate in (dtype, torch.float32, torch.float64):
+        if torch.finfo(candidate).bits < torch.finfo(dtype).bits:
+            continue
+        if bound < 1e-3 * torch.finfo(candidate).max:
+            return candidate
+    raise ValueError(f"{', '.join(named)} are too large: the scores β·ξᵀx may reach {bound:.3g}, "
+                     "beyond the float64 range; rescale the inputs or use a smaller beta")
+
+
+def _check_mask(mask: object, name: str, *, lead: tuple[int, ...], L: int, N: int
+                ) -> torch.Tensor:
+    """Validate a pattern mask (True = ignore) under the one documented reading (module
+    docstring) and return it broadcastable to (*lead, L, N)."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name} must be a bool torch.Tensor, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{name} must have dtype torch.bool (True = ignore), got {mask.dtype}")
+    target = (*lead, L, N)
+    expected = (f"(..., {N}) or (..., {L}, {N}) broadcastable to (*lead, L, N) = "
+                f"{shape_str(target)}")
+    if mask.dim() == 0 or mask.shape[-1] != N or mask.dim() > len(target):
+        raise ValueError(f"{name} must have shape {expected}, got {shape_str(mask.shape)}")
+
+    def fits(shape: tuple[int, ...]) -> bool:
+        try:
+            return tuple(torch.broadcast_shapes(shape, target)) == target
+        except RuntimeError:
+            return False
+
+    if mask.dim() == len(target) or mask.dim() == 1:
+        full = mask if mask.dim() > 1 else mask.unsqueeze(-2)  # (N,) -> (1, N)
+        ok = fits(tuple(full.shape))
+    else:  # one or more dims fewer than the scores
+        as_padding = mask.dim() == len(lead) + 1 and fits((*mask.shape[:-1], 1, N))
+        as_rows = fits(tuple(mask.shape))
+        if as_padding and as_rows and L > 1 and mask.shape[-2] == L:
+            raise ValueError(
+                f"{name} of shape {shape_str(mask.shape)} is ambiguous for states with leading "
+                f"dims {shape_str(lead)} and L = {L}: it reads both as key padding (*lead, N) and "
+                f"as per-state rows (L, N); pass {name}[..., None, :] for key padding or "
+                f"{name}.expand{shape_str(target)} for per-state rows")
+        full = mask.unsqueeze(-2) if as_padding else mask
+        ok = as_padding or as_rows
+    if not ok:
+        raise ValueError(f"{name} must have shape {expected}, got {shape_str(mask.shape)}")
+    if not is_compiling() and bool(full.all(dim=-1).any()):
+        raise ValueError(f"{name} hides every stored pattern for at least one state; "
+                         "each state must see at least one pattern")
+    return full
+
+
+def _warn_renamed(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated and will be removed in the next release; use {new}",
+                  FutureWarning, stacklevel=3)
+
+
 # ----------------------------------------------------------------------------- core (unchecked)
 
 
@@ -142,27 +255,44 @@ def _associate(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Unchecked association ``sep(beta * query @ keys.mT) @ values``.
 
-    ``beta`` is a float or already shaped (..., 1, 1); ``mask`` is bool (..., L, N) or None with
-    True = ignore. Layers validate once at their entry and call this on the hot path.
+    ``beta`` is a float, a 0-d tensor or already shaped (..., 1, 1); ``mask`` is bool broadcastable
+    to (..., L, N) or None with True = ignore. Layers validate once at their entry and call this on
+    the hot path. The math path computes scores in float32 for half-precision inputs (as the fused
+    kernels do), so both paths agree and neither overflows at |q·k| > 65504.
     """
     sep = sep or _SOFTMAX
     if sep.is_softmax and not need_weights:
-        # Fused path: softmax(q kᵀ * scale) v. A tensor β scales q so it stays differentiable.
+        # Fused path: softmax(q kᵀ * scale) v. β is folded into q once (_fold_beta).
         lead = torch.broadcast_shapes(query.shape[:-2], keys.shape[:-2], values.shape[:-2])
+        q, scale = _fold_beta(query, beta)
         if isinstance(beta, torch.Tensor):
             lead = torch.broadcast_shapes(lead, beta.shape[:-2])
-            q, scale = query * beta.to(query.dtype), 1.0
-        else:
-            q, scale = query, float(beta)
         attn_mask = None if mask is None else ~mask
         out = _sdpa(q, keys, values, attn_mask, lead, dropout_p, scale)
         return out, None
-    scores = beta * (query @ keys.mT)  # (..., L, N)
+    dtype = query.dtype
+    if dtype in _HALF:  # scores and weights in float32, like the fused kernels
+        query, keys, values = query.float(), keys.float(), values.float()
+    scores = _scale(beta, query.dtype) * (query @ keys.mT)  # (..., L, N)
     if mask is not None:
         scores = scores.masked_fill(mask, float("-inf"))
     weights = sep(scores)
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
-    return attn @ values, (weights if need_weights else None)
+    out = (attn @ values).to(dtype)
+    return out, (weights.to(dtype) if need_weights else None)
+
+
+def _scale(beta: Beta, dtype: torch.dtype) -> Beta:
+    return beta.to(dtype) if isinstance(beta, torch.Tensor) else beta
+
+
+def _fold_beta(query: torch.Tensor, beta: Beta) -> tuple[torch.Tensor, float]:
+    """The one place β is folded into the query: ``(q, scale)`` with softmax(scale · q kᵀ) equal
+    to softmax(β · query kᵀ). A tensor β multiplies the query (so it stays differentiable and
+    per-head), a float β becomes the kernel's ``scale``."""
+    if isinstance(beta, torch.Tensor):
+        return query * beta.to(query.dtype), 1.0
+    return query, float(beta)
 
 
 _SOFTMAX = get_separation("softmax")
@@ -187,7 +317,9 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Te
         return out.reshape(*lead, q.shape[-2], v.shape[-1])
 
     def flat(t: torch.Tensor) -> torch.Tensor:  # (*lead, T, ·) -> (prod(lead), 1, T, ·)
-        return t.expand(*lead, *t.shape[-2:]).reshape(-1, 1, *t.shape[-2:])
+        return t.expand(*lead, *t.shape[-2:]).reshape(b, 1, *t.shape[-2:])
+
+    b = math.prod(lead)
 
     out = F.scaled_dot_product_attention(
         flat(q), flat(k), flat(v), attn_mask=None if attn_mask is None else flat(attn_mask),
@@ -195,21 +327,80 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Te
     return out.reshape(*lead, *out.shape[-2:])
 
 
+
+def _log_mean_exp(sims: torch.Tensor, beta: Beta, mask: torch.Tensor | None) -> torch.Tensor:
+    """β⁻¹ log( (1/n) Σ_i exp(β s_i) ) over the unmasked entries of ``sims`` (..., L, N).
+
+    Written as max_i s_i + β⁻¹ log mean exp(β (s_i − max)), so β⁻¹ never multiplies a large
+    number: rows where β·(max − min) < 1 use log1p(mean(expm1(·))) (exact as β → 0, where the
+    value tends to the mean of s), the others the log-sum-exp. ``beta`` is a float, 0-d or
+    (..., 1, 1) tensor.
+    """
+    if mask is not None:
+        sims = sims.masked_fill(mask, float("-inf"))
+    m = sims.amax(dim=-1, keepdim=True)  # (..., L, 1) finite: each state sees a pattern
+    d = sims - m  # ≤ 0, -inf where masked
+    x = _scale(beta, sims.dtype) * (d if mask is None else d.masked_fill(mask, 0.0))
+    if mask is None:
+        n: Any = sims.shape[-1]
+        lse_big = torch.logsumexp(x, dim=-1) - math.log(n)
+        e = torch.expm1(x)
+        spread = x.amin(dim=-1)
+    else:
+        n = (~mask).sum(dim=-1).to(sims.dtype)  # broadcast against (..., L)
+        lse_big = torch.logsumexp(x.masked_fill(mask, float("-inf")), dim=-1) - n.log()
+        e = torch.expm1(x).masked_fill(mask, 0.0)
+        spread = x.amin(dim=-1)  # masked entries are 0 here, never the min below -1
+    lse_small = torch.log1p(e.sum(dim=-1) / n)
+    r = torch.where(spread > -1.0, lse_small, lse_big)  # (..., L), ≤ 0
+    return m.squeeze(-1) + r / _scale(_beta_rows(beta), sims.dtype)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in _HALF else dtype
+
+
+def _tiny_beta(beta: Beta, dtype: torch.dtype) -> bool:
+    """A float β so small that β·s or 1/β leaves ``dtype``'s normal range: compute in float64."""
+    return (not isinstance(beta, torch.Tensor) and dtype != torch.float64
+            and float(beta) < 1e4 * torch.finfo(dtype).tiny)
+
+
 def _energy(state: torch.Tensor, patterns: torch.Tensor, beta: Beta,
             mask: torch.Tensor | None = None) -> torch.Tensor:
-    scores = beta * (state @ patterns.mT)  # (..., L, N)
+    """Unchecked energy (..., L); float32 for half inputs (the formula lives only here):
+
+        E(ξ) = −lme(ξ) + ½ ξᵀξ + ½ M²,   lme = β⁻¹ log((1/n) Σ_i exp(β x_iᵀξ))
+
+    which is −β⁻¹ lse + ½ ξᵀξ + β⁻¹ log n + ½ M² without the cancellation of the two β⁻¹ terms.
+    """
+    dtype = _compute_dtype(state.dtype)
+    if _tiny_beta(beta, dtype):
+        dtype = torch.float64
+    state, patterns = state.to(dtype), patterns.to(dtype)
     norms = patterns.norm(dim=-1)  # (..., N)
     if mask is None:
-        n = patterns.shape[-2]
-        log_n = math.log(n)
-        m = norms.max(dim=-1).values.unsqueeze(-1)  # (..., 1)
+        m = norms.amax(dim=-1).unsqueeze(-1)  # (..., 1)
     else:
-        scores = scores.masked_fill(mask, float("-inf"))
-        log_n = (~mask).sum(dim=-1).to(state.dtype).log()  # (..., L)
-        m = norms.unsqueeze(-2).masked_fill(mask, float("-inf")).max(dim=-1).values  # (..., L)
-    lse = torch.logsumexp(scores, dim=-1)  # (..., L)
-    inv_beta = 1.0 / beta if not isinstance(beta, torch.Tensor) else 1.0 / beta.squeeze(-1)
-    return -inv_beta * lse + 0.5 * (state * state).sum(-1) + inv_beta * log_n + 0.5 * m * m
+        m = norms.unsqueeze(-2).masked_fill(mask, float("-inf")).amax(dim=-1)  # (..., L)
+    lme = _log_mean_exp(state @ patterns.mT, beta, mask)  # (..., L)
+    return _energy_from(state, lme, m)
+
+
+def _energy_from(state: torch.Tensor, lme: torch.Tensor, max_norm: torch.Tensor) -> torch.Tensor:
+    """E = −lme + ½‖ξ‖² + ½M², from the log-mean-exp ``lme`` (..., L) and M = max_i ‖x_i‖ (the
+    one energy formula; streaming and sharded retrieval call it with their merged lme)."""
+    max_norm = max_norm.to(lme.dtype)
+    return -lme + 0.5 * (state.to(lme.dtype) ** 2).sum(-1) + 0.5 * max_norm * max_norm
+
+
+def _check_output(x: torch.Tensor, what: str, dtype: torch.dtype) -> torch.Tensor:
+    """Cast ``x`` to ``dtype``; raise when a value does not fit (never return inf silently)."""
+    out = x.to(dtype)
+    if not is_compiling() and not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{what} overflows {dtype} (the true values exceed its range); use "
+                         "float64 inputs or rescale them")
+    return out
 
 
 # ----------------------------------------------------------------------------- public API
@@ -217,9 +408,8 @@ def _energy(state: torch.Tensor, patterns: torch.Tensor, beta: Beta,
 
 def similarity(state: torch.Tensor, patterns: torch.Tensor, beta: Beta = 1.0) -> torch.Tensor:
     """Scaled similarities ``beta * state @ patterns.mT`` of shape (..., L, N)."""
-    lead = _check_pair(state, patterns)
-    beta = _beta_grid(check_beta(beta), lead)
-    return beta * (state @ patterns.mT)
+    state, patterns, beta, _, dtype = _prepare(state, patterns, beta, None)
+    return _check_output(_scale(beta, state.dtype) * (state @ patterns.mT), "similarity", dtype)
 
 
 def associate(
@@ -240,7 +430,7 @@ def associate(
         keys: (..., N, D) stored patterns Y.
         values: (..., N, Dv) pattern projections V.
         beta: inverse temperature, float or tensor broadcastable to ``...``.
-        mask: bool (..., N) or (..., L, N), True = ignore that stored pattern.
+        mask: bool, True = ignore that stored pattern; shapes as in the module docstring.
         separation: name in :func:`hopfield.separations.available_separations` or an instance.
         need_weights: also return the (..., L, N) association weights (math path).
         dropout_p: dropout on the association weights.
@@ -253,19 +443,49 @@ def associate(
         w = sep(beta * query @ keys.mT).masked_fill(mask, 0);  out = w @ values
     """
     lead = _check_pair(query, keys, "query", "keys")
-    check_tensor(values, "values", min_ndim=2, layout="(..., N, Dv)")
+    check_tensor(values, "values", min_ndim=2, layout="(..., N, Dv)", finite=False)
     if values.shape[-2] != keys.shape[-2]:
         raise ValueError(f"values must have shape (..., N, Dv) with N == {keys.shape[-2]}, "
                          f"got {shape_str(values.shape)}")
     if values.dtype != keys.dtype:
         raise TypeError(f"values and keys must share a dtype, got {values.dtype} and {keys.dtype}")
+    if values.shape[-1] == 0:
+        raise ValueError(f"values must have at least one dimension Dv, got shape "
+                         f"{shape_str(values.shape)}")
     dropout_p = check_probability(dropout_p, "dropout_p")
     lead = _lead(query, values) if values.dim() > keys.dim() else lead
-    beta = _beta_grid(check_beta(beta), lead)
+    beta = _beta_grid(_check_beta(beta), lead)
+    work = _safe_dtype({"query": query, "keys": keys, "values": values}, beta)
     if mask is not None:
-        mask = check_mask(mask, "mask", lead=lead, L=query.shape[-2], N=keys.shape[-2])
-    return _associate(query, keys, values, beta, mask, get_separation(separation), need_weights,
-                      dropout_p)
+        mask = _check_mask(mask, "mask", lead=lead, L=query.shape[-2], N=keys.shape[-2])
+    dtype = query.dtype
+    if work != dtype:
+        query, keys, values = query.to(work), keys.to(work), values.to(work)
+    out, w = _associate(query, keys, values, beta, mask, get_separation(separation), need_weights,
+                        dropout_p)
+    return out.to(dtype), (None if w is None else w.to(dtype))
+
+
+def _prepare(state: Any, patterns: Any, beta: Any, mask: Any
+             ) -> tuple[torch.Tensor, torch.Tensor, Beta, torch.Tensor | None, torch.dtype]:
+    """Validate a (state, patterns, β, mask) call; returns them in the dtype to compute in and
+    the caller's dtype to cast the result back to."""
+    lead = _check_pair(state, patterns)
+    beta = _beta_grid(_check_beta(beta), lead)
+    work = _safe_dtype({"state": state, "patterns": patterns}, beta)
+    if mask is not None:
+        mask = _check_mask(mask, "mask", lead=lead, L=state.shape[-2], N=patterns.shape[-2])
+    dtype = state.dtype
+    if work != dtype:
+        state, patterns = state.to(work), patterns.to(work)
+    return state, patterns, beta, mask, dtype
+
+
+def _info_flag(return_info: bool, return_weights: bool | None, fn: str) -> bool:
+    if return_weights is None:
+        return return_info
+    _warn_renamed(f"{fn}(return_weights=...)", f"{fn}(return_info=...)")
+    return bool(return_weights)
 
 
 def update(
@@ -275,30 +495,45 @@ def update(
     mask: torch.Tensor | None = None,
     *,
     separation: str | Separation = "softmax",
-    return_weights: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    return_info: bool = False,
+    return_weights: bool | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, Any]:
     """One Hopfield update ξ ← X sep(β Xᵀ ξ), for all states at once.
 
     Args:
         state: (..., L, D) state patterns ξ (one per row).
         patterns: (..., N, D) stored patterns X (one per row).
         beta: inverse temperature β > 0 (float or tensor broadcastable to ``...``).
-        mask: optional bool (..., N) or (..., L, N); True = ignore that stored pattern.
+        mask: optional bool, True = ignore that stored pattern; shapes in the module docstring.
         separation: ``"softmax"`` (default), ``"sparsemax"``, ``"entmax"`` or an instance.
-        return_weights: also return the association weights (..., L, N).
+        return_info: also return a :class:`RetrievalInfo` of this one step: ``steps`` all 1,
+            ``converged`` = ‖ξ_new − ξ‖ < 1e-5 (``retrieve``'s default ``tol``), ``weights`` the
+            (..., L, N) association weights (math path), ``energy`` (2, ..., L) before/after
+            (softmax only), ``iterations`` 1.
+        return_weights: deprecated alias (FutureWarning): ``(new, weights)`` as before.
 
     Reference (plain math, float64 in the tests)::
 
         p = softmax(beta * state @ patterns.mT, dim=-1)   # (..., L, N)
         new_state = p @ patterns                          # (..., L, D)
     """
-    lead = _check_pair(state, patterns)
-    beta = _beta_grid(check_beta(beta), lead)
-    if mask is not None:
-        mask = check_mask(mask, "mask", lead=lead, L=state.shape[-2], N=patterns.shape[-2])
-    out, weights = _associate(state, patterns, patterns, beta, mask, get_separation(separation),
-                              need_weights=return_weights)
-    return (out, weights) if return_weights else out
+    legacy = return_weights is not None
+    want = _info_flag(return_info, return_weights, "update")
+    state, patterns, beta, mask, dtype = _prepare(state, patterns, beta, mask)
+    sep = get_separation(separation)
+    out, weights = _associate(state, patterns, patterns, beta, mask, sep, need_weights=want)
+    if not want:
+        return out.to(dtype)
+    if legacy:
+        return out.to(dtype), weights.to(dtype)
+    lead_l = out.shape[:-1]
+    info = RetrievalInfo(
+        steps=torch.ones(lead_l, dtype=torch.long, device=out.device),
+        converged=(out - state.expand_as(out)).norm(dim=-1) < 1e-5,
+        energy=(torch.stack([_energy(state, patterns, beta, mask).expand(lead_l),
+                             _energy(out, patterns, beta, mask)]) if sep.is_softmax else None),
+        weights=weights.to(dtype), iterations=1)
+    return out.to(dtype), info
 
 
 def retrieve(
@@ -315,6 +550,7 @@ def retrieve(
     """Iterate :func:`update` until ‖ξ_new − ξ‖ < ``tol`` for every state, or ``max_steps``.
 
     Each state stops (is frozen) at its own convergence step, the paper's per-state criterion.
+    The loop is :func:`hopfield._driver.iterate`, shared with streaming and sharded retrieval.
 
     Returns:
         The retrieved states (..., L, D); with ``return_info=True`` also a :class:`RetrievalInfo`.
@@ -327,40 +563,60 @@ def retrieve(
             state = new
             if done.all(): break
     """
-    lead = _check_pair(state, patterns)
-    beta = _beta_grid(check_beta(beta), lead)
+    state, patterns, beta, mask, dtype = _prepare(state, patterns, beta, mask)
     max_steps = check_positive_int(max_steps, "max_steps")
     tol = check_positive_float(tol, "tol")
-    if mask is not None:
-        mask = check_mask(mask, "mask", lead=lead, L=state.shape[-2], N=patterns.shape[-2])
     sep = get_separation(separation)
-
+    lead = _lead(state, patterns)
     xi = state.expand(*lead, *state.shape[-2:]) if state.shape[:-2] != lead else state
-    converged = torch.zeros(xi.shape[:-1], dtype=torch.bool, device=xi.device)
-    steps = torch.zeros(xi.shape[:-1], dtype=torch.long, device=xi.device)
-    track_energy = return_info and sep.is_softmax
-    trace = [_energy(xi, patterns, beta, mask)] if track_energy else []
-    for _ in range(max_steps):
-        new, _ = _associate(xi, patterns, patterns, beta, mask, sep)
-        active = ~converged
-        delta = (new - xi).norm(dim=-1)
-        xi = torch.where(active.unsqueeze(-1), new, xi)
-        steps = steps + active.long()
-        converged = converged | (delta < tol)
-        if track_energy:
-            trace.append(_energy(xi, patterns, beta, mask))
-        if bool(converged.all()):
-            break
+
+    def step(s: torch.Tensor, _: bool) -> tuple[torch.Tensor, None]:
+        return _associate(s, patterns, patterns, beta, mask, sep)[0], None
+
+    xi, info = iterate(step, xi, max_steps=max_steps, tol=tol,
+                       energy=lambda s: _energy(s, patterns, beta, mask),
+                       need_energy=return_info and sep.is_softmax)
     if not return_info:
-        return xi
-    _, weights = _associate(xi, patterns, patterns, beta, mask, sep, need_weights=True)
-    info = RetrievalInfo(
-        steps=steps,
-        converged=converged,
-        energy=torch.stack(trace) if track_energy else None,
-        weights=weights,
-    )
-    return xi, info
+        return xi.to(dtype)
+    _, info.weights = _associate(xi, patterns, patterns, beta, mask, sep, need_weights=True)
+    info.weights = info.weights.to(dtype)
+    return xi.to(dtype), info
+
+
+def lse(
+    state: torch.Tensor,
+    patterns: torch.Tensor,
+    beta: Beta,
+    mask: torch.Tensor | None = None,
+    *,
+    mean: bool = False,
+) -> torch.Tensor:
+    """β⁻¹-scaled log-sum-exp of the similarities, shape (..., L): the energy's first term.
+
+        lse(ξ) = β⁻¹ log Σ_i exp(β x_iᵀ ξ)              (mean=False)
+        lme(ξ) = β⁻¹ log ((1/N) Σ_i exp(β x_iᵀ ξ))       (mean=True; = lse − β⁻¹ log N)
+
+    so ``energy = -lse + ½ξᵀξ + β⁻¹ log N + ½M² = -lme + ½ξᵀξ + ½M²``. It tends to max_i x_iᵀξ as
+    β → ∞ and (``mean=True``) to the mean similarity as β → 0. Computed without overflow or
+    cancellation (see :func:`energy`), differentiable in all arguments, float32 for half inputs.
+    With a ``mask`` the sum (and N) run over the unmasked patterns. Streaming and sharded variants:
+    :func:`hopfield.streaming.stream_lse`, :func:`hopfield.distributed.distributed_lse`.
+
+    Reference::
+
+        torch.logsumexp(beta * state @ patterns.mT, dim=-1) / beta
+    """
+    state, patterns, beta, mask, dtype = _prepare(state, patterns, beta, mask)
+    work = _compute_dtype(state.dtype)
+    if _tiny_beta(beta, work):
+        work = torch.float64
+    s, p = state.to(work), patterns.to(work)
+    out = _log_mean_exp(s @ p.mT, beta, mask)
+    if not mean:
+        n = patterns.shape[-2] if mask is None else (~mask).sum(-1).to(work)
+        log_n = math.log(n) if isinstance(n, int) else n.log()
+        out = out + log_n / _scale(_beta_rows(beta), work)
+    return _check_output(out, "lse", _compute_dtype(dtype))
 
 
 def energy(
@@ -374,26 +630,43 @@ def energy(
     E(ξ) = -β⁻¹ log Σ_i exp(β x_iᵀξ) + ½ ξᵀξ + β⁻¹ log N + ½ M²,   M = max_i ‖x_i‖.
     With a ``mask``, the sum, N and M run over the stored patterns that are not masked.
     It is bounded below by 0 and never increases under the softmax :func:`update` (CCCP).
+
+    Computed as −lme + ½ξᵀξ + ½M² (:func:`lse` with ``mean=True``), so it stays finite and exact
+    for tiny β (β → 0: ½ξᵀξ − mean_i x_iᵀξ + ½M²); half-precision states give float32 energies.
+    Raises ``ValueError`` when the energy itself exceeds the range of that dtype.
     """
-    lead = _check_pair(state, patterns)
-    beta = _beta_grid(check_beta(beta), lead)
-    if mask is not None:
-        mask = check_mask(mask, "mask", lead=lead, L=state.shape[-2], N=patterns.shape[-2])
-    return _energy(state, patterns, beta, mask)
+    state, patterns, beta, mask, dtype = _prepare(state, patterns, beta, mask)
+    return _check_output(_energy(state, patterns, beta, mask), "energy", _compute_dtype(dtype))
 
 
-def separation(patterns: torch.Tensor) -> torch.Tensor:
+def separation_margin(patterns: torch.Tensor) -> torch.Tensor:
     """Separation of each stored pattern, Δ_i = x_iᵀx_i − max_{j≠i} x_iᵀx_j, shape (..., N).
 
     Large Δ_i means x_i is retrieved in one update (the paper's Theorems 4 and 5).
-    With a single stored pattern Δ is +inf.
+    With a single stored pattern Δ is +inf. The Gram matrix is formed in float64 when it would
+    overflow the input dtype (float32 for half inputs, returned as float32); a margin beyond the
+    output dtype's range raises ``ValueError``.
     """
     check_tensor(patterns, "patterns", min_ndim=2, layout="(..., N, D)")
     if patterns.shape[-2] == 0:
         raise ValueError(f"patterns must hold at least one pattern, got shape "
                          f"{shape_str(patterns.shape)}")
-    gram = patterns @ patterns.mT  # (..., N, N)
+    out_dtype = _compute_dtype(patterns.dtype)
+    work = _safe_dtype({"patterns": patterns}, 1.0)
+    work = work if torch.finfo(work).bits >= torch.finfo(out_dtype).bits else out_dtype
+    x = patterns.to(work)
+    gram = x @ x.mT  # (..., N, N)
     self_sim = gram.diagonal(dim1=-2, dim2=-1)
     eye = torch.eye(gram.shape[-1], dtype=torch.bool, device=gram.device)
-    others = gram.masked_fill(eye, float("-inf")).max(dim=-1).values
-    return self_sim - others
+    others = gram.masked_fill(eye, float("-inf")).amax(dim=-1)
+    delta = self_sim - others
+    if patterns.shape[-2] == 1:
+        return delta.to(out_dtype)  # +inf by definition
+    return _check_output(delta, "separation_margin", out_dtype)
+
+
+def separation(patterns: torch.Tensor) -> torch.Tensor:
+    """Deprecated alias of :func:`separation_margin` (FutureWarning); the name ``separation`` now
+    only means the normalisation parameter (``separation="softmax"``)."""
+    _warn_renamed("hopfield.functional.separation", "hopfield.functional.separation_margin")
+    return separation_margin(patterns)
