@@ -1,0 +1,493 @@
+"""Out-of-distribution detection with the modern Hopfield energy, and Hopfield Boosting.
+
+Shape legend: N stored in-distribution patterns, L queries, D features, K auxiliary outliers.
+
+Score. A query ξ is as normal as its modern Hopfield energy against the stored in-distribution
+patterns X is low (Ramsauer et al. 2020; :func:`hopfield.functional.energy`)::
+
+    score(ξ) = −E(ξ; X) = β⁻¹ log Σ_i exp(β x_iᵀξ) − ½ ξᵀξ − β⁻¹ log N − ½ M²,   M = max_i ‖x_i‖
+
+Higher = more normal (scikit-learn's ``score_samples`` convention). With ``per_class=True`` the
+score is the maximum of −E(ξ; X_c) over the classes c (each class its own memory, so a class's
+size enters only through its ``log N_c``). With auxiliary outliers O given to ``fit`` (``X_aux``)
+the score is Hopfield Boosting's (Hofmann et al. 2024)::
+
+    score(ξ) = −E(ξ; X) + E(ξ; O)   (= β⁻¹lse(β Xᵀξ) − β⁻¹lse(β Oᵀξ) + constants)
+
+For unit-norm patterns and queries (``normalize=True``: centre by the in-distribution mean, then
+scale every row to unit length) ``exp(−β E(ξ; X))`` is, up to a constant, the Gaussian kernel
+density ``(1/N) Σ_i exp(−β/2 ‖ξ − x_i‖²)`` with bandwidth β^{-1/2}: the energy is a density score.
+
+Choice of β (``beta=None``). β maximises the held-out log-likelihood of that kernel density::
+
+    β* = argmax_β mean_{ξ ∈ held-out} [ (D'/2) log(β / 2π) − β E(ξ; X_fit) ]
+
+with D' = D − 1 on the unit sphere (``normalize=True``) and D otherwise; X_fit is a random 80 % of
+the training rows (at most 20,000) and the held-out set the other 20 % (at most 2,000), and β runs
+over a geometric grid 2^k / d², k = −4..10, with d² the median squared distance from a held-out row
+to its nearest stored row. No outliers are needed. The rule picks the density model of the data,
+not the β of best AUROC; ``beta_`` records the choice, ``beta_scores_`` the grid.
+
+Threshold. ``offset_`` is the ``contamination`` quantile (or the ``1 − target_recall`` quantile) of
+leave-one-out training scores (each of up to 2,000 training rows scored against the memory without
+itself), so about that fraction of in-distribution data is predicted −1.
+
+Large memories. ``fit`` also takes a :class:`hopfield.PatternStore` (N rows on disk); scoring then
+streams it in chunks (exact online log-sum-exp, memory O(chunk × L)). The store's rows are used as
+they are (``normalize`` must be False and ``per_class`` is unavailable).
+
+Hopfield Boosting (training). :func:`hopfield_boosting_loss` is the paper's OOD loss on a batch of
+in-distribution embeddings X and auxiliary-outlier embeddings O (unit-normalised), and
+:func:`boundary_energy` its energy, maximal on the boundary between the two memories::
+
+    E_b(ξ; X, O) = −2 lse_β((X ∥ O)ᵀξ) + lse_β(Xᵀξ) + lse_β(Oᵀξ),   lse_β(z) = β⁻¹ log Σ exp(β z)
+    L_OOD = mean_{ξ ∈ X ∪ O} E_b(ξ; X \\ ξ, O \\ ξ)
+
+Minimising L_OOD pushes every sample away from the boundary towards its own memory. The paper's
+boosting step samples the auxiliary outliers for the next epoch with probabilities
+``softmax(β_s E_b(o; X, O))`` (:func:`hopfield_boosting_weights`): outliers near the boundary are
+drawn most often.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._validation import check_beta, check_finite, check_positive_int, check_tensor, shape_str
+from .storage import PatternStore
+
+__all__ = [
+    "HopfieldOODDetector",
+    "boundary_energy",
+    "hopfield_boosting_loss",
+    "hopfield_boosting_weights",
+    "lse_scores",
+]
+
+_BLOCK = 1 << 22  # elements of one (query block × chunk) score matrix
+DEFAULT_CHUNK_SIZE = 65536
+BETA_GRID_EXPONENTS = tuple(range(-4, 11))
+
+
+# ----------------------------------------------------------------------------- streaming lse
+
+
+def _iter_source(source: Any, chunk_size: int, like: torch.Tensor):
+    if isinstance(source, torch.Tensor):
+        for s in range(0, source.shape[0], chunk_size):
+            yield s, source[s:s + chunk_size].to(dtype=like.dtype)
+    else:
+        for s, chunk in source.iter_chunks(chunk_size):
+            yield s, chunk.to(dtype=like.dtype)
+
+
+@torch.no_grad()
+def lse_scores(queries: torch.Tensor, source: Any, beta: float, *,
+               exclude: torch.Tensor | None = None,
+               chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """log Σ_i exp(β x_iᵀξ) of every query (L,), in float64, streaming the stored patterns.
+
+    ``source`` is an (N, D) tensor or a :class:`hopfield.PatternStore`; ``exclude`` (L,) int64
+    gives per query one stored row to leave out (−1: none). Peak extra memory is
+    O(min(chunk, 2²² / L_block) × L_block); the stored patterns are read once per query block.
+    """
+    n = source.shape[0] if isinstance(source, torch.Tensor) else len(source)
+    chunk = max(1, min(chunk_size, n))
+    lb = max(1, min(queries.shape[0], _BLOCK // chunk))  # queries per block
+    out = torch.full((queries.shape[0],), float("-inf"), dtype=torch.float64)
+    blocks = [(s, queries[s:s + lb]) for s in range(0, queries.shape[0], lb)]
+    if len(blocks) == 1 or not isinstance(source, torch.Tensor):
+        # one pass over the source; every chunk meets every block
+        for start, x in _iter_source(source, chunk, queries):
+            for s, q in blocks:
+                out[s:s + q.shape[0]] = torch.logaddexp(
+                    out[s:s + q.shape[0]], _chunk_lse(q, x, beta, start, exclude, s))
+        return out
+    for s, q in blocks:  # in memory: block-major keeps each block's accumulator in cache
+        acc = out[s:s + q.shape[0]]
+        for start, x in _iter_source(source, chunk, queries):
+            acc = torch.logaddexp(acc, _chunk_lse(q, x, beta, start, exclude, s))
+        out[s:s + q.shape[0]] = acc
+    return out
+
+
+def _chunk_lse(q, x, beta, start, exclude, s) -> torch.Tensor:
+    scores = (q * beta) @ x.mT  # (Lb, C)
+    if exclude is not None:
+        local = exclude[s:s + q.shape[0]] - start  # (Lb,)
+        hit = (local >= 0) & (local < x.shape[0])
+        if bool(hit.any()):
+            rows = hit.nonzero().squeeze(1)
+            scores[rows, local[rows]] = float("-inf")
+    return torch.logsumexp(scores, dim=-1).to(torch.float64)
+
+
+# ----------------------------------------------------------------------------- detector
+
+
+def _as_2d(X: Any, name: str) -> np.ndarray:
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    try:
+        arr = np.asarray(X)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a 2-D numeric array, got {type(X).__name__}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a 2-D numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (n_samples, n_features), got "
+                         f"{shape_str(arr.shape)}")
+    arr = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32, copy=False)
+    check_finite(arr, name)
+    return arr
+
+
+class HopfieldOODDetector:
+    """Out-of-distribution detector scoring queries by their modern Hopfield energy.
+
+    Follows scikit-learn's outlier detectors (IsolationForest, LocalOutlierFactor): ``fit(X[, y])``,
+    ``score_samples`` (higher = more normal), ``decision_function`` (= score − ``offset_``; < 0 is
+    an outlier) and ``predict`` (+1 inlier, −1 outlier). See the module docstring for the math.
+
+    Args:
+        beta: inverse temperature β > 0, or ``None`` to choose it on held-in data (the rule in the
+            module docstring).
+        per_class: one memory per class of ``y`` (``fit`` then needs ``y``); score = max over
+            classes.
+        normalize: centre by the in-distribution mean and scale rows to unit length.
+        contamination: fraction of in-distribution data to flag as outliers, in (0, 0.5].
+        target_recall: alternatively, the fraction of in-distribution data to keep (in (0, 1));
+            overrides ``contamination``.
+        chunk_size: stored patterns per streamed chunk.
+        random_state: seed of the held-in split and the threshold sample.
+
+    Attributes: ``beta_``, ``offset_``, ``n_features_in_``, ``patterns_`` (tensor or PatternStore),
+    ``classes_`` (``per_class``), ``aux_patterns_`` (with ``X_aux``), ``beta_scores_`` (β rule).
+    """
+
+    def __init__(self, beta: float | None = None, *, per_class: bool = False,
+                 normalize: bool = True, contamination: float = 0.1,
+                 target_recall: float | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 random_state: int | None = None) -> None:
+        self.beta = beta
+        self.per_class = per_class
+        self.normalize = normalize
+        self.contamination = contamination
+        self.target_recall = target_recall
+        self.chunk_size = chunk_size
+        self.random_state = random_state
+
+    # sklearn plumbing without a hard dependency on BaseEstimator internals
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("beta", "per_class", "normalize", "contamination",
+                                              "target_recall", "chunk_size", "random_state")}
+
+    def set_params(self, **params: Any) -> HopfieldOODDetector:
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"invalid parameter {k!r} for HopfieldOODDetector; valid: "
+                                 f"{sorted(valid)}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        return f"HopfieldOODDetector(beta={self.beta}, per_class={self.per_class})"
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        if self.beta is not None:
+            check_beta(self.beta, "beta")
+            if isinstance(self.beta, torch.Tensor):
+                raise TypeError("beta must be a float or None, got a tensor")
+        c = self.contamination
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0 < float(c) <= 0.5:
+            raise ValueError(f"contamination must be a float in (0, 0.5], got {c!r}")
+        r = self.target_recall
+        if r is not None and (isinstance(r, bool) or not isinstance(r, numbers.Real)
+                              or not 0 < float(r) < 1):
+            raise ValueError(f"target_recall must be None or a float in (0, 1), got {r!r}")
+        check_positive_int(self.chunk_size, "chunk_size")
+        if not isinstance(self.per_class, bool) or not isinstance(self.normalize, bool):
+            raise TypeError("per_class and normalize must be bools")
+
+    def _prep(self, X: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        if self.normalize:
+            t = F.normalize(t - self.mean_, dim=-1)
+        return t
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, y: Any = None, *, X_aux: Any = None) -> HopfieldOODDetector:
+        """Store the in-distribution rows ``X`` (n, d) (or a PatternStore); choose β, offset."""
+        self._check_params()
+        rng = np.random.default_rng(self.random_state)
+        if isinstance(X, PatternStore):
+            return self._fit_store(X, y, X_aux, rng)
+        X = _as_2d(X, "X")
+        n, d = X.shape
+        if n < 2:
+            raise ValueError(f"X must hold at least 2 in-distribution samples, got {n}")
+        if d == 0:
+            raise ValueError("X must have at least one feature, got 0")
+        self.n_features_in_ = d
+        if self.per_class:
+            if y is None:
+                raise ValueError("per_class=True needs the class labels y in fit(X, y)")
+            y = np.asarray(y)
+            if y.shape != (n,):
+                raise ValueError(f"y must have shape ({n},), got {shape_str(y.shape)}")
+            self.classes_, y_idx = np.unique(y, return_inverse=True)
+            if np.bincount(y_idx).min() < 2:
+                raise ValueError("per_class=True needs at least 2 samples of every class in y")
+        self.mean_ = torch.from_numpy(X.mean(0).astype(np.float32))
+        P = self._prep(X)  # (N, D)
+        if self.normalize and bool((P.norm(dim=-1) == 0).any()):
+            raise ValueError("X has a row equal to the in-distribution mean: it has no direction "
+                             "after centring; pass normalize=False")
+        self.patterns_ = P
+        self._members = [np.arange(n)] if not self.per_class else [
+            np.flatnonzero(y_idx == c) for c in range(len(self.classes_))]
+        self._memories = [P[torch.from_numpy(m)] for m in self._members]
+        self.aux_patterns_ = None
+        if X_aux is not None:
+            A = _as_2d(X_aux, "X_aux")
+            if A.shape[1] != d:
+                raise ValueError(f"X_aux must have {d} features like X, got {A.shape[1]}")
+            if A.shape[0] == 0:
+                raise ValueError("X_aux must hold at least one sample, got 0")
+            self.aux_patterns_ = self._prep(A)
+            self._aux_m2 = self._max_sq_norm(self.aux_patterns_)
+        self._m2 = [self._max_sq_norm(m) for m in self._memories]
+        self.beta_ = float(self.beta) if self.beta is not None else self._choose_beta(P, rng)
+        self._set_offset(P, rng)
+        return self
+
+    def _fit_store(self, store: PatternStore, y, X_aux, rng) -> HopfieldOODDetector:
+        if self.normalize:
+            raise ValueError("normalize must be False with a PatternStore (its rows are used as "
+                             "they are: store preprocessed rows)")
+        if self.per_class or y is not None or X_aux is not None:
+            raise ValueError("a PatternStore memory supports neither per_class, y nor X_aux")
+        n = len(store)
+        if n < 2:
+            raise ValueError(f"X must hold at least 2 in-distribution samples, got {n}")
+        self.n_features_in_ = int(store.dim)
+        self.mean_ = None
+        self.patterns_ = store
+        self._members = None
+        self._memories = [store]
+        self._m2 = [self._max_sq_norm(store)]
+        self.aux_patterns_ = None
+        sample = np.sort(rng.choice(n, size=min(n, 22000), replace=False))
+        P = store[sample].float()
+        self.beta_ = float(self.beta) if self.beta is not None else self._choose_beta(P, rng)
+        idx = np.sort(rng.choice(n, size=min(n, 2000), replace=False))
+        q = store[idx].float()
+        s = self._raw_scores(q, exclude=[torch.from_numpy(idx)])
+        self._finish_offset(s)
+        return self
+
+    def _choose_beta(self, P: torch.Tensor, rng) -> float:
+        n = P.shape[0]
+        perm = rng.permutation(n)
+        n_out = max(1, min(2000, n // 5))
+        held, fit = perm[:n_out], perm[n_out:n_out + 20000]
+        Q, X = P[torch.from_numpy(held)], P[torch.from_numpy(fit)]
+        d2 = torch.cdist(Q, X).min(dim=1).values.pow(2)
+        scale = float(d2.median())
+        scale = scale if scale > 0 else float(d2.mean()) or 1.0
+        dim = P.shape[1] - (1 if self.normalize else 0)
+        dim = max(dim, 1)
+        q2 = 0.5 * (Q.double() ** 2).sum(-1)
+        m2 = 0.5 * float((X.double() ** 2).sum(-1).max())
+        scores = {}
+        for k in BETA_GRID_EXPONENTS:
+            beta = 2.0 ** k / scale
+            lse = lse_scores(Q, X, beta, chunk_size=self.chunk_size)
+            minus_beta_e = lse - beta * q2 - math.log(X.shape[0]) - beta * m2  # −β E(ξ)
+            ll = 0.5 * dim * math.log(beta / (2 * math.pi)) + minus_beta_e
+            scores[beta] = float(ll.mean())
+        self.beta_scores_ = scores
+        return max(scores, key=scores.get)
+
+    def _set_offset(self, P: torch.Tensor, rng) -> None:
+        n = P.shape[0]
+        idx = np.sort(rng.choice(n, size=min(n, 2000), replace=False))
+        excl = []
+        for m in self._members:  # global row -> row inside each memory (−1: not a member)
+            pos = np.full(n, -1, dtype=np.int64)
+            pos[m] = np.arange(len(m))
+            excl.append(torch.from_numpy(pos[idx]))
+        self._finish_offset(self._raw_scores(P[torch.from_numpy(idx)], exclude=excl))
+
+    def _finish_offset(self, s: torch.Tensor) -> None:
+        level = (1 - float(self.target_recall) if self.target_recall is not None
+                 else float(self.contamination))
+        self.offset_ = float(np.quantile(s.numpy(), level))
+
+    # ------------------------------------------------------------------ scoring
+    def _neg_energy(self, q: torch.Tensor, memory: Any, m2: float,
+                    exclude: torch.Tensor | None) -> torch.Tensor:
+        """−E(ξ; memory) in float64 (leaving ``exclude`` out of the sum and of N)."""
+        beta = self.beta_
+        n = memory.shape[0] if isinstance(memory, torch.Tensor) else len(memory)
+        lse = lse_scores(q, memory, beta, exclude=exclude, chunk_size=self.chunk_size)
+        log_n = torch.full_like(lse, math.log(n))
+        if exclude is not None:
+            hit = exclude >= 0
+            if n == 1:
+                raise ValueError("cannot leave the only stored pattern out")
+            log_n[hit] = math.log(n - 1)
+        q2 = 0.5 * (q.double() ** 2).sum(-1)
+        return lse / beta - q2 - log_n / beta - 0.5 * m2
+
+    def _max_sq_norm(self, memory: Any) -> float:
+        if isinstance(memory, torch.Tensor):
+            return float((memory.double() ** 2).sum(-1).max())
+        best = 0.0
+        for _, chunk in memory.iter_chunks(self.chunk_size):
+            best = max(best, float((chunk.double() ** 2).sum(-1).max()))
+        return best
+
+    def _raw_scores(self, q: torch.Tensor, exclude: list | None = None) -> torch.Tensor:
+        per = [self._neg_energy(q, mem, m2, None if exclude is None else exclude[k])
+               for k, (mem, m2) in enumerate(zip(self._memories, self._m2))]
+        s = torch.stack(per).max(dim=0).values
+        if self.aux_patterns_ is not None:
+            s = s - self._neg_energy(q, self.aux_patterns_, self._aux_m2, None)
+        return s
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "offset_"):
+            raise ValueError("this HopfieldOODDetector is not fitted yet; call fit(X) first")
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """−E(ξ; X_in) of each row (n,), float64; higher = more normal."""
+        self._check_fitted()
+        X = _as_2d(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but HopfieldOODDetector was fitted "
+                             f"with {self.n_features_in_} features")
+        if X.shape[0] == 0:
+            return np.zeros(0)
+        if self.mean_ is None:  # PatternStore memory: rows as they are
+            q = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        else:
+            q = self._prep(X)
+        return self._raw_scores(q).numpy()
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``score_samples(X) − offset_``: negative for predicted outliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """+1 for inliers, −1 for outliers (``decision_function < 0``)."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X, y).predict(X)
+
+
+# ----------------------------------------------------------------------------- Hopfield Boosting
+
+
+def _lse_beta(scores: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
+    return torch.logsumexp(beta * scores, dim=-1) / beta
+
+
+def boundary_energy(queries: torch.Tensor, in_patterns: torch.Tensor,
+                    aux_patterns: torch.Tensor, beta: float | torch.Tensor = 4.0, *,
+                    exclude_self: bool = False, normalize: bool = True) -> torch.Tensor:
+    """Hopfield Boosting's E_b(ξ; X, O) of every query (L,); maximal (−2 β⁻¹ log 2) on the
+    boundary where lse_β(Xᵀξ) = lse_β(Oᵀξ).
+
+    ``exclude_self``: the queries are the rows of ``in_patterns`` followed by those of
+    ``aux_patterns`` (L = N + K) and each leaves itself out of its memory.
+    """
+    check_tensor(queries, "queries", ndim=2, layout="(L, D)")
+    check_tensor(in_patterns, "in_patterns", ndim=2, layout="(N, D)")
+    check_tensor(aux_patterns, "aux_patterns", ndim=2, layout="(K, D)")
+    d = in_patterns.shape[1]
+    if queries.shape[1] != d or aux_patterns.shape[1] != d:
+        raise ValueError(f"queries, in_patterns and aux_patterns must share the feature dim, got "
+                         f"{shape_str(queries.shape)}, {shape_str(in_patterns.shape)} and "
+                         f"{shape_str(aux_patterns.shape)}")
+    n, k = in_patterns.shape[0], aux_patterns.shape[0]
+    if n == 0 or k == 0:
+        raise ValueError(f"in_patterns and aux_patterns must each hold at least one pattern, got "
+                         f"{n} and {k}")
+    beta = check_beta(beta)
+    if normalize:
+        queries = F.normalize(queries, dim=-1)
+        in_patterns = F.normalize(in_patterns, dim=-1)
+        aux_patterns = F.normalize(aux_patterns, dim=-1)
+    s = queries @ torch.cat([in_patterns, aux_patterns]).mT  # (L, N + K)
+    if exclude_self:
+        if queries.shape[0] != n + k:
+            raise ValueError(f"exclude_self=True needs the queries to be in_patterns followed by "
+                             f"aux_patterns (L = {n + k}), got L = {queries.shape[0]}")
+        if n < 2 or k < 2:
+            raise ValueError(f"exclude_self=True needs at least 2 in-distribution and 2 auxiliary "
+                             f"samples, got {n} and {k}")
+        s = s.masked_fill(torch.eye(n + k, dtype=torch.bool, device=s.device), float("-inf"))
+    return -2 * _lse_beta(s, beta) + _lse_beta(s[:, :n], beta) + _lse_beta(s[:, n:], beta)
+
+
+def hopfield_boosting_loss(in_embeddings: torch.Tensor, aux_embeddings: torch.Tensor,
+                           beta: float | torch.Tensor = 4.0, *,
+                           normalize: bool = True) -> torch.Tensor:
+    """The OOD loss of Hopfield Boosting (Hofmann et al. 2024) on one batch; a 0-d tensor.
+
+    ``in_embeddings`` (N, D) of in-distribution samples and ``aux_embeddings`` (K, D) of
+    auxiliary outliers are both memories and queries; each query leaves itself out. Add it,
+    weighted, to the classification loss of the encoder. Reference::
+
+        X, O = normalize(in), normalize(aux);  Q = cat(X, O)
+        s = Q @ cat(X, O).T with the diagonal set to −inf
+        E_b = −2 lse_β(s) + lse_β(s[:, :N]) + lse_β(s[:, N:]);   loss = E_b.mean()
+    """
+    check_tensor(in_embeddings, "in_embeddings", ndim=2, layout="(N, D)")
+    check_tensor(aux_embeddings, "aux_embeddings", ndim=2, layout="(K, D)")
+    if in_embeddings.shape[1] != aux_embeddings.shape[1]:
+        raise ValueError(f"in_embeddings and aux_embeddings must have the same dim D, got "
+                         f"{shape_str(in_embeddings.shape)} and {shape_str(aux_embeddings.shape)}")
+    q = torch.cat([in_embeddings, aux_embeddings])  # (N + K, D)
+    return boundary_energy(q, in_embeddings, aux_embeddings, beta, exclude_self=True,
+                           normalize=normalize).mean()
+
+
+@torch.no_grad()
+def hopfield_boosting_weights(aux_embeddings: torch.Tensor, in_embeddings: torch.Tensor,
+                              beta: float = 4.0, sampling_beta: float = 1.0, *,
+                              normalize: bool = True) -> torch.Tensor:
+    """Sampling probabilities (K,) of the auxiliary outliers for the next round of boosting:
+    ``softmax(sampling_beta · E_b(o_k; X, O \\ o_k))``, largest for outliers near the boundary."""
+    check_tensor(aux_embeddings, "aux_embeddings", ndim=2, layout="(K, D)")
+    check_tensor(in_embeddings, "in_embeddings", ndim=2, layout="(N, D)")
+    sampling_beta = check_beta(sampling_beta, "sampling_beta")
+    k = aux_embeddings.shape[0]
+    if k < 2:
+        raise ValueError(f"aux_embeddings must hold at least 2 samples, got {k}")
+    eb = _aux_boundary(aux_embeddings, in_embeddings, beta, normalize)  # (K,)
+    return torch.softmax(sampling_beta * eb, dim=0)
+
+
+def _aux_boundary(aux, inn, beta, normalize):
+    beta = check_beta(beta)
+    if aux.shape[1] != inn.shape[1]:
+        raise ValueError(f"aux_embeddings and in_embeddings must have the same dim D, got "
+                         f"{shape_str(aux.shape)} and {shape_str(inn.shape)}")
+    if normalize:
+        aux, inn = F.normalize(aux, dim=-1), F.normalize(inn, dim=-1)
+    s_in = aux @ inn.mT  # (K, N)
+    s_aux = (aux @ aux.mT).masked_fill(torch.eye(aux.shape[0], dtype=torch.bool,
+                                                 device=aux.device), float("-inf"))  # (K, K)
+    both = torch.cat([s_in, s_aux], dim=1)
+    return -2 * _lse_beta(both, beta) + _lse_beta(s_in, beta) + _lse_beta(s_aux, beta)
