@@ -13,8 +13,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from hopfield.estimators.tabular import TUNING_GRID, HopfieldClassifier, _HopfieldNet
 
-FAST = dict(hidden_size=16, num_heads=2, quantity=8, max_epochs=30, patience=10, n_ensemble=2,
-            batch_size=64)
+FAST = dict(embedding_size=16, num_heads=2, quantity=8, max_iter=30, n_iter_no_change=10,
+            n_members=2, batch_size=64)
 
 # Checks expected to fail, with the reason (scikit-learn >= 1.6 reports them as xfail).
 EXPECTED_FAILED = {}
@@ -61,9 +61,10 @@ def test_ensemble_is_mean_of_member_probabilities(data, fitted):
     """predict_proba equals the average of independently computed member softmaxes (float64)."""
     X = data[2]
     net = fitted.module_
-    x = (torch.as_tensor(X, dtype=torch.float64) - net.mean.double()) / net.scale.double()
+    x = (torch.as_tensor(X, dtype=torch.float64) - torch.as_tensor(fitted.scaler_.mean)) / \
+        torch.as_tensor(fitted.scaler_.scale)
     probs = []
-    for m in range(fitted.n_ensemble):
+    for m in range(fitted.n_members):
         z = x @ net.w_in[m].double() + net.b_in[m].double()  # (B, E)
         outs = []
         for h in range(net.H):
@@ -124,24 +125,28 @@ def test_save_unfitted_raises(tmp_path):
         HopfieldClassifier().save(tmp_path / "m")
 
 
-def test_load_wrong_estimator_raises(tmp_path):
-    from hopfield.estimators._io import save_state
+def test_load_wrong_estimator_raises(tmp_path, data):
+    from hopfield.estimators import HopfieldRegressor
 
-    save_state(tmp_path / "m", {"estimator": "Other"}, {"w": torch.zeros(1)})
-    with pytest.raises(ValueError, match="HopfieldClassifier"):
+    HopfieldRegressor(**{**FAST, "max_iter": 2}).fit(data[0], data[1].astype(float)).save(
+        tmp_path / "m")
+    with pytest.raises(ValueError, match="HopfieldRegressor, not a HopfieldClassifier"):
         HopfieldClassifier.load(tmp_path / "m")
 
 
-def test_no_validation_split_trains_max_epochs(data):
-    est = HopfieldClassifier(**{**FAST, "max_epochs": 5}, validation_fraction=0.0)
+def test_no_validation_split_trains_max_iter(data):
+    est = HopfieldClassifier(**{**FAST, "max_iter": 5}, validation_fraction=0.0)
     est.fit(data[0], data[1])
-    assert est.n_epochs_ == [5, 5] and est.best_val_loss_ is None
+    assert est.n_iter_ == 5 and est.best_iteration_.tolist() == [5, 5]
+    assert est.best_validation_score_ is None and est.validation_scores_ == []
+    est = HopfieldClassifier(**{**FAST, "max_iter": 5}, early_stopping=False).fit(data[0], data[1])
+    assert est.n_iter_ == 5 and est.best_validation_score_ is None
 
 
 def test_tuning_grid_params_are_valid(data):
     for key, values in TUNING_GRID.items():
         for v in values:
-            clone(HopfieldClassifier(**FAST)).set_params(**{key: v})._check_params()
+            clone(HopfieldClassifier(**FAST)).set_params(**{key: v})._resolve_params()
 
 
 # ------------------------------------------------------------------ bad input
@@ -180,15 +185,16 @@ def test_regression_target_rejected(data):
 @pytest.mark.parametrize(
     ("param", "value", "expected"),
     [
-        ("hidden_size", 0, "an int >= 1"),
-        ("num_heads", 1.5, "an int >= 1"),
-        ("hidden_size", 9, "divisible by num_heads=2"),
-        ("beta", -1.0, "a float > 0 or None"),
-        ("dropout", 1.0, r"a float in \[0.0, 1.0\)"),
-        ("validation_fraction", -0.1, r"a float in \[0.0, 1.0\)"),
-        ("lr", 0.0, "a finite float > 0"),
-        ("weight_decay", float("nan"), "a finite float >= 0"),
-        ("n_ensemble", True, "an int >= 1"),
+        ("embedding_size", 0, r"an int in the range \[1, inf\)"),
+        ("num_heads", 1.5, r"an int in the range \[1, inf\)"),
+        ("embedding_size", 9, "divisible by num_heads=2"),
+        ("beta", -1.0, r"a float in the range \(0.0, inf\) or None"),
+        ("dropout", 1.0, r"a float in the range \[0.0, 1.0\)"),
+        ("validation_fraction", -0.1, r"a float in the range \[0.0, 1.0\)"),
+        ("learning_rate", 0.0, r"a float in the range \(0.0, inf\)"),
+        ("weight_decay", float("nan"), r"a float in the range \[0.0, inf\)"),
+        ("n_members", True, r"an int in the range \[1, inf\), not a bool"),
+        ("device", 3, "an instance of 'str' or None"),
     ],
 )
 def test_bad_parameters(data, param, value, expected):
@@ -199,7 +205,7 @@ def test_bad_parameters(data, param, value, expected):
 
 
 def test_net_shapes():
-    net = _HopfieldNet(5, 3, hidden_size=8, num_heads=2, quantity=4, beta=None, n_members=3,
+    net = _HopfieldNet(5, 3, embedding_size=8, num_heads=2, quantity=4, beta=None, n_members=3,
                        generator=torch.Generator().manual_seed(0))
-    assert net(torch.randn(7, 5)).shape == (3, 7, 3)
+    assert net(torch.randn(3, 7, 5)).shape == (3, 7, 3)
     assert net.beta == pytest.approx(0.5)

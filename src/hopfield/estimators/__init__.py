@@ -3,19 +3,23 @@
 - :class:`HopfieldMILClassifier` — multiple-instance learning (bags of instances) with
   ``HopfieldPooling`` (``hopfield.estimators.mil``).
 - :class:`HopfieldClassifier` — tabular classifier for small data (``hopfield.estimators.tabular``).
+- :class:`HopfieldRegressor` — the same network for a real-valued target
+  (``hopfield.estimators.regressor``).
 
-Both are imported lazily so that ``import hopfield.estimators`` stays cheap.
+All share one base (``hopfield.estimators._base``: validation, seeding, device, training loop with
+per-member early stopping, versioned save/load). They are imported lazily so that ``import hopfield.estimators`` stays cheap.
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["HopfieldClassifier", "HopfieldMILClassifier"]
+__all__ = ["HopfieldClassifier", "HopfieldMILClassifier", "HopfieldRegressor"]
 
 _LAZY = {
     "HopfieldMILClassifier": "hopfield.estimators.mil",
     "HopfieldClassifier": "hopfield.estimators.tabular",
+    "HopfieldRegressor": "hopfield.estimators.regressor",
 }
 
 

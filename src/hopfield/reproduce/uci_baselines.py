@@ -10,7 +10,7 @@ Grids (``full``; ``quick`` uses the first 2 points listed in :data:`QUICK`):
 =========== ===================================================================================
 method      grid (8 points)
 =========== ===================================================================================
-hopfield    quantity {8, 32} x dropout {0.1, 0.25} x lr {1e-3, 3e-3}  (HopfieldClassifier)
+hopfield    quantity {8, 32} x dropout {0.1, 0.25} x learning_rate {1e-3, 3e-3} (HopfieldClassifier)
 svm_rbf     C {0.5, 2, 8, 32} x gamma {1/(4d), 1/d}
 rf          max_features {sqrt, 0.5} x min_samples_leaf {1, 3} x criterion {gini, entropy}, 500 trees
 xgboost     learning_rate {0.03, 0.1} x max_depth {3, 6} x subsample {0.7, 1.0}, 300 rounds
@@ -88,7 +88,7 @@ def grid(method: str, mode: str) -> list[dict]:
 def _hopfield(p: dict, seed: int, d: int, mode: str):
     from ..estimators.tabular import HopfieldClassifier
 
-    extra = {"max_epochs": 30, "n_ensemble": 2} if mode == "smoke" else {}
+    extra = {"max_iter": 30, "n_members": 2} if mode == "smoke" else {}
     return HopfieldClassifier(random_state=seed, device="cpu", **{**extra, **p})
 
 

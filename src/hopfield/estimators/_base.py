@@ -1,0 +1,474 @@
+"""One base for the library's scikit-learn estimators: validation, seeding, device, training, saving.
+
+Shape legend: M ensemble members, B samples (or bags) in a batch, n training samples, K network
+outputs (classes, or 1 for regression).
+
+A subclass is its network plus a few hooks (see ``docs/architecture.md`` / ``/tmp`` notes)::
+
+    class MyRegressor(RegressorTargetMixin, HopfieldEstimator):
+        _parameter_constraints = {**HopfieldEstimator._parameter_constraints, "width": [Interval(Integral, 1, None, closed="left")]}
+
+        def __init__(self, width=32, *, max_iter=200, ..., random_state=None, device="cpu"):
+            ...store every argument...
+
+        def _check_input(self, X, y=None, *, reset):  # -> (data, n, y); sets n_features_in_
+            return self._check_table(X, y, reset=reset)
+
+        def _collate(self, data, idx, *, train, generator):   # idx (M, B) -> tuple of tensors
+            return (data[idx],)                                # (M, B, D)
+
+        def _build_module(self, data, n_outputs, generator):  # nn.Module: (*batch) -> (M, B, K)
+            return MyNet(self.n_features_in_, self.width, n_outputs, self._hp.n_members)
+
+The base owns everything else:
+
+- ``fit`` (scikit-learn's ``_fit_context``: ``_parameter_constraints`` are validated first; then the
+  subclass's ``_check_params`` for cross-parameter rules), deprecated parameter aliases
+  (``_deprecated_aliases``: old name -> new name, a ``FutureWarning`` in ``fit`` when set),
+  seeding (``random_state``: ``None`` = fresh randomness, an int = reproducible; the global torch RNG
+  is never touched), the device (``"cpu"`` default, ``"cuda"``, ``"auto"``), the threads;
+- :class:`Standardizer` (float64 statistics and checks before any float32 cast, so a value such as
+  1e200 is either handled exactly or rejected naming its column);
+- the validation split per member (stratified for classifiers; too small a split raises as in
+  scikit-learn) and :class:`EarlyStopping` per member;
+- one training loop (AdamW by default, ``_make_optimizer`` hook), mini-batches from ``_collate``;
+  every member draws its own mini-batches from its own training part;
+- fitted attributes ``n_iter_``, ``best_iteration_`` (M,), ``loss_curve_``, ``validation_scores_``
+  (negative validation loss per epoch, higher is better, as scikit-learn's ``validation_score_``),
+  ``best_validation_score_``, ``n_features_in_`` (+ ``feature_names_in_``), ``module_``;
+- ``save(path, overwrite=False)`` / ``load(path)`` through :mod:`hopfield.estimators._io`
+  (versioned ``config.json`` + ``weights.safetensors``, class check, no pickle).
+
+The target mixins (:class:`ClassifierTargetMixin`, :class:`RegressorTargetMixin`) supply
+``_encode_y``, ``_loss`` (the one cross-entropy / squared error of the package), ``predict*`` and
+``score``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import warnings
+from numbers import Integral, Real
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = [
+    "ClassifierTargetMixin",
+    "EarlyStopping",
+    "HopfieldEstimator",
+    "RegressorTargetMixin",
+    "Standardizer",
+    "cross_entropy",
+]
+
+#: Sentinel default of a deprecated alias parameter (kept so get_params/clone round-trip).
+DEPRECATED = "deprecated"
+
+#: Largest absolute standardised value accepted (far inside float32; larger values would only
+#: come from a feature far outside the training range and saturate every layer).
+_MAX_STANDARDISED = 1e18
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-member, per-sample cross-entropy: logits (M, B, C), y (B,) or (M, B) -> (M, B)."""
+    M = logits.shape[0]
+    return F.cross_entropy(logits.transpose(1, 2), y.expand(M, -1), reduction="none")
+
+
+class EarlyStopping:
+    """Per-member early stopping on a validation loss (lower is better).
+
+    ``update(losses (M,), iteration)`` returns a bool mask (M,) of the members that improved by
+    more than ``tol`` (their weights should be kept); :attr:`stop` is True once every member has
+    gone ``n_iter_no_change`` epochs without improving.
+    """
+
+    def __init__(self, tol: float, n_iter_no_change: int, n_members: int = 1):
+        self.tol, self.n_iter_no_change = float(tol), int(n_iter_no_change)
+        self.best = np.full(n_members, np.inf)
+        self.best_iteration = np.zeros(n_members, dtype=np.int64)
+        self.bad = np.zeros(n_members, dtype=np.int64)
+
+    def update(self, losses, iteration: int) -> np.ndarray:
+        losses = np.asarray(losses, dtype=np.float64)
+        improved = losses < self.best - self.tol
+        self.best = np.where(improved, losses, self.best)
+        self.best_iteration[improved] = iteration
+        self.bad = np.where(improved, 0, self.bad + 1)
+        return improved
+
+    @property
+    def stop(self) -> bool:
+        return bool((self.bad >= self.n_iter_no_change).all())
+
+
+class Standardizer:
+    """Column standardisation computed in float64; ``transform`` returns float32 or raises.
+
+    Statistics are taken after dividing each column by its largest absolute value, so a column
+    holding 1e200 does not overflow the variance. ``transform`` refuses values whose standardised
+    magnitude exceeds 1e18 (they would overflow float32 arithmetic downstream), naming the column.
+    """
+
+    def __init__(self, mean=None, scale=None):
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.scale = None if scale is None else np.asarray(scale, dtype=np.float64)
+
+    def fit(self, A: np.ndarray) -> Standardizer:
+        A = np.asarray(A, dtype=np.float64)
+        top = np.abs(A).max(axis=0)
+        top = np.where(top > 0, top, 1.0)
+        B = A / top
+        self.mean = B.mean(axis=0) * top
+        std = B.std(axis=0) * top
+        self.scale = np.where(std > 1e-12 * np.maximum(top, 1e-300), std, 1.0)
+        self.scale = np.where(std > 0, self.scale, 1.0)
+        return self
+
+    def transform(self, A: np.ndarray, *, names=None, what: str = "X") -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = (np.asarray(A, dtype=np.float64) - self.mean) / self.scale
+        bad = ~(np.abs(Z) <= _MAX_STANDARDISED)
+        if bad.any():
+            col = int(np.flatnonzero(bad.any(axis=tuple(range(Z.ndim - 1))))[0])
+            name = f"{names[col]!r}" if names is not None else f"{col}"
+            raise ValueError(
+                f"{what} column {name} holds a value ({np.asarray(A)[..., col][bad[..., col]][0]!r})"
+                f" that is {float(np.abs(Z[..., col][bad[..., col]][0])):.3g} training standard "
+                f"deviations from the training mean; values this far out overflow float32 and "
+                f"would give NaN predictions. Rescale or clip that column.")
+        return Z.astype(np.float32)
+
+
+def _threads(n):
+    """Temporarily set torch's intra-op CPU threads (None = leave unchanged)."""
+    @contextlib.contextmanager
+    def ctx():
+        old = torch.get_num_threads()
+        if n is not None:
+            torch.set_num_threads(int(n))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+    return ctx()
+
+
+class HopfieldEstimator(BaseEstimator):
+    """Base of the library's estimators (see the module docstring for the hooks)."""
+
+    _parameter_constraints: dict = {
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str, None],
+    }
+    #: old parameter name -> new name; the old name is an __init__ parameter defaulting to
+    #: ``"deprecated"`` and, when set, overrides the new one in ``fit`` with a FutureWarning.
+    _deprecated_aliases: dict[str, str] = {}
+    #: attributes written to config.json on save besides the common ones (name -> JSON value)
+    _extra_fitted: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ hooks (subclasses)
+    def _check_input(self, X, y=None, *, reset: bool, **input_kw):  # -> (data, n, y)
+        raise NotImplementedError
+
+    def _collate(self, data, idx: np.ndarray, *, train: bool, generator: torch.Generator):
+        raise NotImplementedError
+
+    def _build_module(self, data, n_outputs: int, generator: torch.Generator | None):
+        raise NotImplementedError
+
+    def _check_params(self) -> None:
+        """Cross-parameter rules (after ``_parameter_constraints``); reads ``self._hp``."""
+
+    def _make_optimizer(self, params):
+        """(optimizer, scheduler or None); the scheduler steps once per epoch."""
+        hp = self._hp
+        return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay), None
+
+    # ------------------------------------------------------------------ parameters
+    def _resolve_params(self, *, warn: bool = True) -> SimpleNamespace:
+        """Validated parameters with deprecated aliases applied, as ``self._hp``."""
+        self._validate_params()
+        hp = self.get_params(deep=False)
+        for name, value in hp.items():   # sklearn's Interval(Integral/Real) lets True/False pass
+            rules = self._parameter_constraints.get(name, [])
+            if isinstance(value, (bool, np.bool_)) and "boolean" not in rules and any(
+                    isinstance(r, Interval) for r in rules):
+                raise self._param_error(name, str(next(r for r in rules if isinstance(r, Interval)))
+                                        + ", not a bool", value)
+        for old, new in self._deprecated_aliases.items():
+            value = hp.pop(old, DEPRECATED)
+            if isinstance(value, str) and value == DEPRECATED:
+                continue
+            if warn:
+                warnings.warn(f"{type(self).__name__}: the parameter {old!r} is deprecated and "
+                              f"will be removed in a future release; use {new!r} instead.",
+                              FutureWarning, stacklevel=4)
+            hp[new] = value
+        self._hp = SimpleNamespace(**hp)
+        self._check_params()
+        return self._hp
+
+    def _param_error(self, name: str, expected: str, value) -> ValueError:
+        return ValueError(f"The {name!r} parameter of {type(self).__name__} must be {expected}. "
+                          f"Got {value!r} instead.")
+
+    def _device(self) -> torch.device:
+        dev = self._hp.device
+        if dev is None or dev == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            out = torch.device(dev)
+        except (RuntimeError, TypeError):
+            raise self._param_error("device", "'cpu', 'cuda', 'cuda:<i>' or 'auto'", dev) from None
+        if out.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={dev!r} was requested but CUDA is not available; use "
+                             f"device='cpu' or 'auto'")
+        return out
+
+    # ------------------------------------------------------------------ shared input helpers
+    def _check_table(self, X, y=None, *, reset: bool):
+        """2-D numeric X (float64, finite, no complex) -> (standardised float32 (n, D), n, y)."""
+        if y is None:
+            X = validate_data(self, X, dtype=np.float64, reset=reset)
+        else:
+            X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        if reset:
+            self.scaler_ = Standardizer().fit(X)
+        Z = self.scaler_.transform(X, names=getattr(self, "feature_names_in_", None))
+        return Z, len(Z), y
+
+    # ------------------------------------------------------------------ fit
+    def _validation_split(self, y_enc, n: int, rng: np.random.RandomState):
+        """holdout (M, n) bool, True = in member m's validation part (stratified if classifier)."""
+        hp = self._hp
+        M = hp.n_members
+        holdout = np.zeros((M, n), dtype=bool)
+        if not hp.early_stopping or hp.validation_fraction == 0:
+            return holdout
+        strat = y_enc if self._stratify else None
+        idx = np.arange(n)
+        for m in range(M):
+            try:
+                _, va = train_test_split(idx, test_size=hp.validation_fraction, stratify=strat,
+                                         random_state=rng.randint(2**31 - 1))
+            except ValueError as err:
+                raise ValueError(
+                    f"validation_fraction={hp.validation_fraction} cannot make a validation split "
+                    f"of {n} training samples for early stopping ({err}). Use a larger "
+                    f"validation_fraction, more data, or early_stopping=False.") from None
+            if len(va) == n:
+                raise ValueError(f"validation_fraction={hp.validation_fraction} leaves no "
+                                 f"training samples out of {n}")
+            holdout[m, va] = True
+        return holdout
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, **input_kw):
+        """Fit on ``X`` and targets ``y``; returns ``self``. See the class docstring."""
+        hp = self._resolve_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        data, _, y = self._check_input(X, y, reset=True, **input_kw)
+        y_enc = self._encode_y(y)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        dev = self._device()
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), \
+                _threads(getattr(self, "num_threads", None)):
+            torch.manual_seed(seed)
+            self._train(data, y_enc, seed, dev)
+        return self
+
+    def _train(self, data, y_enc: np.ndarray, seed: int, dev: torch.device) -> None:
+        hp = self._hp
+        M, n = hp.n_members, len(y_enc)
+        rng = np.random.RandomState(seed)
+        holdout = self._validation_split(y_enc, n, rng)
+        early = bool(holdout.any())
+        gen = torch.Generator().manual_seed(seed)
+        self._torch_device = dev
+        net = self._build_module(data, self._n_outputs, gen).to(dev)
+        yt = torch.as_tensor(y_enc, device=dev)
+        train_idx = [np.flatnonzero(~holdout[m]) for m in range(M)]       # M × (n_m,)
+        val_w = torch.as_tensor(holdout, dtype=torch.float32, device=dev)  # (M, n)
+        opt, sched = self._make_optimizer(net.parameters())
+        stopper = EarlyStopping(hp.tol, hp.n_iter_no_change, M)
+        best = {k: v.detach().clone() for k, v in net.named_parameters()} if early else None
+        n_train = min(len(t) for t in train_idx)
+        bs = min(hp.batch_size, n_train)
+        self.loss_curve_, self.validation_scores_ = [], []
+        epoch = 0
+        for epoch in range(1, hp.max_iter + 1):
+            net.train()
+            order = np.stack([t[rng.permutation(len(t))][:n_train] for t in train_idx])  # (M, n_t)
+            total = 0.0
+            for s in range(0, n_train, bs):
+                idx = order[:, s:s + bs]                                      # (M, B)
+                out = net(*self._collate(data, idx, train=True, generator=gen))  # (M, B, K)
+                loss = self._loss(out, yt[torch.as_tensor(idx, device=dev)]).mean(1).sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * idx.shape[1] / M
+            if sched is not None:
+                sched.step()
+            self.loss_curve_.append(total / n_train)
+            if not early:
+                continue
+            with torch.no_grad():
+                per = self._loss(self._forward(net, data, n), yt)             # (M, n)
+                vloss = ((per * val_w).sum(1) / val_w.sum(1)).cpu().numpy()   # (M,)
+                self.validation_scores_.append(-float(vloss.mean()))
+                improved = stopper.update(vloss, epoch)
+                if improved.any():
+                    imp = torch.as_tensor(improved, device=dev)
+                    for k, v in net.named_parameters():
+                        best[k][imp] = v.detach()[imp]
+            if stopper.stop:
+                break
+        if early:
+            with torch.no_grad():
+                for k, v in net.named_parameters():
+                    v.copy_(best[k])
+            self.best_iteration_ = stopper.best_iteration.copy()
+            self.best_validation_score_ = -float(stopper.best.mean())
+        else:
+            self.best_iteration_ = np.full(M, epoch, dtype=np.int64)
+            self.best_validation_score_ = None
+        self.n_iter_ = epoch
+        self.module_ = net.eval()
+
+    @torch.no_grad()
+    def _forward(self, net, data, n: int, chunk: int = 1024) -> torch.Tensor:
+        """Network outputs for every sample, (M, n, K), in eval mode and chunks."""
+        net.eval()
+        M = self._hp.n_members
+        outs = [net(*self._collate(data, np.broadcast_to(np.arange(s, min(s + chunk, n)),
+                                                         (M, min(chunk, n - s))),
+                                   train=False, generator=None))
+                for s in range(0, n, chunk)]
+        return torch.cat(outs, dim=1)
+
+    def _outputs(self, X, **input_kw) -> torch.Tensor:
+        """float64 CPU outputs (M, n, K) for new input ``X``."""
+        check_is_fitted(self, "module_")
+        if not hasattr(self, "_hp"):
+            self._resolve_params(warn=False)
+        data, n, _ = self._check_input(X, reset=False, **input_kw)
+        with _threads(getattr(self, "num_threads", None)):
+            return self._forward(self.module_, data, n).double().cpu()
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Save to the directory ``path`` (``config.json`` + ``weights.safetensors``).
+
+        ``path`` must not exist, be an empty directory, or (with ``overwrite=True``) hold a model
+        saved by this class. A directory holding anything else is refused and left untouched.
+        """
+        from ._io import save_model
+
+        check_is_fitted(self, "module_")
+        save_model(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | None = None):
+        """Load a model written by :meth:`save` (JSON + safetensors only; never pickle)."""
+        from ._io import load_model
+
+        return load_model(cls, path, device=device)
+
+
+class ClassifierTargetMixin:
+    """Class labels: cross-entropy, member-averaged probabilities, accuracy."""
+
+    _stratify = True
+
+    def _encode_y(self, y) -> np.ndarray:
+        y = np.asarray(y)
+        check_classification_targets(y)
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y must contain at least 2 classes, got 1 class ({self.classes_[0]!r})")
+        self._n_outputs = len(self.classes_)
+        return y_enc.astype(np.int64)
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(out, y)
+
+    def predict_proba(self, X, **input_kw) -> np.ndarray:
+        """Class probabilities (n, C), the mean of the members'; columns follow ``classes_``."""
+        return self._outputs(X, **input_kw).softmax(-1).mean(0).numpy()
+
+    def predict_log_proba(self, X, **input_kw) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X, **input_kw))
+
+    def decision_function(self, X, **input_kw) -> np.ndarray:
+        """Log-probability margin: (n,) ``log p_1 - log p_0`` for two classes, else (n, C) log p."""
+        logp = torch.log_softmax(self._outputs(X, **input_kw), -1)   # (M, n, C)
+        logp = torch.logsumexp(logp, 0) - math.log(logp.shape[0])   # log of the member mean
+        z = logp.numpy()
+        return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
+
+    def predict(self, X, **input_kw) -> np.ndarray:
+        """Predicted labels (n,) from ``classes_``."""
+        check_is_fitted(self, "module_")
+        return self.classes_[np.argmax(self.predict_proba(X, **input_kw), axis=1)]
+
+    def score(self, X, y, sample_weight=None, **input_kw) -> float:
+        """Accuracy; labels never seen in ``fit`` raise ``ValueError``."""
+        check_is_fitted(self, "module_")
+        unseen = np.setdiff1d(np.unique(np.asarray(y)), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y must only contain labels seen in fit {self.classes_.tolist()}, "
+                             f"got unseen labels {unseen.tolist()}")
+        return float(accuracy_score(y, self.predict(X, **input_kw), sample_weight=sample_weight))
+
+
+class RegressorTargetMixin:
+    """Real-valued target: standardised in float64, squared error, member-averaged prediction."""
+
+    _stratify = False
+    _n_outputs = 1
+
+    def _encode_y(self, y) -> np.ndarray:
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"y must be numeric for {type(self).__name__}, got dtype {y.dtype}")
+        y = y.astype(np.float64)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D (one target per sample), got shape {y.shape}")
+        if not np.isfinite(y).all():
+            raise ValueError("y must be finite, got NaN or infinite targets")
+        self.target_scaler_ = Standardizer().fit(y[:, None])
+        return self.target_scaler_.transform(y[:, None], what="y")[:, 0]
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (out[..., 0] - y) ** 2                                     # (M, B)
+
+    def predict(self, X, **input_kw) -> np.ndarray:
+        """Predicted targets (n,), the mean of the members'."""
+        z = self._outputs(X, **input_kw)[..., 0].mean(0).numpy()
+        s = self.target_scaler_
+        return z * s.scale[0] + s.mean[0]
