@@ -132,7 +132,7 @@ def test_interrupted_append_keeps_previous_version(tmp_path, monkeypatch):
     def crash(*a, **k):
         raise KeyboardInterrupt("simulated crash between data write and metadata commit")
 
-    monkeypatch.setattr(storage, "_write_json_atomic", crash)
+    monkeypatch.setattr(storage, "_write_meta", crash)
     with pytest.raises(KeyboardInterrupt):
         s.append(_rows(7, seed=1))
     monkeypatch.undo()
@@ -249,3 +249,338 @@ def test_dtype_may_be_given_as_numpy_torch_or_name(tmp_path, dtype, expected):
     assert PatternStore.open(tmp_path / "s").dtype == expected
     with pytest.raises(ValueError, match=r"dtype must be one of .*got 'int8'"):
         PatternStore.create(tmp_path / "t", dim=2, dtype=np.int8)
+
+
+# ---------------------------------------------------------------------------- concurrency (issue 8)
+_WRITER = textwrap.dedent("""
+    import os, sys, time, numpy as np
+    from hopfield.storage import PatternStore
+    path, wid, n_iter, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    while not os.path.exists(go):  # start both writers together
+        time.sleep(0.001)
+    for it in range(n_iter):
+        while True:
+            try:
+                s = PatternStore.open(path, mode="r+", verify=False)
+                break
+            except ValueError as e:  # another writer holds the lock: retry
+                assert "already open for appending" in str(e), e
+                time.sleep(0)  # retry at once: the tighter the loop, the likelier the old race
+        rows = np.array([[wid, it, j, wid * 1000 + it * 10 + j] for j in range(3)], np.float32)
+        s.append(rows)
+        s.close()
+    print("done", flush=True)
+""")
+
+
+def test_concurrent_writer_processes_never_lose_or_overwrite_a_row(tmp_path):
+    """Issue 8 item 2: open(r+) used to read meta.json before taking the lock, so a writer that
+    waited for the lock appended at a stale row count over the other writer's committed rows."""
+    path, go = tmp_path / "s", tmp_path / "go"
+    PatternStore.create(path, dim=4).close()
+    n_iter, writers = 30, (1, 2)  # before the fix: rows lost in 3 of 5 runs of 20-50 appends
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(w), str(n_iter),
+                               str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for w in writers]
+    go.touch()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and out.strip() == b"done", err.decode()[-2000:]
+    r = PatternStore.open(path, verify=True)
+    rows = r[:].numpy()
+    assert len(r) == len(writers) * n_iter * 3
+    batches = [tuple(rows[i, :2]) for i in range(0, len(rows), 3)]
+    assert sorted(batches) == sorted((w, it) for w in writers for it in range(n_iter))
+    for i in range(0, len(rows), 3):  # every batch is whole and in place
+        w, it = rows[i, :2]
+        assert (rows[i:i + 3, 3] == w * 1000 + it * 10 + np.arange(3)).all()
+
+
+_HOLDER = textwrap.dedent("""
+    import sys
+    from hopfield.storage import PatternStore
+    s = PatternStore.open(sys.argv[1], mode="r+")
+    print("ready", flush=True)
+    sys.stdin.readline()  # hold the writer lock until the parent says so
+    s.append(__import__("numpy").ones((2, 4), "float32"))
+    s.close()
+    print("appended", flush=True)
+""")
+
+
+def test_create_overwrite_while_another_process_appends_leaves_store_untouched(tmp_path):
+    """Issue 8 item 3: create(overwrite=True) emptied data.bin and meta.json before finding the
+    lock taken. Now it locks first: the error leaves every byte as it was."""
+    path = tmp_path / "s"
+    PatternStore.create(path, dim=4).append(_rows(1000, 4)).close()
+    before = {f: (path / f).read_bytes() for f in (DATA_FILE, META_FILE)}
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        with pytest.raises(ValueError, match="already open for appending by another writer"):
+            PatternStore.create(path, dim=8, overwrite=True)
+        assert {f: (path / f).read_bytes() for f in (DATA_FILE, META_FILE)} == before
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == b"appended"  # the holder's store still works
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    r = PatternStore.open(path, verify=True)
+    assert len(r) == 1002 and torch.equal(r[:1000], torch.from_numpy(_rows(1000, 4)))
+    PatternStore.create(path, dim=8, overwrite=True).close()  # lock free: now it replaces
+    assert PatternStore.open(path).shape == (0, 8)
+
+
+def test_open_for_appending_reads_the_count_after_taking_the_lock(tmp_path, monkeypatch):
+    """The exact interleaving of the lost appends, made deterministic: another writer appends
+    and closes just before this writer gets the lock. The count must include its rows."""
+    path = tmp_path / "s"
+    PatternStore.create(path, dim=2).append(_rows(3, 2)).close()
+    real, raced = storage._acquire_lock, []
+
+    def racing(p):
+        if not raced:
+            raced.append(1)
+            PatternStore.open(p, mode="r+").append(_rows(4, 2, seed=1)).close()
+        return real(p)
+
+    monkeypatch.setattr(storage, "_acquire_lock", racing)
+    w = PatternStore.open(path, mode="r+")
+    assert raced and len(w) == 7
+    w.append(_rows(5, 2, seed=2)).close()
+    want = np.concatenate([_rows(3, 2), _rows(4, 2, seed=1), _rows(5, 2, seed=2)])
+    assert torch.equal(PatternStore.open(path, verify=True)[:], torch.from_numpy(want))
+
+
+def test_append_rereads_count_under_the_lock(tmp_path):
+    """A writer handle appends after the last committed row even if meta.json moved on."""
+    w = PatternStore.create(tmp_path / "s", dim=2)
+    w.append(_rows(3, 2))
+    # another handle committed rows meanwhile (simulated: write its metadata by hand)
+    other = PatternStore(tmp_path / "s", dict(w._meta), "r+")
+    other.append(_rows(4, 2, seed=1))
+    w.append(_rows(5, 2, seed=2))
+    assert len(w) == 12
+    got = PatternStore.open(tmp_path / "s", verify=True)[:]
+    want = np.concatenate([_rows(3, 2), _rows(4, 2, seed=1), _rows(5, 2, seed=2)])
+    assert torch.equal(got, torch.from_numpy(want))
+    # a store replaced under a writer (different dim) is refused, not silently mixed
+    hack = PatternStore(tmp_path / "s", dict(w._meta, dim=3), "r+")
+    with pytest.raises(ValueError, match="was replaced while open for appending"):
+        hack.append(_rows(1, 3))
+
+
+# ---------------------------------------------------------------------------- folders (issue 8)
+def test_create_never_touches_a_folder_with_foreign_files(tmp_path):
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "notes.txt").write_text("precious")
+    (d / DATA_FILE).write_bytes(b"somebody else's data")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match=rf"cannot create a PatternStore in {d}: the "
+                                                  r"folder is not empty .*data\.bin, notes\.txt"):
+            PatternStore.create(d, dim=4, overwrite=overwrite)
+    assert sorted(os.listdir(d)) == [DATA_FILE, "notes.txt"]  # no lock file, nothing changed
+    assert (d / DATA_FILE).read_bytes() == b"somebody else's data"
+    # a store folder with an extra file is not replaced either
+    PatternStore.create(tmp_path / "s", dim=4).append(_rows(5, 4)).close()
+    (tmp_path / "s" / "README").write_text("x")
+    with pytest.raises(FileExistsError, match="README"):
+        PatternStore.create(tmp_path / "s", dim=4, overwrite=True)
+    assert len(PatternStore.open(tmp_path / "s")) == 5
+    # a meta.json that is not ours
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / META_FILE).write_text('{"format": "other"}')
+    with pytest.raises(FileExistsError, match="not a hopfield.PatternStore's metadata"):
+        PatternStore.create(tmp_path / "f", dim=4, overwrite=True)
+    assert (tmp_path / "f" / META_FILE).read_text() == '{"format": "other"}'
+    # a file where the folder should be
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="it is an existing file"):
+        PatternStore.create(tmp_path / "file", dim=4)
+    # an empty folder is fine, and so is a create that was interrupted before its commit
+    (tmp_path / "empty").mkdir()
+    PatternStore.create(tmp_path / "empty", dim=4).close()
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / ".lock").touch()
+    (tmp_path / "half" / DATA_FILE).touch()
+    PatternStore.create(tmp_path / "half", dim=4).close()
+
+
+def test_failed_overwrite_commit_leaves_store_untouched(tmp_path, monkeypatch):
+    path = tmp_path / "s"
+    PatternStore.create(path, dim=4).append(_rows(10, 4)).close()
+    before = {f: (path / f).read_bytes() for f in (DATA_FILE, META_FILE)}
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage, "_write_meta", boom)
+    with pytest.raises(OSError, match="No space left"):
+        PatternStore.create(path, dim=4, overwrite=True)
+    monkeypatch.undo()
+    assert {f: (path / f).read_bytes() for f in (DATA_FILE, META_FILE)} == before
+    PatternStore.open(path, mode="r+").close()  # the lock was released
+
+
+# ---------------------------------------------------------------------------- finiteness (item 7)
+def _poison(path, row, dim=4, itemsize=4):
+    with open(path / DATA_FILE, "r+b") as f:
+        f.seek(row * dim * itemsize + itemsize)
+        f.write(np.array([np.nan], dtype=np.float32).tobytes())
+
+
+def test_non_finite_row_in_data_file_is_caught_by_every_read(tmp_path):
+    path = tmp_path / "s"
+    PatternStore.create(path, dim=4).append(_rows(100, 4)).close()
+    _poison(path, 37)
+    with pytest.raises(ValueError, match="checksum"):  # small store: verified at open
+        PatternStore.open(path)
+    r = PatternStore.open(path, verify=False)  # as for a store above VERIFY_ON_OPEN_BYTES
+    with pytest.raises(ValueError, match=rf"{path / DATA_FILE} is corrupt: non-finite values in "
+                                         r"rows \[30, 40\) \(first at row 37\) of the "
+                                         rf"PatternStore at {path}"):
+        list(r.iter_chunks(10))
+    assert [s for s, _ in r.iter_chunks(10, stop=30)] == [0, 10, 20]  # rows before are fine
+    with pytest.raises(ValueError, match="non-finite values in rows"):
+        r[30:40]
+    with pytest.raises(ValueError, match="non-finite values in rows"):
+        r[37]
+    with pytest.raises(ValueError, match="non-finite values in row 37 "):
+        r[np.array([1, 37])]
+    assert torch.isfinite(r[np.array([1, 36, 38])]).all()
+
+
+def test_streaming_retrieval_raises_on_a_corrupt_chunk(tmp_path):
+    """Issue 8 item 7: retrieve ran 100 steps and returned NaN; top-k ranked the NaN row first."""
+    from hopfield import ModernHopfield
+    from hopfield.streaming import stream_topk, stream_update
+
+    path = tmp_path / "s"
+    PatternStore.create(path, dim=4).append(_rows(100, 4)).close()
+    _poison(path, 70)
+    r = PatternStore.open(path, verify=False)
+    q = torch.randn(3, 4)
+    match = rf"PatternStore at {path}"
+    with pytest.raises(ValueError, match=r"rows \[64, 96\)"):
+        stream_update(q, r, 1.0, chunk_size=32)
+    with pytest.raises(ValueError, match=match):
+        stream_topk(q, r, 1.0, k=2, chunk_size=32)
+    mem = ModernHopfield(beta=1.0).store(r)
+    with pytest.raises(ValueError, match=match):
+        mem.retrieve(q)
+    with pytest.raises(ValueError, match=match):
+        mem.retrieve_topk(q, k=2)
+
+
+# ---------------------------------------------------------------------------- bad inputs (item 14)
+def _meta(**changes):
+    m = {"format": "hopfield.PatternStore", "version": 1, "dim": 4, "dtype": "float32",
+         "count": 0, "block_rows": 10, "crc32": []}
+    m.update(changes)
+    return m
+
+
+@pytest.mark.parametrize("meta,match", [
+    (_meta(dtype=["x"]), r"'dtype' must be one of \['float16', 'float32', 'float64'\], got \['x'\]"),
+    (_meta(dtype="int8"), "'dtype' must be one of"),
+    (_meta(dtype=None), "'dtype' must be one of"),
+    (_meta(dim=True), "'dim' must be an integer >= 1, got True"),
+    (_meta(dim=0), "'dim' must be an integer >= 1, got 0"),
+    (_meta(dim=4.0), "'dim' must be an integer >= 1, got 4.0"),
+    (_meta(dim="4"), "'dim' must be an integer >= 1"),
+    (_meta(count=-1), "'count' must be an integer >= 0"),
+    (_meta(count=[1]), "'count' must be an integer >= 0"),
+    (_meta(block_rows=0), "'block_rows' must be an integer >= 1"),
+    (_meta(block_rows={}), "'block_rows' must be an integer >= 1"),
+    (_meta(crc32="abc"), "'crc32' must be a list of CRC-32 values"),
+    (_meta(crc32=[1.5]), "'crc32' must be a list of CRC-32 values"),
+    (_meta(count=5, crc32=[-1]), "'crc32' must be a list of CRC-32 values"),
+    (_meta(count=5, crc32=[]), "5 rows in blocks of 10 need 1 checksums, found 0"),
+    (_meta(version=True), "must describe a hopfield.PatternStore version 1"),
+    (_meta(version=2), "must describe a hopfield.PatternStore version 1, got format "
+                       "'hopfield.PatternStore' version 2"),
+    (_meta(format=["x"]), "must describe a hopfield.PatternStore"),
+    ([1, 2], "expected a JSON object"),
+    ("text", "expected a JSON object"),
+    ({"format": "hopfield.PatternStore"}, r"missing \['version', 'dim'"),
+])
+def test_every_bad_meta_field_gives_a_clear_value_error(tmp_path, meta, match):
+    PatternStore.create(tmp_path / "s", dim=4).close()
+    (tmp_path / "s" / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"meta\.json .*" + match):
+        PatternStore.open(tmp_path / "s")
+    with pytest.raises(ValueError, match=match):
+        PatternStore.open(tmp_path / "s", mode="r+")
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b"\xff\xfe{", b"", b"NaN"])
+def test_unparsable_meta_gives_a_clear_value_error(tmp_path, raw):
+    PatternStore.create(tmp_path / "s", dim=4).close()
+    (tmp_path / "s" / META_FILE).write_bytes(raw)
+    with pytest.raises(ValueError, match=r"meta\.json"):
+        PatternStore.open(tmp_path / "s")
+
+
+def test_odd_files_and_folders_give_clear_errors(tmp_path):
+    PatternStore.create(tmp_path / "s", dim=4).close()
+    os.remove(tmp_path / "s" / META_FILE)
+    os.mkdir(tmp_path / "s" / META_FILE)
+    with pytest.raises(ValueError, match=r"meta\.json is corrupt: it is a folder"):
+        PatternStore.open(tmp_path / "s")
+    with pytest.raises(ValueError, match=r"meta\.json is corrupt: it is a folder"):
+        PatternStore.open(tmp_path / "s", mode="r+")
+    PatternStore.create(tmp_path / "t", dim=4).close()
+    os.remove(tmp_path / "t" / DATA_FILE)
+    os.mkdir(tmp_path / "t" / DATA_FILE)
+    with pytest.raises(ValueError, match=r"data\.bin is corrupt: it is a folder"):
+        PatternStore.open(tmp_path / "t")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="it is a file, not a folder"):
+        PatternStore.open(tmp_path / "file")
+    with pytest.raises(FileNotFoundError, match="the folder does not exist"):
+        PatternStore.open(tmp_path / "nope", mode="r+")
+    assert not (tmp_path / "nope").exists()  # no lock file created for a missing store
+
+
+def test_index_and_argument_errors_are_clear(tmp_path):
+    s = PatternStore.create(tmp_path / "s", dim=4).append(_rows(10, 4))
+    with pytest.raises(TypeError, match=r"takes one row index .*got the tuple \(0, 1\).*"
+                                        r"store\[rows\]\[:, cols\]"):
+        s[0, 1]
+    with pytest.raises(TypeError, match="tuple"):
+        s[1:3, 0]
+    assert torch.equal(s[np.int64(2)][1], s[2:3][:, 1][0])  # the documented alternative
+    for bad in (None, 1.5, "a", ..., [[1], [2, 3]], [1.0]):
+        with pytest.raises(TypeError, match="index must be an int, a slice or an integer array"):
+            s[bad]
+    with pytest.raises(TypeError, match="boolean masks are not supported"):
+        s[np.ones(10, bool)]
+    with pytest.raises(TypeError, match="slice bounds must be ints or None"):
+        s["a":]
+    assert s[[1, 2]].shape == (2, 4) and s[torch.tensor(3)].shape == (4,)
+    with pytest.raises(ValueError, match="start must be >= 0, got -5"):
+        s.iter_chunks(start=-5)
+    with pytest.raises(ValueError, match="stop must be >= 0, got -1"):
+        s.iter_chunks(stop=-1)
+    with pytest.raises(TypeError, match="start must be an int, got float"):
+        s.iter_chunks(start=1.0)
+    with pytest.raises(TypeError, match="stop must be an int, got bool"):
+        s.iter_chunks(stop=True)
+    assert [st for st, _ in s.iter_chunks(4, start=3, stop=100)] == [3, 7]
+    assert list(s.iter_chunks(4, start=20)) == [] and list(s.iter_chunks(4, start=5, stop=2)) == []
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike, got NoneType"):
+        PatternStore.open(None)
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike, got int"):
+        PatternStore.create(3, dim=4)
+    with pytest.raises(TypeError, match="verify must be a bool or None, got str"):
+        PatternStore.open(tmp_path / "s", verify="no")
+    with pytest.raises(ValueError, match="mode must be 'r' or 'r\\+', got None"):
+        PatternStore.open(tmp_path / "s", mode=None)
+    with pytest.raises(ValueError, match="dtype must be one of .*got None"):
+        PatternStore.create(tmp_path / "n", dim=4, dtype=None)  # np.dtype(None) is float64
+    with pytest.raises(TypeError, match="overwrite must be a bool, got int"):
+        PatternStore.create(tmp_path / "n", dim=4, overwrite=1)
+    assert not (tmp_path / "n").exists()

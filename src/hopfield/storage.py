@@ -6,20 +6,30 @@ On disk a store is a directory::
 
     <path>/data.bin     raw row-major (N, D) array, little-endian float16/float32/float64
     <path>/meta.json    {"format", "version", "dim", "dtype", "count", "block_rows", "crc32": [...]}
+    <path>/.lock        empty file; the writer's advisory lock (flock)
 
 Why raw memmap + JSON rather than safetensors: a safetensors file has its header (with the tensor
 shape) in front of the data, so appending rows means rewriting the header and moving all existing
 data. Raw rows + a separate metadata file can be appended in place, and the metadata is the single
-point of truth that is replaced atomically.
+point of truth that is replaced atomically (through :mod:`hopfield._io`).
 
 Crash safety. ``append`` (1) writes the new rows after the last committed row of ``data.bin`` and
-fsyncs it, then (2) writes ``meta.json.tmp``, fsyncs it and ``os.replace``-s it over ``meta.json``.
-A crash before (2) leaves the old ``meta.json``: readers see exactly the previous rows (bytes past
-``count`` are ignored and overwritten by the next append). Integrity. ``open`` checks that
-``data.bin`` holds at least ``count`` rows (a truncated file raises ``ValueError`` naming the file
-and the expected vs found size); CRC-32 checksums of every block of ``block_rows`` rows are kept in
-the metadata and checked by :meth:`PatternStore.verify` (by default also at ``open`` for stores up
-to ``VERIFY_ON_OPEN_BYTES``), so silent corruption is detected rather than returned.
+fsyncs it, then (2) atomically replaces ``meta.json`` (temporary file, fsync, ``os.replace``,
+fsync of the directory). A crash before (2) leaves the old ``meta.json``: readers see exactly the
+previous rows (bytes past ``count`` are ignored and overwritten by the next append).
+
+Concurrency. One writer at a time: ``open(path, "r+")`` and ``create`` take an exclusive advisory
+lock on ``.lock`` *before* reading or writing anything, and ``append`` re-reads ``meta.json`` under
+that lock before every write, so a writer never appends at a stale row count and never overwrites
+a committed row. Readers take no lock and keep the snapshot (row count) they opened.
+
+Integrity. ``open`` checks ``meta.json`` field by field and that ``data.bin`` holds at least
+``count`` rows (a truncated file raises ``ValueError`` naming the file and the expected vs found
+size); CRC-32 checksums of every block of ``block_rows`` rows are kept in the metadata and checked
+by :meth:`PatternStore.verify` (by default also at ``open`` for stores up to
+``VERIFY_ON_OPEN_BYTES``). Every read (chunks, slices, index arrays) checks that the rows it
+returns are finite, so a NaN/inf that reached ``data.bin`` behind the library's back raises a
+``ValueError`` naming the store and the row range instead of flowing into a retrieval.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -39,6 +49,7 @@ try:  # one writer at a time (advisory lock); absent on Windows
 except ImportError:  # pragma: no cover
     fcntl = None
 
+from . import _io
 from ._validation import check_finite, check_positive_int, shape_str
 
 __all__ = ["PatternStore"]
@@ -47,32 +58,114 @@ _FORMAT = "hopfield.PatternStore"
 _VERSION = 1
 _DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
-DATA_FILE, META_FILE = "data.bin", "meta.json"
+DATA_FILE, META_FILE, LOCK_FILE = "data.bin", "meta.json", ".lock"
 VERIFY_ON_OPEN_BYTES = 256 * 2**20  # full checksum check at open for stores up to 256 MiB
 _BLOCK_BYTES = 16 * 2**20  # one CRC-32 per ~16 MiB block of rows
+_META_KEYS = ("format", "version", "dim", "dtype", "count", "block_rows", "crc32")
 
 
-def _fsync_dir(path: Path) -> None:
+def _short(value: Any, limit: int = 60) -> str:
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
+def _as_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)
+
+
+def _check_int(value: Any, name: str, lo: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {int(value)}")
+    return int(value)
+
+
+def _is_library_file(name: str) -> bool:
+    """Files a store directory may hold that this library wrote (data.bin checked separately)."""
+    return (name in (META_FILE, LOCK_FILE, META_FILE + ".tmp")  # .tmp: before hopfield._io
+            or (name.startswith(f".{META_FILE}.") and _io.is_temp_name(name)))
+
+
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    """The commit point of create/append: atomically replace ``meta.json`` (durable)."""
+    _io.atomic_write_json(path, meta)
+
+
+def _acquire_lock(path: Path) -> IO[str] | None:
+    """Exclusive writer lock on ``path/.lock``; ``ValueError`` (nothing touched) if held."""
+    if fcntl is None:  # pragma: no cover - Windows: no advisory locks
+        return None
+    lock = open(path / LOCK_FILE, "a")  # noqa: SIM115 - held until close()
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise ValueError(f"PatternStore at {path} is already open for appending by another "
+                         "writer (close it first, or retry later)") from None
+    except BaseException:
+        lock.close()
+        raise
+    return lock
+
+
+def _meta_file(path: Path) -> Path:
+    """``path/meta.json`` of an existing store, or a clear error saying what is there instead."""
+    meta_path = path / META_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no PatternStore at {path}: the folder does not exist")
+    if not path.is_dir():
+        raise NotADirectoryError(f"no PatternStore at {path}: it is a file, not a folder")
+    if not meta_path.exists():
+        raise FileNotFoundError(f"no PatternStore at {path}: {meta_path} does not exist")
+    if not meta_path.is_file():
+        raise ValueError(f"{meta_path} is corrupt: it is a folder (or other non-file), not the "
+                         "store's metadata file")
+    return meta_path
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    meta_path = _meta_file(path)
     try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{meta_path} is corrupt: not valid JSON ({type(e).__name__}: "
+                         f"{_short(str(e), 100)})") from None
+    _check_meta(meta, meta_path)
+    return meta
 
 
-def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+def _check_meta(meta: Any, meta_path: Path) -> None:
+    """Every field of ``meta.json``: a ValueError naming the file, the field and what was found."""
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path} is corrupt: expected a JSON object with keys "
+                         f"{_META_KEYS}, got {type(meta).__name__}")
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"{meta_path} is corrupt: expected a JSON object with keys {_META_KEYS}, "
+                         f"missing {missing}")
+
+    def bad(key: str, expected: str) -> ValueError:
+        return ValueError(f"{meta_path} is corrupt: {key!r} must be {expected}, got "
+                          f"{_short(meta[key])}")
+
+    if meta["format"] != _FORMAT or type(meta["version"]) is not int or meta["version"] != _VERSION:
+        raise ValueError(f"{meta_path} must describe a {_FORMAT} version {_VERSION}, got "
+                         f"format {_short(meta['format'])} version {_short(meta['version'])}")
+    if not isinstance(meta["dtype"], str) or meta["dtype"] not in _DTYPES:
+        raise bad("dtype", f"one of {sorted(_DTYPES)}")
+    for key, lo in (("dim", 1), ("count", 0), ("block_rows", 1)):
+        if type(meta[key]) is not int or meta[key] < lo:
+            raise bad(key, f"an integer >= {lo}")
+    crcs = meta["crc32"]
+    if not isinstance(crcs, list) or not all(type(c) is int and 0 <= c < 2**32 for c in crcs):
+        raise bad("crc32", "a list of CRC-32 values (integers in [0, 2**32))")
+    blocks = -(-meta["count"] // meta["block_rows"])
+    if len(crcs) != blocks:
+        raise ValueError(f"{meta_path} is corrupt: {meta['count']} rows in blocks of "
+                         f"{meta['block_rows']} need {blocks} checksums, found {len(crcs)}")
 
 
 class PatternStore:
@@ -81,58 +174,109 @@ class PatternStore:
     Use :meth:`create` or :meth:`open` (not the constructor). Rows come back as torch tensors
     (CPU, the store's dtype). Example::
 
-        with PatternStore.create("/tmp/mem", dim=64) as st:
+        with PatternStore.create(folder, dim=64) as st:
             st.append(np.random.randn(1000, 64))
-        st = PatternStore.open("/tmp/mem")
+        st = PatternStore.open(folder)
         for start, chunk in st.iter_chunks(4096):   # chunk: (<=4096, 64) tensor
             ...
         st[10:20]                                    # (10, 64) tensor
     """
 
-    def __init__(self, path: Path, meta: dict[str, Any], mode: str) -> None:
+    def __init__(self, path: Path, meta: dict[str, Any], mode: str,
+                 lock: IO[str] | None = None) -> None:
         self.path = path
         self.mode = mode
         self._meta = meta
         self._np_dtype = np.dtype(_DTYPES[meta["dtype"]]).newbyteorder("<")
         self._row_bytes = self._np_dtype.itemsize * int(meta["dim"])
         self._closed = False
-        self._lock = None
-        if mode == "r+" and fcntl is not None:
-            self._lock = open(path / ".lock", "a")
-            try:
-                fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                self._lock.close()
-                raise ValueError(f"PatternStore at {path} is already open for appending by "
-                                 "another writer") from None
+        self._lock = lock
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def create(cls, path: str | os.PathLike, dim: int, dtype: str = "float32",
+    def create(cls, path: str | os.PathLike, dim: int, dtype: Any = "float32",
                *, overwrite: bool = False) -> PatternStore:
-        """Create an empty store at directory ``path`` for ``dim``-dimensional patterns."""
+        """Create an empty store at directory ``path`` for ``dim``-dimensional patterns.
+
+        ``path`` must not exist, be an empty folder, or (with ``overwrite=True``) hold a
+        PatternStore and nothing else. A folder holding any other file raises
+        ``FileExistsError`` naming it: the library never deletes or overwrites a file it did
+        not write. The writer lock is taken before anything is written, so creating over a store
+        that another process has open for appending raises ``ValueError`` and leaves it as it
+        was. The returned store is open for appending (``mode="r+"``).
+        """
+        path = _as_path(path)
         dim = check_positive_int(dim, "dim")
-        if not isinstance(dtype, (str, torch.dtype)):  # numpy dtypes / scalar types
+        dtype = cls._dtype_name(dtype)
+        if not isinstance(overwrite, bool):
+            raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
+        cls._check_create_target(path, overwrite)  # refuse before touching anything
+        path.mkdir(parents=True, exist_ok=True)
+        lock = _acquire_lock(path)
+        try:
+            cls._check_create_target(path, overwrite)  # again, now that no writer can interfere
+            block_rows = max(1, _BLOCK_BYTES // (np.dtype(_DTYPES[dtype]).itemsize * dim))
+            meta = {"format": _FORMAT, "version": _VERSION, "dim": dim, "dtype": dtype,
+                    "count": 0, "block_rows": block_rows, "crc32": []}
+            data = path / DATA_FILE
+            with open(data, "ab") as f:  # create if missing; old rows are dropped after commit
+                os.fsync(f.fileno())
+            _write_meta(path / META_FILE, meta)  # commit: from here on the store is empty
+            with open(data, "r+b") as f:  # free the old rows (now past count: never read)
+                f.truncate(0)
+                os.fsync(f.fileno())
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
+        return cls(path, meta, "r+", lock)
+
+    @staticmethod
+    def _dtype_name(dtype: Any) -> str:
+        if dtype is not None and not isinstance(dtype, (str, torch.dtype)):  # numpy types
             try:
                 dtype = np.dtype(dtype).name
-            except TypeError:
+            except (TypeError, ValueError):
                 pass
-        dtype = str(dtype).removeprefix("torch.")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        path = Path(path)
-        if (path / META_FILE).exists() and not overwrite:
+        name = str(dtype).removeprefix("torch.") if isinstance(dtype, (str, torch.dtype)) else None
+        if name not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {_short(dtype)}")
+        return name
+
+    @staticmethod
+    def _check_create_target(path: Path, overwrite: bool) -> None:
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"cannot create a PatternStore at {path}: it is an existing "
+                                  "file, not a folder")
+        if not path.is_dir():
+            return
+        names = sorted(os.listdir(path))
+        ours = set(filter(_is_library_file, names))
+        if DATA_FILE in names and (META_FILE in names or LOCK_FILE in names):
+            ours.add(DATA_FILE)  # a data.bin alone could be anybody's
+        foreign = [n for n in names if n not in ours]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more"
+                                              if len(foreign) > 5 else "")
+            raise FileExistsError(
+                f"cannot create a PatternStore in {path}: the folder is not empty and is not a "
+                f"PatternStore (it holds {shown}); choose a new or empty folder (files the "
+                "library did not write are never deleted or overwritten)")
+        if META_FILE not in names:
+            return  # empty, or left by a create that was interrupted before its commit
+        if not overwrite:
             raise FileExistsError(f"path already holds a PatternStore: {path} "
                                   "(pass overwrite=True to replace it)")
-        path.mkdir(parents=True, exist_ok=True)
-        block_rows = max(1, _BLOCK_BYTES // (np.dtype(_DTYPES[dtype]).itemsize * dim))
-        meta = {"format": _FORMAT, "version": _VERSION, "dim": dim, "dtype": dtype, "count": 0,
-                "block_rows": block_rows, "crc32": []}
-        with open(path / DATA_FILE, "wb") as f:
-            f.flush()
-            os.fsync(f.fileno())
-        _write_json_atomic(path / META_FILE, meta)
-        return cls(path, meta, "r+")
+        meta_path = path / META_FILE
+        try:
+            ok = meta_path.is_file() and json.loads(
+                meta_path.read_text(encoding="utf-8")).get("format") == _FORMAT
+        except (OSError, ValueError, RecursionError, AttributeError):
+            ok = False
+        if not ok:
+            raise FileExistsError(f"cannot overwrite {path}: its {META_FILE} is not a "
+                                  f"{_FORMAT}'s metadata, so it may not have been written by "
+                                  "this library; remove the folder yourself if it is garbage")
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r", *,
@@ -140,46 +284,39 @@ class PatternStore:
         """Open an existing store; ``mode`` is ``"r"`` (read only) or ``"r+"`` (append).
 
         ``verify``: check every block checksum now (``None``: only if the data is at most
-        ``VERIFY_ON_OPEN_BYTES``). Sizes are always checked.
+        ``VERIFY_ON_OPEN_BYTES``). Sizes and metadata are always checked. With ``"r+"`` the
+        writer lock is taken first and the metadata read under it; if another writer holds
+        it, ``ValueError`` (retry later).
         """
-        if mode not in ("r", "r+"):
-            raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
-        path = Path(path)
-        meta_path = path / META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"no PatternStore at {path}: {meta_path} does not exist")
+        path = _as_path(path)
+        if not isinstance(mode, str) or mode not in ("r", "r+"):
+            raise ValueError(f"mode must be 'r' or 'r+', got {_short(mode)}")
+        if verify is not None and not isinstance(verify, (bool, np.bool_)):
+            raise TypeError(f"verify must be a bool or None, got {type(verify).__name__}")
+        _meta_file(path)  # clear error before creating a lock file in a folder that is no store
+        lock = _acquire_lock(path) if mode == "r+" else None
+        store = None
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{meta_path} is corrupt: not valid JSON ({e})") from None
-        cls._check_meta(meta, meta_path)
-        store = cls(path, meta, mode)
-        store._check_size()
-        if verify or (verify is None and store.nbytes <= VERIFY_ON_OPEN_BYTES):
-            store.verify()
+            store = cls(path, _read_meta(path), mode, lock)
+            store._check_size()
+            if verify or (verify is None and store.nbytes <= VERIFY_ON_OPEN_BYTES):
+                store.verify()
+        except BaseException:
+            if store is not None:
+                store.close()
+            elif lock is not None:
+                lock.close()
+            raise
         return store
-
-    @staticmethod
-    def _check_meta(meta: Any, meta_path: Path) -> None:
-        keys = ("format", "version", "dim", "dtype", "count", "block_rows", "crc32")
-        if not isinstance(meta, dict) or any(k not in meta for k in keys):
-            raise ValueError(f"{meta_path} is corrupt: expected a JSON object with keys {keys}")
-        if meta["format"] != _FORMAT or meta["version"] != _VERSION:
-            raise ValueError(f"{meta_path} must describe a {_FORMAT} version {_VERSION}, got "
-                             f"format {meta['format']!r} version {meta['version']!r}")
-        ok = (meta["dtype"] in _DTYPES and isinstance(meta["dim"], int) and meta["dim"] > 0
-              and isinstance(meta["count"], int) and meta["count"] >= 0
-              and isinstance(meta["block_rows"], int) and meta["block_rows"] > 0
-              and isinstance(meta["crc32"], list)
-              and len(meta["crc32"]) == -(-meta["count"] // meta["block_rows"]))
-        if not ok:
-            raise ValueError(f"{meta_path} is corrupt: inconsistent dim/dtype/count/checksums")
 
     def _check_size(self) -> None:
         data = self.path / DATA_FILE
-        if not data.is_file():
+        if not data.exists():
             raise ValueError(f"{data} is missing: expected {self.nbytes} bytes "
                              f"({len(self)} x {self.dim} {self._meta['dtype']})")
+        if not data.is_file():
+            raise ValueError(f"{data} is corrupt: it is a folder (or other non-file), not the "
+                             "store's data file")
         found = data.stat().st_size
         if found < self.nbytes:
             raise ValueError(f"{data} is truncated: expected at least {self.nbytes} bytes "
@@ -216,7 +353,20 @@ class PatternStore:
         if self._closed:
             raise ValueError(f"PatternStore at {self.path} is closed")
 
-    def _read_rows(self, start: int, stop: int) -> np.ndarray:
+    def _check_rows_finite(self, rows: np.ndarray, start: int, stop: int,
+                           index: np.ndarray | None = None) -> None:
+        """Rows read from ``data.bin`` must be finite (``append`` only ever writes finite rows)."""
+        finite = np.isfinite(rows)
+        if finite.all():
+            return
+        row = int(np.flatnonzero(~finite.all(axis=-1))[0])
+        where = (f"row {int(index[row])}" if index is not None
+                 else f"rows [{start}, {stop}) (first at row {start + row})")
+        raise ValueError(f"{self.path / DATA_FILE} is corrupt: non-finite values in {where} of "
+                         f"the PatternStore at {self.path}; the file was changed outside this "
+                         "library (run store.verify() to check the checksums)")
+
+    def _read_rows(self, start: int, stop: int, *, check: bool = True) -> np.ndarray:
         """Rows [start, stop) as a fresh (writable) array; bounded memory, no mmap residency."""
         n = stop - start
         out = np.empty((n, self.dim), dtype=self._np_dtype)
@@ -229,17 +379,32 @@ class PatternStore:
             raise ValueError(f"{self.path / DATA_FILE} is truncated: expected "
                              f"{stop * self._row_bytes} bytes, found "
                              f"{start * self._row_bytes + got}")
+        if check:
+            self._check_rows_finite(out, start, stop)
         return out
 
     def iter_chunks(self, chunk_size: int = 65536, *, start: int = 0,
                     stop: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(start, chunk)`` with ``chunk`` a (<= chunk_size, D) CPU tensor, in order.
 
-        Each chunk is read into fresh memory, so peak memory is O(chunk_size × D) whatever N is.
+        Rows ``[start, stop)``; ``start``/``stop`` are non-negative ints (``stop=None``: all rows;
+        both are clipped to ``len(self)``). Each chunk is read into fresh memory, so peak memory is
+        O(chunk_size × D) whatever N is, and checked to be finite: a non-finite value (a file
+        changed behind the library's back) raises ``ValueError`` naming the store and the rows.
+        Streaming retrieval (:mod:`hopfield.streaming`, :mod:`hopfield.distributed`) reads
+        through this method.
         """
         self._check_open()
         chunk_size = check_positive_int(chunk_size, "chunk_size")
-        stop = len(self) if stop is None else min(int(stop), len(self))
+        start = _check_int(start, "start")
+        stop = len(self) if stop is None else _check_int(stop, "stop")
+        start, stop = min(start, len(self)), min(stop, len(self))
+        return self._chunks(chunk_size, start, stop)
+
+    def _chunks(self, chunk_size: int, start: int,
+                stop: int) -> Iterator[tuple[int, torch.Tensor]]:
+        if start >= stop:
+            return
         with open(self.path / DATA_FILE, "rb") as f:
             f.seek(start * self._row_bytes)
             for s in range(start, stop, chunk_size):
@@ -250,36 +415,59 @@ class PatternStore:
                     raise ValueError(f"{self.path / DATA_FILE} is truncated: expected "
                                      f"{(s + n) * self._row_bytes} bytes, found "
                                      f"{s * self._row_bytes + got}")
+                self._check_rows_finite(buf, s, s + n)
                 yield s, torch.from_numpy(buf)
 
     def __getitem__(self, index: Any) -> torch.Tensor:
-        """``store[i]`` → (D,), ``store[i:j]`` → (M, D), ``store[idx_array]`` → (M, D)."""
+        """``store[i]`` → (D,), ``store[i:j]`` → (M, D), ``store[idx_array]`` → (*idx.shape, D).
+
+        One row index only: a tuple such as ``store[0, 1]`` raises ``TypeError`` (take the rows
+        first, then index the tensor: ``store[rows][:, cols]``). Boolean masks are not accepted
+        (use ``np.flatnonzero(mask)``).
+        """
         self._check_open()
         n = len(self)
+        if isinstance(index, tuple):
+            raise TypeError(f"a PatternStore takes one row index (an int, a slice or an integer "
+                            f"array), got the tuple {_short(index)}; index the rows first, then "
+                            "the returned tensor: store[rows][:, cols]")
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
             i = int(index) + (n if index < 0 else 0)
             if not 0 <= i < n:
                 raise IndexError(f"index {index} is out of range for a store of {n} patterns")
             return torch.from_numpy(self._read_rows(i, i + 1)[0])
         if isinstance(index, slice):
-            start, stop, step = index.indices(n)
+            try:
+                start, stop, step = index.indices(n)
+            except TypeError:
+                raise TypeError(f"slice bounds must be ints or None, got {_short(index)}") from None
             if step == 1:
                 return torch.from_numpy(self._read_rows(start, max(start, stop)))
             index = np.arange(start, stop, step)
         if isinstance(index, torch.Tensor):
             index = index.detach().cpu().numpy()
-        idx = np.asarray(index)
+        try:
+            idx = np.asarray(index)
+        except (TypeError, ValueError, OverflowError):
+            idx = np.asarray(None)
         if idx.dtype.kind not in "iu":
+            what = (f"dtype {idx.dtype}" if idx.dtype.kind != "O" and index is not None
+                    else "an unsupported value")
+            hint = " (boolean masks are not supported: use np.flatnonzero(mask))" \
+                if idx.dtype.kind == "b" else ""
             raise TypeError(f"index must be an int, a slice or an integer array, got "
-                            f"{type(index).__name__} of dtype {idx.dtype}")
+                            f"{type(index).__name__} of {what}{hint}")
         idx = np.where(idx < 0, idx + n, idx)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise IndexError(f"indices must be in [-{n}, {n}), got min {idx.min()} max {idx.max()}")
         if idx.size == 0:
             return torch.empty(*idx.shape, self.dim, dtype=self.dtype)
+        self._check_size()  # a memmap over a truncated file would die with SIGBUS
         mm = np.memmap(self.path / DATA_FILE, dtype=self._np_dtype, mode="r", shape=(n, self.dim))
-        out = np.array(mm[idx.reshape(-1)])
+        flat = idx.reshape(-1)
+        out = np.array(mm[flat])
         del mm
+        self._check_rows_finite(out, 0, n, index=flat)
         return torch.from_numpy(out.reshape(*idx.shape, self.dim))
 
     def verify(self) -> None:
@@ -289,7 +477,7 @@ class PatternStore:
         br = int(self._meta["block_rows"])
         for b, expected in enumerate(self._meta["crc32"]):
             start = b * br
-            found = zlib.crc32(self._read_rows(start, min(start + br, len(self))))
+            found = zlib.crc32(self._read_rows(start, min(start + br, len(self)), check=False))
             if found != expected:
                 raise ValueError(f"{self.path / DATA_FILE} is corrupt: checksum of rows "
                                  f"[{start}, {min(start + br, len(self))}) expected {expected}, "
@@ -300,7 +488,9 @@ class PatternStore:
         """Append rows (M, D) (numpy or torch; cast to the store's dtype). Returns ``self``.
 
         Existing rows are never rewritten. Non-finite values are rejected before anything is
-        written. The new rows become visible only when the metadata is atomically replaced.
+        written. The row count is re-read from ``meta.json`` under the writer lock first, so the
+        rows always go after the last committed row. The new rows become visible only when the
+        metadata is atomically replaced.
         """
         self._check_open()
         if self.mode != "r+":
@@ -309,6 +499,7 @@ class PatternStore:
         arr = self._as_rows(patterns)
         if arr.shape[0] == 0:
             return self
+        self._reload_meta()
         old, new_n = len(self), len(self) + arr.shape[0]
         with open(self.path / DATA_FILE, "r+b") as f:
             f.seek(old * self._row_bytes)
@@ -319,6 +510,16 @@ class PatternStore:
         meta = dict(self._meta, count=new_n, crc32=self._new_checksums(old, new_n, arr))
         self._commit(meta)
         return self
+
+    def _reload_meta(self) -> None:
+        """Writer: the committed metadata on disk (under the lock) becomes this handle's state."""
+        meta = _read_meta(self.path)
+        for key in ("dim", "dtype", "block_rows"):
+            if meta[key] != self._meta[key]:
+                raise ValueError(f"PatternStore at {self.path} was replaced while open for "
+                                 f"appending ({key} {self._meta[key]!r} -> {meta[key]!r}); "
+                                 "reopen it")
+        self._meta = meta
 
     def _as_rows(self, patterns: Any) -> np.ndarray:
         if isinstance(patterns, torch.Tensor):
@@ -363,7 +564,7 @@ class PatternStore:
         return crcs
 
     def _commit(self, meta: dict[str, Any]) -> None:
-        _write_json_atomic(self.path / META_FILE, meta)
+        _write_meta(self.path / META_FILE, meta)
         self._meta = meta
 
     # ------------------------------------------------------------------ lifetime
