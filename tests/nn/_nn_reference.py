@@ -15,13 +15,13 @@ def softmax64(s):
 def naive_hopfield(layer, y, r, v, mask=None, association_mask=None, steps=None):
     """Float64 head-by-head computation of ``layer((y, r, v))`` (batch-first inputs).
 
-    ``steps`` state updates ξ ← softmax(β ξ kᵀ) k are applied (default: layer.update_steps_max,
+    ``steps`` state updates ξ ← softmax(β ξ kᵀ) k are applied (default: layer.max_steps,
     without early stopping). Returns (out (B, L, O), weights (B, H, L, N)).
     """
     d = torch.float64
     y, r, v = y.to(d), r.to(d), v.to(d)
-    H, Dh = layer.num_heads, layer.hidden_size
-    steps = layer.update_steps_max if steps is None else steps
+    H, Dh = layer.num_heads, layer.head_size
+    steps = layer.max_steps if steps is None else steps
     beta = layer.beta.detach().to(d)
     ign = torch.zeros(r.shape[0], H, r.shape[1], y.shape[1], dtype=torch.bool)
     if mask is not None:

@@ -103,7 +103,7 @@ def test_from_attention_rejects_unsupported(kw, match):
 @pytest.mark.parametrize("steps", [0, 2])
 def test_matches_naive_reference(dtype, steps):
     layer = Hopfield(8, 3, 6, num_heads=2, stored_pattern_size=5, pattern_projection_size=7,
-                     beta=torch.tensor([0.4, 1.7]), update_steps_max=steps, update_steps_eps=1e-30,
+                     beta=torch.tensor([0.4, 1.7]), max_steps=steps, tol=1e-30,
                      normalize_state=True, normalize_stored=True)
     y, r, v = rand_inputs(Dq=8, Dk=5, Dv=7)
     mask = torch.zeros(3, 6, dtype=torch.bool)
@@ -127,7 +127,7 @@ def test_matches_naive_reference(dtype, steps):
 @pytest.mark.parametrize("steps", [0, 3])
 @pytest.mark.parametrize("heads", [1, 4])
 def test_fused_equals_math_path(steps, heads):
-    layer = Hopfield(16, num_heads=heads, update_steps_max=steps, update_steps_eps=1e-30,
+    layer = Hopfield(16, num_heads=heads, max_steps=steps, tol=1e-30,
                      learnable_beta=True).double()
     x = torch.randn(2, 9, 16, dtype=torch.float64)
     mask = torch.zeros(2, 9, dtype=torch.bool)
@@ -178,8 +178,8 @@ def test_default_beta_and_learnable_beta_positive():
 
 
 def test_multistep_reaches_fixed_point_of_head_space_update():
-    layer = Hopfield(6, 6, num_heads=2, beta=4.0, update_steps_max=60,
-                     update_steps_eps=1e-9).double()
+    layer = Hopfield(6, 6, num_heads=2, beta=4.0, max_steps=60,
+                     tol=1e-9).double()
     y, r, v = rand_inputs(B=2, L=5, N=7, Dq=6, Dk=6, Dv=6, dtype=torch.float64)
     _, info = layer((y, r, v), return_info=True)
     assert 0 < info.steps < 60 and bool(info.converged.all())
@@ -194,14 +194,14 @@ def test_multistep_reaches_fixed_point_of_head_space_update():
 
 
 def test_multistep_cost_stops_early_when_converged():
-    layer = Hopfield(4, beta=0.01, update_steps_max=50, update_steps_eps=1e-3).double()
+    layer = Hopfield(4, beta=0.01, max_steps=50, tol=1e-3).double()
     _, info = layer(torch.randn(2, 3, 4, dtype=torch.float64), return_info=True)
     assert info.steps < 5  # tiny β: the state jumps to the mean and stays there
 
 
 @pytest.mark.parametrize("separation", ["sparsemax", "entmax"])
 def test_sparse_separations(separation):
-    layer = Hopfield(8, num_heads=2, beta=8.0, separation=separation, update_steps_max=2)
+    layer = Hopfield(8, num_heads=2, beta=8.0, separation=separation, max_steps=2)
     x = torch.randn(2, 6, 8)
     out, info = layer(x, return_info=True)
     close(out, layer(x), 1e-5)
@@ -215,8 +215,8 @@ def test_sparse_separations(separation):
 
 @pytest.mark.parametrize("steps,separation", [(0, "softmax"), (2, "softmax"), (1, "sparsemax")])
 def test_gradcheck_inputs_and_learnable_beta(steps, separation):
-    layer = Hopfield(4, 3, 4, num_heads=2, learnable_beta=True, update_steps_max=steps,
-                     update_steps_eps=1e-30, separation=separation,
+    layer = Hopfield(4, 3, 4, num_heads=2, learnable_beta=True, max_steps=steps,
+                     tol=1e-30, separation=separation,
                      beta=torch.tensor([0.7, 1.3])).double()
     y, r, v = (t.requires_grad_() for t in rand_inputs(B=2, L=3, N=4, Dq=4, Dk=4, Dv=4,
                                                         dtype=torch.float64))
@@ -257,8 +257,8 @@ def test_to_moves_beta_and_state_dict_round_trip():
 
 def test_repr_shows_key_settings():
     r = repr(Hopfield(8, num_heads=2, beta=torch.tensor([0.5, 2.0]), learnable_beta=True,
-                      update_steps_max=3, separation="sparsemax"))
-    for s in ("input_size=8", "num_heads=2", "beta=[0.5, 2]", "(learnable)", "update_steps_max=3",
+                      max_steps=3, separation="sparsemax"))
+    for s in ("input_size=8", "num_heads=2", "beta=[0.5, 2]", "(learnable)", "max_steps=3",
               "separation=sparsemax", "batch_first=True"):
         assert s in r, s
 
@@ -315,7 +315,7 @@ def test_fused_path_is_one_sdpa_call_per_association(monkeypatch, steps):
                         lambda *a, **k: calls.append(1) or sdpa(*a, **k))
     monkeypatch.setattr(torch.Tensor, "__matmul__",
                         lambda a, b: matmuls.append(1) or matmul(a, b))
-    layer = Hopfield(8, num_heads=2, update_steps_max=steps, update_steps_eps=1e-30)
+    layer = Hopfield(8, num_heads=2, max_steps=steps, tol=1e-30)
     x = torch.randn(2, 5, 8)
     layer(x).sum().backward()
     assert len(calls) == steps + 1 and not matmuls
@@ -328,8 +328,8 @@ def test_fused_path_is_one_sdpa_call_per_association(monkeypatch, steps):
 def test_energy_trace_never_increases(beta, seed, pad):
     """CCCP: every head-space update lowers (or keeps) each state's energy, also with padding."""
     g = torch.Generator().manual_seed(seed)
-    layer = Hopfield(6, 3, num_heads=2, beta=beta, update_steps_max=6,
-                     update_steps_eps=1e-30).double()
+    layer = Hopfield(6, 3, num_heads=2, beta=beta, max_steps=6,
+                     tol=1e-30).double()
     x = torch.randn(2, 7, 6, generator=g, dtype=torch.float64)
     mask = torch.zeros(2, 7, dtype=torch.bool)
     mask[1, 7 - pad:] = True
@@ -354,7 +354,7 @@ def test_fused_path_avoids_sdpa_math_fallback(kind):
         "self_masked": lambda: Hopfield(8, num_heads=2)(x, mask=m, association_mask=am),
         "pooling": lambda: HopfieldPooling(8, num_heads=2, quantity=3)(x, mask=m),
         "lookup": lambda: HopfieldLayer(8, num_heads=2, quantity=5, learnable_beta=True)(x),
-        "steps": lambda: Hopfield(8, num_heads=2, update_steps_max=2)(x, mask=m),
+        "steps": lambda: Hopfield(8, num_heads=2, max_steps=2)(x, mask=m),
     }[kind]
     with torch.profiler.profile() as prof:
         run().sum().backward()

@@ -18,7 +18,7 @@ def close(a, b, tol, what=""):
 
 POOL_CONFIGS = [
     {},
-    {"update_steps_max": 2, "beta": 2.0},
+    {"max_steps": 2, "beta": 2.0},
     {"separation": "sparsemax", "beta": 3.0},
     {"normalize_stored": True, "learnable_beta": True},
 ]
@@ -111,7 +111,7 @@ def test_pooling_trains():
 @pytest.mark.parametrize("lookup_targets", [False, True])
 def test_lookup_equals_hopfield_with_explicit_memory(lookup_targets):
     layer = HopfieldLayer(6, num_heads=2, quantity=5, lookup_targets=lookup_targets,
-                          update_steps_max=1).double()
+                          max_steps=1).double()
     x = torch.randn(3, 4, 6, dtype=torch.float64)
     y = layer.patterns[None].expand(3, -1, -1)
     v = (layer.targets if lookup_targets else layer.patterns)[None].expand(3, -1, -1)
@@ -166,6 +166,6 @@ def test_pooling_and_lookup_dtypes(dtype):
 
 
 def test_same_hopfield_kwargs_reach_inner_layer():
-    pool = HopfieldPooling(8, num_heads=4, quantity=2, update_steps_max=3, learnable_beta=True)
-    assert isinstance(pool.hopfield, Hopfield) and pool.hopfield.update_steps_max == 3
+    pool = HopfieldPooling(8, num_heads=4, quantity=2, max_steps=3, learnable_beta=True)
+    assert isinstance(pool.hopfield, Hopfield) and pool.hopfield.max_steps == 3
     assert pool.hopfield.learnable_beta

@@ -1,8 +1,9 @@
 """Validation of the Hopfield layers' inputs and masks, done once at the layer's entry.
 
 Shape legend: B batch, L state patterns, N stored patterns, H heads, D feature sizes.
-Nothing here scales with L × N: masks are checked by shape and dtype; only the (B, N) padding
-mask is reduced to check that every batch element keeps a stored pattern.
+Nothing here scales with L × N or syncs with the device: tensors and masks are checked by type,
+shape and dtype. Finiteness (and that the (B, N) padding mask leaves every batch element a stored
+pattern) is checked once after the pass, by :func:`hopfield.nn.functional.check_result`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .._validation import check_tensor, is_compiling, shape_str
+from .._validation import check_tensor, shape_str
 
-__all__ = ["check_features", "check_masks", "split_input"]
+__all__ = ["check_features", "check_masks", "combine_masks", "split_input"]
 
 
 def _kind(x: object) -> str:
@@ -38,7 +39,7 @@ def split_input(
     """
     layout = "(B, T, D)" if batch_first else "(T, B, D)"
     if isinstance(input, torch.Tensor):
-        check_tensor(input, "input", ndim=3, layout=layout)
+        check_tensor(input, "input", ndim=3, layout=layout, finite=False)
         if not sizes[0] == sizes[1] == sizes[2]:
             raise ValueError("input must be a tuple (stored, state, projection) when "
                              "stored_pattern_size or pattern_projection_size differ from "
@@ -59,7 +60,7 @@ def split_input(
         if first is not None:  # the same tensor: checked once, kept as one object
             out.append(out[first])
             continue
-        check_tensor(x, name, ndim=3, layout=layout.replace("D", str(size)))
+        check_tensor(x, name, ndim=3, layout=layout.replace("D", str(size)), finite=False)
         x = x if batch_first else x.transpose(0, 1)
         check_features(x, name, size, dtype)
         out.append(x)
@@ -71,39 +72,48 @@ def split_input(
     if y.shape[1] != v.shape[1]:
         raise ValueError(f"projection must hold one pattern per stored pattern (N == "
                          f"{y.shape[1]}), got {v.shape[1]} (batch-first)")
-    if y.shape[1] == 0 and r.shape[1] > 0:
+    if y.shape[1] == 0 and r.shape[0] * r.shape[1] > 0:
         raise ValueError("stored must hold at least one pattern for the states to retrieve from, "
                          f"got shape {shape_str(y.shape)} (batch-first)")
     return y, r, v
 
 
-def check_masks(
-    mask: object, association_mask: object, shape: Sequence[int]
-) -> torch.Tensor | None:
+def check_masks(mask: object, association_mask: object, shape: Sequence[int]) -> None:
     """Validate ``mask`` (B, N) and ``association_mask`` (L, N) or 4-D broadcastable to
-    ``shape`` = (B, H, L, N); return their union as bool (B|1, H|1, L|1, N), True = ignore."""
+    ``shape`` = (B, H, L, N): bool tensors, True = ignore."""
     B, H, L, N = shape
-    ignore = None
     if mask is not None:
         if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise TypeError(f"mask must be a bool tensor (True = ignore), got {_kind(mask)}")
+            raise TypeError(f"mask must be a bool tensor (True = ignore), got {_kind(mask)}"
+                            + _FLOAT_HINT * _is_float(mask))
         if mask.shape != (B, N):
             raise ValueError(f"mask must have shape (B, N) = ({B}, {N}), got "
                              f"{shape_str(mask.shape)}")
-        if not is_compiling() and bool(mask.all(dim=-1).any()):
-            raise ValueError("mask must leave at least one stored pattern per batch element, "
-                             "got a row with every pattern masked")
-        ignore = mask[:, None, None, :]  # (B, 1, 1, N)
     am = association_mask
     if am is not None:
         if not isinstance(am, torch.Tensor) or am.dtype != torch.bool:
             raise TypeError("association_mask must be a bool tensor (True = ignore), got "
-                            f"{_kind(am)}")
-        if am.dim() == 2 and am.shape == (L, N):
-            am = am[None, None]  # (1, 1, L, N)
-        elif am.dim() != 4 or am.shape[-1] != N or any(
-                a not in (1, b) for a, b in zip(am.shape, shape)):
+                            f"{_kind(am)}" + _FLOAT_HINT * _is_float(am))
+        if not (am.dim() == 2 and am.shape == (L, N)) and (
+                am.dim() != 4 or am.shape[-1] != N
+                or any(a not in (1, b) for a, b in zip(am.shape, shape))):
             raise ValueError(f"association_mask must have shape ({L}, {N}) or 4-D broadcastable "
-                             f"to {shape_str(shape)}, got {shape_str(association_mask.shape)}")
+                             f"to {shape_str(shape)}, got {shape_str(am.shape)}")
+
+
+_FLOAT_HINT = "; an additive float mask converts with `float_mask == float('-inf')`"
+
+
+def _is_float(x: object) -> bool:
+    return isinstance(x, torch.Tensor) and torch.is_floating_point(x)
+
+
+def combine_masks(mask: torch.Tensor | None,
+                  association_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The union of validated masks as bool (B|1, H|1, L|1, N), True = ignore; None if none."""
+    ignore = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, N)
+    am = association_mask
+    if am is not None:
+        am = am[None, None] if am.dim() == 2 else am  # (1, 1, L, N)
         ignore = am if ignore is None else ignore | am
     return ignore

@@ -17,7 +17,8 @@ from torch import nn
 
 from .._validation import check_positive_int, check_tensor
 from ._inputs import check_features
-from .hopfield import Hopfield
+from .functional import check_result
+from .hopfield import _DEFAULTS, RENAMED, Hopfield, renamed_kwargs
 from .info import HopfieldInfo
 
 __all__ = ["HopfieldLayer"]
@@ -29,7 +30,7 @@ class HopfieldLayer(nn.Module):
     """A layer of ``quantity`` learned stored patterns that the input states associate with.
 
     Args:
-        input_size, hidden_size, output_size, num_heads: as in :class:`Hopfield`.
+        input_size, head_size, output_size, num_heads: as in :class:`Hopfield`.
         quantity: N, number of learned stored patterns.
         lookup_targets: learn separate targets (pattern projections) instead of reading out the
             stored patterns themselves: a learned key → value lookup table.
@@ -39,7 +40,7 @@ class HopfieldLayer(nn.Module):
     ``batch_first=False``) → (B, L, output_size); info weights are (B, H, L, N).
     """
 
-    def __init__(self, input_size: int, hidden_size: int | None = None,
+    def __init__(self, input_size: int, head_size: int | None = None,
                  output_size: int | None = None, num_heads: int = 1, *, quantity: int = 16,
                  lookup_targets: bool = False, **hopfield_kwargs: object) -> None:
         super().__init__()
@@ -48,7 +49,14 @@ class HopfieldLayer(nn.Module):
                 raise TypeError(f"HopfieldLayer does not take {key}: the learned stored patterns "
                                 "have size input_size")
         self.quantity = check_positive_int(quantity, "quantity")
-        self.hopfield = Hopfield(input_size, hidden_size, output_size, num_heads,
+        aliases = {k: hopfield_kwargs.pop(k) for k in RENAMED if k in hopfield_kwargs}
+        if aliases:  # deprecated names: warn here so the warning points at the caller's line
+            new = renamed_kwargs(type(self).__name__, aliases, {
+                "head_size": head_size, "max_steps": hopfield_kwargs.get("max_steps", 0),
+                "tol": hopfield_kwargs.get("tol", 1e-4)}, _DEFAULTS)
+            head_size = new.pop("head_size")
+            hopfield_kwargs.update(new)
+        self.hopfield = Hopfield(input_size, head_size, output_size, num_heads,
                                  **hopfield_kwargs)
         self.patterns = nn.Parameter(torch.empty(self.quantity, input_size))  # (N, D)
         nn.init.normal_(self.patterns, std=input_size ** -0.5)
@@ -63,15 +71,27 @@ class HopfieldLayer(nn.Module):
 
     def forward(self, input: torch.Tensor, *,
                 return_info: bool = False) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
+        """Retrieve from the learned stored patterns.
+
+        Args:
+            input: (B, L, D) state patterns (or (L, B, D) with ``batch_first=False``).
+            return_info: also return a :class:`HopfieldInfo` from this same pass.
+
+        Returns:
+            (B, L, output_size) (or (L, B, output_size)); with ``return_info`` ``(out, info)``
+            where ``info.weights`` is (B, H, L, quantity). B = 0 or L = 0 gives an empty output
+            of that shape.
+        """
         hop = self.hopfield
-        check_tensor(input, "input", ndim=3,
+        check_tensor(input, "input", ndim=3, finite=False,
                      layout=f"(B, L, {hop.input_size})" if hop.batch_first
                      else f"(L, B, {hop.input_size})")
         x = input if hop.batch_first else input.transpose(0, 1)  # (B, L, D)
         check_features(x, "input", hop.input_size, hop.q_proj.weight.dtype)
         stored = self.patterns.unsqueeze(0)  # (1, N, D), broadcast over the batch
         proj = stored if self.targets is None else self.targets.unsqueeze(0)
-        out, info = hop._run(stored, x, proj, None, None, return_info)  # (B, L, O)
+        out, info = hop._associate(stored, x, proj, None, None, return_info)  # (B, L, O)
+        check_result(out, {"input": x}, dict(self.named_parameters()), None)
         if not hop.batch_first:
             out = out.transpose(0, 1)
         return (out, info) if return_info else out

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor, shape_str
-from ._inputs import check_features
-from .hopfield import Hopfield
+from ._inputs import check_features, check_masks
+from .functional import check_result
+from .hopfield import _DEFAULTS, RENAMED, Hopfield, renamed_kwargs
 from .info import HopfieldInfo
 
 __all__ = ["HopfieldPooling"]
@@ -30,11 +31,11 @@ class HopfieldPooling(nn.Module):
     """Pool a set (B, N, D) into (B, quantity * output_size) with learned query patterns.
 
     Args:
-        input_size, hidden_size, output_size, num_heads: as in :class:`Hopfield`.
+        input_size, head_size, output_size, num_heads: as in :class:`Hopfield`.
         quantity: Q, number of learned query (state) patterns; each yields one pooled vector and
             the Q vectors are concatenated (flattened) like in ``hflayers``.
         **hopfield_kwargs: any keyword of :class:`Hopfield` (beta, learnable_beta,
-            update_steps_max, normalize_*, separation, dropout, bias, batch_first), except the
+            max_steps, tol, normalize_*, separation, dropout, bias, batch_first), except the
             stored/projection sizes, which are ``input_size`` here.
 
     ``forward(input, *, mask=None, return_info=False)``:
@@ -44,7 +45,7 @@ class HopfieldPooling(nn.Module):
     (B, H, Q, N): how much each instance contributes to each head's pooled vector.
     """
 
-    def __init__(self, input_size: int, hidden_size: int | None = None,
+    def __init__(self, input_size: int, head_size: int | None = None,
                  output_size: int | None = None, num_heads: int = 1, *, quantity: int = 1,
                  **hopfield_kwargs: object) -> None:
         super().__init__()
@@ -53,7 +54,14 @@ class HopfieldPooling(nn.Module):
                 raise TypeError(f"HopfieldPooling does not take {key}: stored patterns and their "
                                 "projections are the input itself (size input_size)")
         self.quantity = check_positive_int(quantity, "quantity")
-        self.hopfield = Hopfield(input_size, hidden_size, output_size, num_heads,
+        aliases = {k: hopfield_kwargs.pop(k) for k in RENAMED if k in hopfield_kwargs}
+        if aliases:  # deprecated names: warn here so the warning points at the caller's line
+            new = renamed_kwargs(type(self).__name__, aliases, {
+                "head_size": head_size, "max_steps": hopfield_kwargs.get("max_steps", 0),
+                "tol": hopfield_kwargs.get("tol", 1e-4)}, _DEFAULTS)
+            head_size = new.pop("head_size")
+            hopfield_kwargs.update(new)
+        self.hopfield = Hopfield(input_size, head_size, output_size, num_heads,
                                  **hopfield_kwargs)
         self.query = nn.Parameter(torch.empty(self.quantity, input_size))  # (Q, D)
         nn.init.normal_(self.query, std=input_size ** -0.5)
@@ -68,15 +76,30 @@ class HopfieldPooling(nn.Module):
 
     def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
                 return_info: bool = False) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
+        """Pool each set of instances with the learned queries.
+
+        Args:
+            input: (B, N, D) instances (or (N, B, D) with ``batch_first=False``).
+            mask: bool (B, N), True = padded instance to ignore; every bag must keep one.
+            return_info: also return a :class:`HopfieldInfo` from this same pass.
+
+        Returns:
+            (B, quantity * output_size); with ``return_info`` ``(out, info)`` where
+            ``info.weights`` is (B, H, quantity, N). B = 0 gives an empty (0, quantity *
+            output_size) output; N = 0 with B > 0 is a ValueError.
+        """
         hop = self.hopfield
-        check_tensor(input, "input", ndim=3,
+        check_tensor(input, "input", ndim=3, finite=False,
                      layout=f"(B, N, {hop.input_size})" if hop.batch_first
                      else f"(N, B, {hop.input_size})")
         x = input if hop.batch_first else input.transpose(0, 1)  # (B, N, D)
         check_features(x, "input", hop.input_size, hop.q_proj.weight.dtype)
-        if x.shape[1] == 0:
-            raise ValueError(f"input must hold at least one instance, got {shape_str(input.shape)}")
+        if x.shape[1] == 0 and x.shape[0] > 0:
+            raise ValueError(f"input must hold at least one instance per bag, got shape "
+                             f"{shape_str(input.shape)}")
+        check_masks(mask, None, (x.shape[0], hop.num_heads, self.quantity, x.shape[1]))
         state = self.query.unsqueeze(0)  # (1, Q, D), broadcast over the batch
-        out, info = hop._run(x, state, x, mask, None, return_info)  # (B, Q, O)
+        out, info = hop._associate(x, state, x, mask, None, return_info)  # (B, Q, O)
+        check_result(out, {"input": x}, dict(self.named_parameters()), mask)
         out = out.flatten(1)  # (B, Q * O)
         return (out, info) if return_info else out

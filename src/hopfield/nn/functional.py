@@ -1,0 +1,412 @@
+"""The layers' functional core: :func:`hopfield_forward`, with every weight passed explicitly.
+
+``Hopfield``, ``HopfieldPooling`` and ``HopfieldLayer`` own their parameters and call this function,
+as ``torch.nn.MultiheadAttention`` calls ``torch.nn.functional.multi_head_attention_forward``.
+
+Shape legend:
+    B  batch (an input with batch size 1 is shared by the whole batch)
+    L  state patterns (queries)   N  stored patterns (keys)   H  heads
+    Dh per-head size (``head_size``), E = H * Dh
+    Dq, Dk, Dv  feature sizes of the state / stored / projection inputs;  O  output size
+
+Plain-math reference for one head h (Ramsauer et al. 2020, eq. 10; one transformer attention head)::
+
+    q = R W_qᵀ + b_q        (L, Dh)   state patterns R projected
+    k = Y W_kᵀ + b_k        (N, Dh)   stored patterns Y projected
+    v = V W_vᵀ + b_v        (N, Dh)   pattern projections V projected
+    ξ = q;  repeat max_steps times (stop once every ‖Δξ‖ < tol):  ξ ← sep(β_h ξ kᵀ) k
+    head_h = sep(β_h ξ kᵀ) v            (L, Dh)
+    out = concat_h(head_h) W_oᵀ + b_o   (L, O)
+
+Masked stored patterns get weight exactly 0; a state that a mask blocks from every stored pattern
+gets zero weights and a zero ``head_h`` (so ``out`` is ``b_o`` there), on every path.
+
+Paths. With softmax and ``return_info=False`` every association runs through
+:func:`torch.nn.functional.scaled_dot_product_attention` (no B×H×L×N matrix): β is folded into the
+query projection (one step) or into the projected keys (several steps), so SDPA runs with
+``scale=1``. Otherwise the math path materialises the association weights. Both paths fold β into
+the state before the dot product, and half-precision inputs (float16, bfloat16) are associated and
+iterated in float32 (then cast back), so both paths give the same output.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from .. import functional as HF
+from .._validation import (
+    check_beta,
+    check_finite,
+    check_positive_float,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+    is_compiling,
+    shape_str,
+)
+from ..separations import Separation, get_separation
+from ._inputs import check_masks, combine_masks
+from .info import HopfieldInfo
+
+__all__ = ["hopfield_forward"]
+
+
+class _Weights(NamedTuple):
+    wq: torch.Tensor
+    bq: torch.Tensor | None
+    wk: torch.Tensor
+    bk: torch.Tensor | None
+    wv: torch.Tensor
+    bv: torch.Tensor | None
+    wo: torch.Tensor
+    bo: torch.Tensor | None
+
+
+def hopfield_forward(
+    stored: torch.Tensor,
+    state: torch.Tensor,
+    projection: torch.Tensor,
+    *,
+    num_heads: int,
+    beta: float | torch.Tensor,
+    q_proj_weight: torch.Tensor,
+    k_proj_weight: torch.Tensor,
+    v_proj_weight: torch.Tensor,
+    out_proj_weight: torch.Tensor,
+    q_proj_bias: torch.Tensor | None = None,
+    k_proj_bias: torch.Tensor | None = None,
+    v_proj_bias: torch.Tensor | None = None,
+    out_proj_bias: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    association_mask: torch.Tensor | None = None,
+    separation: str | Separation = "softmax",
+    dropout_p: float = 0.0,
+    training: bool = True,
+    max_steps: int = 0,
+    tol: float = 1e-4,
+    return_info: bool = False,
+    check_input: bool = True,
+) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
+    """Multi-head Hopfield association of state patterns with stored patterns (batch-first).
+
+    Args:
+        stored: Y (B, N, Dk), the stored patterns (keys).
+        state: R (B, L, Dq), the state patterns (queries).
+        projection: V (B, N, Dv), the pattern projections (values). Any of the three may have
+            batch size 1 (shared by the batch). Pass the same tensor object twice (or three
+            times) to get one fused projection matmul, as for self-association.
+        num_heads: H; the projections have E = H * Dh rows.
+        beta: inverse temperature β > 0: a float, a 0-d tensor or an (H,) tensor (one per head;
+            it may require grad).
+        q_proj_weight, k_proj_weight, v_proj_weight: (E, Dq), (E, Dk), (E, Dv).
+        out_proj_weight: (O, E).
+        q_proj_bias, k_proj_bias, v_proj_bias, out_proj_bias: (E,), (E,), (E,), (O,) or None.
+        mask: bool (B, N), True = ignore that stored pattern (``key_padding_mask`` convention).
+            Every batch element must keep at least one stored pattern.
+        association_mask: bool (L, N), or 4-D broadcastable to (B, H, L, N), True = ignore.
+            A state it blocks from every stored pattern gets zero weights and a zero retrieval.
+        separation: ``"softmax"`` (default), ``"sparsemax"``, ``"entmax"`` or a Separation.
+        dropout_p: dropout probability on the association weights, applied when ``training``.
+        training: apply dropout (as in ``multi_head_attention_forward``).
+        max_steps: head-space state updates ξ ← sep(β ξ kᵀ) k before the read-out (0 = one
+            association, i.e. attention).
+        tol: stop updating once every state moved less than ``tol`` (L2 norm).
+        return_info: also return a :class:`~hopfield.nn.HopfieldInfo` from this same pass.
+        check_input: validate every argument and, after the pass, that inputs and output are
+            finite (one host sync). Set False only when the caller has validated (the layers
+            do, with their own argument names).
+
+    Returns:
+        out (B, L, O); with ``return_info=True`` the pair ``(out, info)``.
+
+    Raises:
+        TypeError / ValueError naming the argument, the expectation and what was found; a
+        ``ValueError`` also when an input is NaN/inf or so large that the association overflows.
+    """
+    if check_input:
+        H = check_positive_int(num_heads, "num_heads")
+        w = _check_weights(H, q_proj_weight, k_proj_weight, v_proj_weight, out_proj_weight,
+                           q_proj_bias, k_proj_bias, v_proj_bias, out_proj_bias)
+        y, r, v = _check_inputs(stored, state, projection, w)
+        beta = _check_beta(beta, H)
+        sep = get_separation(separation)
+        dropout_p = check_probability(dropout_p, "dropout_p")
+        training = _check_bool(training, "training")
+        max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
+        tol = check_positive_float(tol, "tol")
+        return_info = _check_bool(return_info, "return_info")
+        B = batch_size(y, r, v)
+        check_masks(mask, association_mask, (B, H, r.shape[1], y.shape[1]))
+    else:
+        H, y, r, v = num_heads, stored, state, projection
+        w = _Weights(q_proj_weight, q_proj_bias, k_proj_weight, k_proj_bias, v_proj_weight,
+                     v_proj_bias, out_proj_weight, out_proj_bias)
+        sep = get_separation(separation)
+    if not isinstance(beta, torch.Tensor):
+        beta = torch.full((H,), float(beta), dtype=r.dtype, device=r.device)
+    elif beta.dim() == 0:
+        beta = beta.expand(H)
+    ignore = combine_masks(mask, association_mask)
+    out, info = _forward(y, r, v, w, H, beta, ignore, sep, dropout_p if training else 0.0,
+                         max_steps, tol, return_info)
+    if check_input:
+        named = {"stored": y, "state": r, "projection": v}
+        check_result(out, named, {f"{n}": t for n, t in zip(_WEIGHT_NAMES, w) if t is not None},
+                     mask, "beta", beta)
+    return (out, info) if return_info else out
+
+
+# ----------------------------------------------------------------------------- the computation
+
+
+def _forward(
+    y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, w: _Weights, H: int, beta: torch.Tensor,
+    ignore: torch.Tensor | None, sep: Separation, p: float, max_steps: int, tol: float,
+    return_info: bool,
+) -> tuple[torch.Tensor, HopfieldInfo | None]:
+    """Unchecked core on batch-first inputs; ``beta`` (H,), ``ignore`` bool (B|1, H|1, L|1, N)."""
+    B, L, N = batch_size(y, r, v), r.shape[1], y.shape[1]
+    E = w.wq.shape[0]
+    Dh = E // H
+    cdt = torch.promote_types(r.dtype, torch.float32)  # float32 for float16 / bfloat16
+    if B == 0 or L == 0:  # nothing to associate: empty output (and info) of the right shapes
+        return _empty(r, w, B, H, L, N, cdt, sep, max_steps, beta, return_info)
+    fused = sep.is_softmax and not return_info
+    allow = None if ignore is None else ~ignore
+    if fused and max_steps == 0:  # the hot path: β folded into W_q, one SDPA call
+        q, k, v = _project(y, r, v, w, H, Dh, beta.to(r.dtype).repeat_interleave(Dh))
+        q, k, v = (t.expand(B, *t.shape[1:]) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, dropout_p=p, scale=1.0)
+        return F.linear(out.transpose(1, 2).flatten(2), w.wo, w.bo), None  # (B, L, O)
+
+    q, k, v = _project(y, r, v, w, H, Dh, None)
+    q, k, v = (t.expand(B, *t.shape[1:]).to(cdt) for t in (q, k, v))  # (B, H, ·, Dh)
+    bgrid = beta.to(cdt).view(-1, 1, 1)  # (H, 1, 1)
+    dead = None if ignore is None or fused else ignore.all(dim=-1, keepdim=True)
+    if sep.is_softmax:  # the updates stay fused even when the read-out materialises weights
+        kb = k * bgrid  # β·K, so SDPA runs with scale=1
+
+        def step(xi: torch.Tensor) -> torch.Tensor:
+            return F.scaled_dot_product_attention(xi, kb, k, attn_mask=allow, scale=1.0)
+    else:
+        def step(xi: torch.Tensor) -> torch.Tensor:
+            return _math(xi, k, k, bgrid, ignore, dead, sep)[0]
+
+    track = return_info and sep.is_softmax
+    trace = [_energy(q, k, bgrid, ignore, dead)] if track else None
+    xi, steps, converged = q, 0, None
+    for _ in range(max_steps):  # ξ ← sep(β ξ Kᵀ) K in head space, all states together
+        new = step(xi)
+        with torch.no_grad():
+            converged = (new - xi).norm(dim=-1) < tol  # (B, H, L)
+        xi, steps = new, steps + 1
+        if trace is not None:
+            trace.append(_energy(xi, k, bgrid, ignore, dead))
+        if not _traced(xi) and bool(converged.all()):
+            break
+    if fused:
+        out = F.scaled_dot_product_attention(xi, kb, v, attn_mask=allow, dropout_p=p, scale=1.0)
+        weights = None
+    else:
+        out, weights = _math(xi, k, v, bgrid, ignore, dead, sep, need_weights=return_info,
+                             dropout_p=p)
+    out = F.linear(out.to(r.dtype).transpose(1, 2).flatten(2), w.wo, w.bo)  # (B, L, O)
+    if not return_info:
+        return out, None
+    info = HopfieldInfo(weights=weights, steps=steps, converged=converged,
+                        energy=torch.stack(trace) if trace is not None else None,
+                        beta=beta.detach())
+    return out, info
+
+
+def _project(y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, w: _Weights, H: int, Dh: int,
+             q_scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Project (Y, R, V) into heads (B, H, ·, Dh); one fused matmul when the inputs coincide."""
+    wq, bq = w.wq, w.bq
+    if q_scale is not None:  # fold β into the query projection (per head rows)
+        wq = wq * q_scale[:, None]
+        bq = bq * q_scale if bq is not None else None
+    biased = bq is not None and w.bk is not None and w.bv is not None
+    if r is y and y is v:  # self-association: one (B, L, 3E) matmul like nn.MultiheadAttention
+        b = torch.cat([bq, w.bk, w.bv]) if biased else None
+        if b is not None or (bq is None and w.bk is None and w.bv is None):
+            qkv = F.linear(r, torch.cat([wq, w.wk, w.wv]), b)  # (B, L, 3E)
+            q, k, v = qkv.unflatten(-1, (3, H, Dh)).permute(2, 0, 3, 1, 4).unbind(0)
+            return q, k, v  # 3 × (B, H, L, Dh)
+    q = _heads(F.linear(r, wq, bq), H, Dh)  # (B, H, L, Dh)
+    if y is v and (w.bk is None) == (w.bv is None):  # stored patterns are their own projections
+        b = torch.cat([w.bk, w.bv]) if w.bk is not None else None
+        kv = F.linear(y, torch.cat([w.wk, w.wv]), b)
+        k, v = kv.unflatten(-1, (2, H, Dh)).permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v  # + 2 × (B, H, N, Dh)
+    return q, _heads(F.linear(y, w.wk, w.bk), H, Dh), _heads(F.linear(v, w.wv, w.bv), H, Dh)
+
+
+def _heads(x: torch.Tensor, H: int, Dh: int) -> torch.Tensor:
+    """(B, T, E) → (B, H, T, Dh) view."""
+    return x.unflatten(-1, (H, Dh)).transpose(1, 2)
+
+
+def _math(xi: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bgrid: torch.Tensor,
+          ignore: torch.Tensor | None, dead: torch.Tensor | None, sep: Separation,
+          need_weights: bool = False, dropout_p: float = 0.0,
+          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``sep(β ξ kᵀ) v`` with the weights materialised; rows in ``dead`` get zero weights."""
+    scores = (xi * bgrid) @ k.mT  # (B, H, L, N); β folded into ξ as on the fused path
+    if ignore is not None:
+        scores = scores.masked_fill(ignore, float("-inf"))
+    weights = sep(scores)
+    if dead is not None:  # a state that sees no stored pattern: zero weights, not NaN
+        weights = weights.masked_fill(dead, 0.0)
+    attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return attn @ v, (weights if need_weights else None)
+
+
+def _energy(xi: torch.Tensor, k: torch.Tensor, bgrid: torch.Tensor,
+            ignore: torch.Tensor | None, dead: torch.Tensor | None) -> torch.Tensor:
+    """(B, H, L) modern Hopfield energy of the head-space states; ½‖ξ‖² for a state that sees no
+    stored pattern (the terms over patterns vanish)."""
+    e = HF._energy(xi, k, bgrid, ignore)
+    if dead is not None:
+        e = torch.where(dead.squeeze(-1), 0.5 * (xi * xi).sum(-1), e)
+    return e
+
+
+def _empty(r: torch.Tensor, w: _Weights, B: int, H: int, L: int, N: int, cdt: torch.dtype,
+           sep: Separation, max_steps: int, beta: torch.Tensor, return_info: bool,
+           ) -> tuple[torch.Tensor, HopfieldInfo | None]:
+    out = F.linear(r.new_zeros(B, L, w.wo.shape[1]), w.wo, w.bo)  # (B, L, O), empty
+    if not return_info:
+        return out, None
+    info = HopfieldInfo(
+        weights=r.new_zeros(B, H, L, N, dtype=cdt), steps=0,
+        converged=r.new_zeros(B, H, L, dtype=torch.bool) if max_steps else None,
+        energy=r.new_zeros(1, B, H, L, dtype=cdt) if sep.is_softmax else None,
+        beta=beta.detach())
+    return out, info
+
+
+def batch_size(*tensors: torch.Tensor) -> int:
+    """The batch size of inputs whose batch sizes are B or 1 (B may be 0)."""
+    return next((t.shape[0] for t in tensors if t.shape[0] != 1), 1)
+
+
+def _traced(x: torch.Tensor) -> bool:
+    """True under torch.compile or inside torch.func.vmap: no data-dependent Python control."""
+    return is_compiling() or torch._C._functorch.is_batchedtensor(x)
+
+
+# ----------------------------------------------------------------------------- validation
+
+_WEIGHT_NAMES = ("q_proj_weight", "q_proj_bias", "k_proj_weight", "k_proj_bias",
+                 "v_proj_weight", "v_proj_bias", "out_proj_weight", "out_proj_bias")
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def _check_weights(H: int, *tensors: torch.Tensor | None) -> _Weights:
+    wq, wk, wv, wo, bq, bk, bv, bo = tensors
+    for name, t in zip(("q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj_weight"),
+                       (wq, wk, wv, wo)):
+        check_tensor(t, name, ndim=2, layout="(rows, columns)", finite=False)
+    E = wq.shape[0]
+    if E == 0 or E % H:
+        raise ValueError(f"q_proj_weight must have E = num_heads * head_size > 0 rows "
+                         f"(num_heads={H}), got shape {shape_str(wq.shape)}")
+    for name, t in (("k_proj_weight", wk), ("v_proj_weight", wv)):
+        if t.shape[0] != E:
+            raise ValueError(f"{name} must have E = {E} rows like q_proj_weight, got shape "
+                             f"{shape_str(t.shape)}")
+    if wo.shape[1] != E:
+        raise ValueError(f"out_proj_weight must have shape (O, {E}), got {shape_str(wo.shape)}")
+    rows = {"q_proj_bias": E, "k_proj_bias": E, "v_proj_bias": E, "out_proj_bias": wo.shape[0]}
+    for (name, size), b in zip(rows.items(), (bq, bk, bv, bo)):
+        if b is not None:
+            check_tensor(b, name, ndim=1, layout=f"({size},)", finite=False)
+            if b.shape[0] != size:
+                raise ValueError(f"{name} must have shape ({size},), got {shape_str(b.shape)}")
+    for name, t in zip(_WEIGHT_NAMES, (wq, bq, wk, bk, wv, bv, wo, bo)):
+        if t is not None and t.dtype != wq.dtype:
+            raise TypeError(f"{name} must have the dtype of q_proj_weight ({wq.dtype}), got "
+                            f"{t.dtype}")
+    return _Weights(wq, bq, wk, bk, wv, bv, wo, bo)
+
+
+def _check_inputs(y: object, r: object, v: object,
+                  w: _Weights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    sizes = {"stored": w.wk.shape[1], "state": w.wq.shape[1], "projection": w.wv.shape[1]}
+    rows = {"stored": "N", "state": "L", "projection": "N"}
+    for name, x in zip(sizes, (y, r, v)):
+        layout = f"(B, {rows[name]}, {sizes[name]})"
+        check_tensor(x, name, ndim=3, layout=layout, finite=False)
+        if x.shape[-1] != sizes[name]:
+            raise ValueError(f"{name} must have shape {layout} to match the projection "
+                             f"weights, got {shape_str(x.shape)}")
+        if x.dtype != w.wq.dtype:
+            raise TypeError(f"{name} must have the weights' dtype {w.wq.dtype}, got {x.dtype}")
+    batch = {y.shape[0], r.shape[0], v.shape[0]} - {1}
+    if len(batch) > 1:
+        raise ValueError("stored, state and projection must share the batch size (or have batch "
+                         f"size 1), got {shape_str(y.shape)}, {shape_str(r.shape)}, "
+                         f"{shape_str(v.shape)}")
+    if y.shape[1] != v.shape[1]:
+        raise ValueError(f"projection must hold one pattern per stored pattern (N == "
+                         f"{y.shape[1]}), got {shape_str(v.shape)}")
+    B = batch_size(y, r, v)
+    if y.shape[1] == 0 and B * r.shape[1] > 0:
+        raise ValueError("stored must hold at least one pattern for the states to retrieve from, "
+                         f"got shape {shape_str(y.shape)}")
+    return y, r, v
+
+
+def _check_beta(beta: object, H: int) -> float | torch.Tensor:
+    beta = check_beta(beta)
+    if isinstance(beta, torch.Tensor) and beta.dim() > 0 and beta.shape != (H,):
+        raise ValueError(f"beta must be a float, a 0-d tensor or a tensor of shape ({H},) (one "
+                         f"per head), got shape {shape_str(beta.shape)}")
+    return beta
+
+
+def check_result(out: torch.Tensor, inputs: dict[str, torch.Tensor],
+                 params: dict[str, torch.Tensor], mask: torch.Tensor | None,
+                 beta_name: str = "beta", beta: torch.Tensor | None = None) -> None:
+    """After a pass: inputs and output finite, and ``mask`` leaves each batch element a pattern.
+
+    One host sync in the normal case (skipped under torch.compile and vmap); the slow diagnosis
+    below runs only when something is wrong, and names the culprit.
+    """
+    if _traced(out):
+        return
+    total = out.sum()
+    for x in {id(t): t for t in inputs.values()}.values():
+        total = total + x.sum()
+    bad = ~torch.isfinite(total)
+    if mask is not None and mask.numel():
+        bad = bad | mask.all(dim=-1).any()
+    if not bool(bad):
+        return
+    if mask is not None and mask.numel() and bool(mask.all(dim=-1).any()):
+        raise ValueError("mask must leave at least one stored pattern per batch element, got a "
+                         "row with every pattern masked")
+    for name, x in inputs.items():
+        check_finite(x, name)  # exact check: raises naming the input
+    for name, p in params.items():
+        if not bool(torch.isfinite(p.detach()).all()):
+            raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(p)).sum())} NaN "
+                             "or infinite value(s) (did training diverge?)")
+    if beta is not None and not bool(torch.isfinite(beta.detach()).all()):
+        raise ValueError(f"{beta_name} must be finite, got {beta.detach().tolist()}")
+    if bool(torch.isfinite(out).all()):
+        return  # only a sum overflowed; every value is finite
+    name, x = max(inputs.items(), key=lambda kv: float(kv[1].detach().abs().amax())
+                  if kv[1].numel() else 0.0)
+    raise ValueError(f"{name} is too large for {out.dtype}: the association overflowed (largest "
+                     f"|{name}| = {float(x.detach().abs().amax()):.3g}); scale it down, lower beta "
+                     "or use a wider dtype")
