@@ -216,7 +216,12 @@ def test_errors():
         stream_topk(q, x, 1.0, 0)
     with pytest.raises(TypeError, match="source must be a \\(N, D\\) tensor or a PatternStore"):
         stream_update(q, np.zeros((5, 8)), 1.0)
-    stream_update(q, torch.full((4, 8), 3e38), 1.0)  # finite values whose sum overflows: fine
+    # finite values whose sum overflows are not mistaken for NaN/inf ...
+    out = stream_update(torch.zeros_like(q), torch.full((4, 8), 2e37), 1.0)  # sum 6.4e38
+    assert bool(torch.isfinite(out).all())
+    # ... but scores that overflow the dtype raise instead of returning NaN (issue 8 item 9)
+    with pytest.raises(ValueError, match="overflow"):
+        stream_update(q, torch.full((4, 8), 3e38), 1.0)
     with pytest.raises(ValueError, match="source must be finite, got 1 NaN"):
         stream_update(q, torch.full((4, 8), 3e38).index_put_((torch.tensor(2), torch.tensor(5)),
                                                           torch.tensor(float("inf"))), 1.0)

@@ -29,7 +29,8 @@ Modes:
   at that same sync instead of being returned.
 * ``freeze=False`` (layers): all states take every update together (``xi = new``, plain autograd,
   no ``torch.where``); the early exit when all have converged is skipped while ``torch.compile``
-  traces (no graph break) and the non-finite check is left to the caller.
+  traces (no graph break) or under ``torch.func.vmap`` (ensembles), and the non-finite check is
+  left to the caller.
 
 Semantics of :class:`RetrievalInfo` (the same in every mode and backend):
 
@@ -62,6 +63,14 @@ import torch
 from ._validation import is_compiling
 
 __all__ = ["RetrievalInfo", "iterate"]
+
+
+def _tracing(x: torch.Tensor) -> bool:
+    """True under ``torch.compile`` or ``torch.func.vmap``: no data-dependent early exit."""
+    if is_compiling():
+        return True
+    is_batched = getattr(torch._C._functorch, "is_batchedtensor", None)
+    return bool(is_batched is not None and is_batched(x))
 
 Step = Callable[[torch.Tensor, bool], "tuple[torch.Tensor, torch.Tensor | None]"]
 
@@ -127,7 +136,7 @@ def iterate(
             xi = new
             steps = steps + 1
             converged = moved_little
-        if n == max_steps or is_compiling():
+        if n == max_steps or _tracing(xi):
             break
         if freeze:  # one host sync: stop when all converged; a NaN/inf state is an error
             done, finite = torch.stack([converged.all(), torch.isfinite(delta).all()]).tolist()

@@ -29,7 +29,6 @@ import torch.distributed as dist
 from . import functional as HF
 from . import streaming as HS
 from ._validation import (
-    check_beta,
     check_positive_float,
     check_positive_int,
     check_tensor,
@@ -38,7 +37,7 @@ from ._validation import (
 from .memory.base import NotStoredError, from_user, to_user
 from .storage import PatternStore
 
-__all__ = ["ShardedModernHopfield", "distributed_topk", "distributed_update"]
+__all__ = ["ShardedModernHopfield", "distributed_lse", "distributed_topk", "distributed_update"]
 
 
 def _check_dist(group: Any) -> None:
@@ -48,6 +47,7 @@ def _check_dist(group: Any) -> None:
 
 
 def _local_info(local: Any, d: int) -> int:
+    """Validate this rank's shard once (at entry) and return N_r."""
     if isinstance(local, torch.Tensor):
         check_tensor(local, "local_patterns", ndim=2, layout="(N_r, D)", finite=False)
         HS._check_finite_fast(local, "local_patterns")
@@ -63,9 +63,10 @@ def _local_info(local: Any, d: int) -> int:
     return int(n)
 
 
-def _local_pass(state: torch.Tensor, local: Any, beta: Any, chunk_size: int, k: int = 0,
-                max_norm: bool = False):
-    if _local_info(local, state.shape[-1]) == 0:  # an empty shard contributes nothing
+def _local_pass(state: torch.Tensor, local: Any, n_local: int, beta: Any, chunk_size: int,
+                k: int = 0, max_norm: bool = False):
+    """This rank's partial over its (already validated) shard of ``n_local`` rows."""
+    if n_local == 0:  # an empty shard contributes nothing
         empty = HS.SoftmaxPartial.empty(tuple(state.shape[:-1]), state.shape[-1], state)
         return empty, None, None
     return HS._pass(state, local, beta, chunk_size, k=k, max_norm=max_norm)
@@ -82,11 +83,37 @@ def _merge(part: HS.SoftmaxPartial, group: Any) -> HS.SoftmaxPartial:
     return HS.SoftmaxPartial(m, packed[..., 0], packed[..., 1:])
 
 
+def sharded_pass(local: Any, n_local: int, beta: Any, chunk_size: int, group: Any) -> HS.PassFn:
+    """The pass function (see :mod:`hopfield.streaming`) over all ranks' shards: the local pass
+    plus the two collectives; with ``max_norm`` one more MAX all-reduce of max ‖x_i‖. Top-k is
+    not merged here (it needs global indices: :func:`distributed_topk`)."""
+
+    def pass_fn(state: torch.Tensor, k: int = 0, max_norm: bool = False):
+        part, _, norm = _local_pass(state, local, n_local, beta, chunk_size, max_norm=max_norm)
+        merged = _merge(part, group)
+        if max_norm:
+            norm = (torch.zeros((), dtype=state.dtype, device=state.device) if norm is None
+                    else norm.clone())
+            dist.all_reduce(norm, op=dist.ReduceOp.MAX, group=group)
+        return merged, None, norm
+
+    return pass_fn
+
+
 def _prepare(state: Any, beta: Any, chunk_size: int, group: Any) -> tuple[Any, int]:
     _check_dist(group)
     check_tensor(state, "state", min_ndim=2, layout="(..., L, D)")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
-    return HF._beta_grid(check_beta(beta), tuple(state.shape[:-2])), chunk_size
+    return HF._beta_grid(HF._check_beta(beta), tuple(state.shape[:-2])), chunk_size
+
+
+def _global_n(n_local: int, state: torch.Tensor, group: Any) -> int:
+    n = torch.tensor([n_local], dtype=torch.long, device=state.device)
+    dist.all_reduce(n, op=dist.ReduceOp.SUM, group=group)
+    total = int(n[0])
+    if total == 0:
+        raise ValueError("local_patterns are empty on every rank: nothing is stored")
+    return total
 
 
 def distributed_update(state: torch.Tensor, local_patterns: Any, beta: float | torch.Tensor,
@@ -98,11 +125,27 @@ def distributed_update(state: torch.Tensor, local_patterns: Any, beta: float | t
     ``local_patterns`` is this rank's (N_r, D) tensor (N_r may be 0) or PatternStore.
     """
     beta, chunk_size = _prepare(state, beta, chunk_size, group)
-    part = _local_pass(state, local_patterns, beta, chunk_size)[0]
-    merged = _merge(part, group)
+    n_local = _local_info(local_patterns, state.shape[-1])
+    merged = sharded_pass(local_patterns, n_local, beta, chunk_size, group)(state)[0]
     if not bool(torch.isfinite(merged.m).all()):
+        if not bool(torch.isinf(merged.m).all() & (merged.m < 0).all()):
+            raise ValueError("distributed_update is not finite: the scores β·xᵀξ overflow "
+                             f"{state.dtype}; use float64 inputs or a smaller beta")
         raise ValueError("local_patterns are empty on every rank: nothing is stored")
     return merged.result(state.dtype)
+
+
+def distributed_lse(state: torch.Tensor, local_patterns: Any, beta: float | torch.Tensor,
+                    group: Any = None, *, mean: bool = False,
+                    chunk_size: int = HS.DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """:func:`hopfield.functional.lse` over the patterns of all ranks (collective), (..., L):
+    β⁻¹ log Σ_i exp(β x_iᵀξ) (``mean=True``: minus β⁻¹ log N), identical on every rank."""
+    beta, chunk_size = _prepare(state, beta, chunk_size, group)
+    n_local = _local_info(local_patterns, state.shape[-1])
+    n = _global_n(n_local, state, group)
+    out = HS._lse_with(sharded_pass(local_patterns, n_local, beta, chunk_size, group), state,
+                       beta, n, mean)
+    return HS._finite_result(out, "distributed_lse")
 
 
 def distributed_topk(state: torch.Tensor, local_patterns: Any, beta: float | torch.Tensor, k: int,
@@ -115,7 +158,13 @@ def distributed_topk(state: torch.Tensor, local_patterns: Any, beta: float | tor
     """
     beta, chunk_size = _prepare(state, beta, chunk_size, group)
     k = check_positive_int(k, "k")
-    part, top, _ = _local_pass(state, local_patterns, beta, chunk_size, k=k)
+    n_local = _local_info(local_patterns, state.shape[-1])
+    return _topk(state, local_patterns, n_local, beta, k, offset, group, chunk_size)
+
+
+def _topk(state: torch.Tensor, local: Any, n_local: int, beta: Any, k: int, offset: int,
+          group: Any, chunk_size: int) -> HS.TopK:
+    part, top, _ = _local_pass(state, local, n_local, beta, chunk_size, k=k)
     merged = _merge(part, group)
     lead_l = tuple(state.shape[:-1])
     vals = torch.full((*lead_l, k), float("-inf"), dtype=state.dtype, device=state.device)
@@ -154,7 +203,7 @@ class ShardedModernHopfield:
 
     def __init__(self, beta: float = 1.0, group: Any = None, *, max_steps: int = 100,
                  tol: float = 1e-5, chunk_size: int = HS.DEFAULT_CHUNK_SIZE) -> None:
-        self.beta = check_beta(beta)
+        self.beta = HF._check_beta(beta)
         self.group = group
         self.max_steps = check_positive_int(max_steps, "max_steps")
         self.tol = check_positive_float(tol, "tol")
@@ -203,6 +252,8 @@ class ShardedModernHopfield:
         else:  # PatternStore: chunks are moved to the queries' device
             dtype = torch.float64 if self.patterns_.dtype == torch.float64 else torch.float32
             device = None
+        if dist.get_backend(self.group) == "nccl":  # NCCL collectives need CUDA tensors
+            device = torch.device("cuda", torch.cuda.current_device())
         t, as_numpy = from_user(queries, "queries", dtype=dtype, device=device)
         single = t.dim() == 1
         t = t.unsqueeze(0) if single else t
@@ -211,30 +262,31 @@ class ShardedModernHopfield:
                              f"{shape_str(t.shape)}")
         return t, as_numpy, single
 
+    def _backend(self) -> Any:
+        from .memory._backends import ShardedBackend
+
+        _check_dist(self.group)
+        return ShardedBackend(self.patterns_, self.local_n_, self.n_patterns_, self.offset_,
+                              self.beta, self.chunk_size, self.group)
+
     def update(self, queries: Any) -> Any:
         """One exact update over all shards (collective)."""
         q, as_numpy, single = self._queries(queries)
-        xi = distributed_update(q, self.patterns_, self.beta, self.group,
-                                chunk_size=self.chunk_size)
+        xi = self._backend().update(q)
         return to_user(xi[0] if single else xi, as_numpy)
 
-    def retrieve(self, queries: Any, *, max_steps: int | None = None) -> Any:
+    def retrieve(self, queries: Any, *, max_steps: int | None = None,
+                 return_info: bool = False) -> Any:
         """Iterate :meth:`update` until every query moves < ``tol`` (collective; all ranks get
-        identical results and so stop at the same step)."""
+        identical results and so stop at the same step). The loop is
+        :func:`hopfield._driver.iterate`; ``return_info=True`` also returns its
+        :class:`hopfield.RetrievalInfo` (``weights`` is ``None``)."""
         steps = (self.max_steps if max_steps is None
                  else check_positive_int(max_steps, "max_steps"))  # 0 is an error, not "default"
         q, as_numpy, single = self._queries(queries)
-        beta, chunk = _prepare(q, self.beta, self.chunk_size, self.group)
-        xi, converged = q, torch.zeros(q.shape[:-1], dtype=torch.bool, device=q.device)
-        for _ in range(steps):
-            new = _merge(_local_pass(xi, self.patterns_, beta, chunk)[0], self.group)
-            new = new.result(xi.dtype)
-            delta = (new - xi).norm(dim=-1)
-            xi = torch.where(converged.unsqueeze(-1), xi, new)
-            converged = converged | (delta < self.tol)
-            if bool(converged.all()):
-                break
-        return to_user(xi[0] if single else xi, as_numpy)
+        xi, info = self._backend().retrieve(q, steps, self.tol, return_info)
+        xi = to_user(xi[0] if single else xi, as_numpy)
+        return (xi, info) if return_info else xi
 
     def retrieve_topk(self, queries: Any, k: int) -> tuple[Any, Any]:
         """``(weights (L, k), indices (L, k))`` of the k most associated patterns over all ranks;
@@ -244,21 +296,21 @@ class ShardedModernHopfield:
         if k > self.n_patterns_:
             raise ValueError(f"k must be <= the number of stored patterns ({self.n_patterns_}), "
                              f"got {k}")
-        top = distributed_topk(q, self.patterns_, self.beta, k, self.offset_, self.group,
-                               chunk_size=self.chunk_size)
-        w, idx = (top.weights[0], top.indices[0]) if single else (top.weights, top.indices)
+        w, idx = self._backend().topk(q, k)
+        w, idx = (w[0], idx[0]) if single else (w, idx)
         return to_user(w, as_numpy), to_user(idx, as_numpy)
 
     def energy(self, queries: Any) -> Any:
         """The Hopfield energy of each query over all shards (collective), as
         :func:`hopfield.functional.energy` on the concatenated patterns."""
         q, as_numpy, single = self._queries(queries)
-        beta, chunk = _prepare(q, self.beta, self.chunk_size, self.group)
-        part, _, norm = _local_pass(q, self.patterns_, beta, chunk, max_norm=True)
-        merged = _merge(part, self.group)
-        norm = torch.zeros((), dtype=q.dtype, device=q.device) if norm is None else norm.clone()
-        dist.all_reduce(norm, op=dist.ReduceOp.MAX, group=self.group)
-        e = HS._energy_from(q, merged.lse(q.dtype), beta, self.n_patterns_, norm)
+        e = self._backend().energy(q)
+        return to_user(e[0] if single else e, as_numpy)
+
+    def lse(self, queries: Any, *, mean: bool = False) -> Any:
+        """:func:`hopfield.functional.lse` of each query over all shards (collective)."""
+        q, as_numpy, single = self._queries(queries)
+        e = self._backend().lse(q, mean)
         return to_user(e[0] if single else e, as_numpy)
 
     def __repr__(self) -> str:

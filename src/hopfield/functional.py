@@ -97,9 +97,8 @@ def _lead(state: torch.Tensor, patterns: torch.Tensor) -> tuple[int, ...]:
 
 def _check_beta(beta: object, name: str = "beta") -> Beta:
     """:func:`check_beta` that also accepts numpy scalars and 0-d numpy arrays (as floats)."""
-    if isinstance(beta, np.ndarray) and beta.ndim == 0 and beta.dtype.kind in "iuf":
-        beta = beta.item()
-    elif isinstance(beta, np.generic) and not isinstance(beta, np.bool_):
+    if (isinstance(beta, np.ndarray) and beta.ndim == 0 and beta.dtype.kind in "iuf") or (
+            isinstance(beta, np.generic) and not isinstance(beta, np.bool_)):
         beta = beta.item()
     return check_beta(beta, name)
 

@@ -30,15 +30,15 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from . import functional as HF
+from ._driver import iterate
 from ._validation import (
-    check_beta,
     check_finite,
     check_positive_float,
     check_positive_int,
@@ -54,6 +54,7 @@ __all__ = [
     "TopK",
     "chunk_partial",
     "stream_energy",
+    "stream_lse",
     "stream_retrieve",
     "stream_topk",
     "stream_update",
@@ -146,10 +147,7 @@ def chunk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta, k: int =
     ``(scores, local indices)``, each (..., L, min(k, C)). The fused CPU kernel gives (m, s, o)
     when available (``fused=False`` forces the two-matmul path); top-k then adds one matmul.
     """
-    if isinstance(beta, torch.Tensor):
-        q, scale = state * beta.to(state.dtype), 1.0
-    else:
-        q, scale = state, float(beta)
+    q, scale = HF._fold_beta(state, beta)
     part = _flash_cpu(q, chunk, scale) if fused else None
     if part is not None:
         if not k:
@@ -233,6 +231,17 @@ def _prefetch(it: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
+def _checked_chunks(source: Any, chunk_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """``source.iter_chunks`` with every chunk checked for NaN/inf (in the reader thread, so the
+    check overlaps compute); the error names the store and the row range."""
+    where = getattr(source, "path", None)
+    label = f"PatternStore at {where}" if where is not None else type(source).__name__
+    for s, chunk in source.iter_chunks(chunk_size):
+        if isinstance(chunk, torch.Tensor) and torch.is_floating_point(chunk):
+            _check_finite_fast(chunk, f"{label} rows {s}..{s + chunk.shape[0] - 1}")
+        yield s, chunk
+
+
 def _iter_chunks(source: Any, chunk_size: int,
                  like: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
     """(start, (C, D) chunk on ``like``'s device and dtype) over ``source``."""
@@ -240,7 +249,7 @@ def _iter_chunks(source: Any, chunk_size: int,
         for s in range(0, source.shape[0], chunk_size):
             yield s, source[s:s + chunk_size].to(device=like.device, dtype=like.dtype)
         return
-    for s, chunk in _prefetch(iter(source.iter_chunks(chunk_size))):
+    for s, chunk in _prefetch(_checked_chunks(source, chunk_size)):
         yield s, chunk.to(device=like.device, dtype=like.dtype, non_blocking=True)
 
 
@@ -257,7 +266,7 @@ def _prepare(state: Any, source: Any, beta: Beta, chunk_size: int,
         raise ValueError(f"separation must be 'softmax' for streaming retrieval (only the softmax "
                          f"merges exactly across chunks), got {sep.name!r}; load the patterns "
                          "into memory (e.g. store[:]) to use it")
-    beta = HF._beta_grid(check_beta(beta), tuple(state.shape[:-2]))
+    beta = HF._beta_grid(HF._check_beta(beta), tuple(state.shape[:-2]))
     return n, beta, chunk_size
 
 
@@ -284,11 +293,72 @@ def _pass(state: torch.Tensor, source: Any, beta: Beta, chunk_size: int, k: int 
     return acc, top, norm
 
 
-def _energy_from(state: torch.Tensor, lse: torch.Tensor, beta: Beta, n: int,
-                 max_norm: torch.Tensor) -> torch.Tensor:
-    inv_beta = 1.0 / beta if not isinstance(beta, torch.Tensor) else 1.0 / beta.squeeze(-1)
-    return (-inv_beta * lse + 0.5 * (state * state).sum(-1) + inv_beta * math.log(n)
-            + 0.5 * max_norm * max_norm)
+# ----------------------------------------------------------------------------- operations on a pass
+#
+# Every softmax operation below is written once against a *pass function*
+#     pass_fn(state, k, max_norm) -> (SoftmaxPartial over all N patterns, top-k or None, max ‖x‖)
+# In memory it is one fused call over the whole tensor, chunked it is :func:`_pass` over the
+# chunks, sharded (hopfield.distributed) the local pass plus two collectives. The loop is
+# :func:`hopfield._driver.iterate`; the energy formula is :func:`hopfield.functional._energy_from`.
+
+PassFn = Callable[[torch.Tensor, int, bool],
+                  "tuple[SoftmaxPartial, tuple | None, torch.Tensor | None]"]
+
+
+def source_pass(source: Any, beta: Beta, chunk_size: int) -> PassFn:
+    """The pass function of an (N, D) tensor or a PatternStore streamed in chunks."""
+    return lambda state, k=0, max_norm=False: _pass(state, source, beta, chunk_size, k, max_norm)
+
+
+def _lme(part: SoftmaxPartial, beta: Beta, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """β⁻¹ log((1/N) Σ_i exp(β x_iᵀξ)) from a merged partial (float64 arithmetic), (..., L)."""
+    b = HF._beta_rows(beta)
+    b = b.to(torch.float64) if isinstance(b, torch.Tensor) else b
+    return ((part.lse(torch.float64) - math.log(n)) / b).to(HF._compute_dtype(dtype))
+
+
+def _energy_with(pass_fn: PassFn, state: torch.Tensor, beta: Beta, n: int) -> torch.Tensor:
+    part, _, norm = pass_fn(state, 0, True)
+    return HF._energy_from(state, _lme(part, beta, n, state.dtype), norm)
+
+
+def _lse_with(pass_fn: PassFn, state: torch.Tensor, beta: Beta, n: int,
+              mean: bool) -> torch.Tensor:
+    part = pass_fn(state, 0, False)[0]
+    if mean:
+        return _lme(part, beta, n, state.dtype)
+    b = HF._beta_rows(beta)
+    b = b.to(torch.float64) if isinstance(b, torch.Tensor) else b
+    return (part.lse(torch.float64) / b).to(HF._compute_dtype(state.dtype))
+
+
+def _topk_with(pass_fn: PassFn, state: torch.Tensor, k: int) -> TopK:
+    part, (vals, idx), _ = pass_fn(state, k, False)
+    return TopK(weights=torch.exp(vals - part.lse(vals.dtype).unsqueeze(-1)), indices=idx)
+
+
+def _retrieve_with(pass_fn: PassFn, state: torch.Tensor, beta: Beta, n: int, max_steps: int,
+                   tol: float, return_info: bool) -> tuple[torch.Tensor, HF.RetrievalInfo]:
+    """Multi-step retrieval through :func:`hopfield._driver.iterate`, one pass per step; the
+    energy trace comes from the same passes (plus one final pass)."""
+    norm: list[torch.Tensor] = []  # max ‖x_i‖, taken once from the first pass
+
+    def step(xi: torch.Tensor, need_energy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        part, _, cn = pass_fn(xi, 0, need_energy and not norm)
+        if cn is not None:
+            norm.append(cn)
+        e = HF._energy_from(xi, _lme(part, beta, n, xi.dtype), norm[0]) if need_energy else None
+        return part.result(xi.dtype), e
+
+    return iterate(step, state, max_steps=max_steps, tol=tol, need_energy=return_info,
+                   energy=lambda xi: _energy_with(pass_fn, xi, beta, n))
+
+
+def _finite_result(x: torch.Tensor, what: str) -> torch.Tensor:
+    if not is_compiling() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{what} is not finite: the scores β·xᵀξ overflow {x.dtype}; use "
+                         "float64 inputs or a smaller beta / smaller norms")
+    return x
 
 
 # ----------------------------------------------------------------------------- public API
@@ -313,7 +383,8 @@ def stream_update(state: torch.Tensor, source: Any, beta: Beta, *,
         p = softmax(beta * state @ X.mT, -1);  return p @ X
     """
     _, beta, chunk_size = _prepare(state, source, beta, chunk_size, separation)
-    return _pass(state, source, beta, chunk_size)[0].result(state.dtype)
+    out = _pass(state, source, beta, chunk_size)[0].result(state.dtype)
+    return _finite_result(out, "stream_update")
 
 
 def stream_retrieve(state: torch.Tensor, source: Any, beta: Beta, max_steps: int = 100,
@@ -322,7 +393,7 @@ def stream_retrieve(state: torch.Tensor, source: Any, beta: Beta, max_steps: int
                     ) -> torch.Tensor | tuple[torch.Tensor, HF.RetrievalInfo]:
     """Multi-step :func:`stream_update` (one pass over ``source`` per step) until every state
     moves less than ``tol`` or ``max_steps``; states freeze at their own convergence step, as in
-    :func:`hopfield.functional.retrieve`.
+    :func:`hopfield.functional.retrieve` (the same driver, :func:`hopfield._driver.iterate`).
 
     With ``return_info`` also returns a :class:`hopfield.RetrievalInfo` whose ``energy`` trace is
     computed from the same passes (plus one final pass) and whose ``weights`` is ``None`` (the
@@ -331,30 +402,9 @@ def stream_retrieve(state: torch.Tensor, source: Any, beta: Beta, max_steps: int
     n, beta, chunk_size = _prepare(state, source, beta, chunk_size, separation)
     max_steps = check_positive_int(max_steps, "max_steps")
     tol = check_positive_float(tol, "tol")
-    xi = state
-    converged = torch.zeros(xi.shape[:-1], dtype=torch.bool, device=xi.device)
-    steps = torch.zeros(xi.shape[:-1], dtype=torch.long, device=xi.device)
-    trace: list[torch.Tensor] = []
-    norm = None
-    for _ in range(max_steps):
-        part, _, cn = _pass(xi, source, beta, chunk_size, max_norm=return_info and norm is None)
-        norm = cn if cn is not None else norm
-        if return_info:
-            trace.append(_energy_from(xi, part.lse(xi.dtype), beta, n, norm))
-        new = part.result(xi.dtype)
-        active = ~converged
-        delta = (new - xi).norm(dim=-1)
-        xi = torch.where(active.unsqueeze(-1), new, xi)
-        steps = steps + active.long()
-        converged = converged | (delta < tol)
-        if bool(converged.all()):
-            break
-    if not return_info:
-        return xi
-    part = _pass(xi, source, beta, chunk_size)[0]
-    trace.append(_energy_from(xi, part.lse(xi.dtype), beta, n, norm))
-    return xi, HF.RetrievalInfo(steps=steps, converged=converged, energy=torch.stack(trace),
-                                weights=None)
+    xi, info = _retrieve_with(source_pass(source, beta, chunk_size), state, beta, n, max_steps,
+                              tol, return_info)
+    return (xi, info) if return_info else xi
 
 
 def stream_topk(state: torch.Tensor, source: Any, beta: Beta, k: int, *,
@@ -362,22 +412,30 @@ def stream_topk(state: torch.Tensor, source: Any, beta: Beta, k: int, *,
     """Indices and exact softmax weights of the ``k`` most associated stored patterns, in one pass.
 
     The weights are normalised by the global sum over all N patterns (so they equal the
-    corresponding entries of ``functional.update(..., return_weights=True)[1]``).
+    corresponding entries of ``functional.update(..., return_info=True)[1].weights``).
     """
     n, beta, chunk_size = _prepare(state, source, beta, chunk_size)
     k = check_positive_int(k, "k")
     if k > n:
         raise ValueError(f"k must be <= the number of stored patterns ({n}), got {k}")
-    part, (vals, idx), _ = _pass(state, source, beta, chunk_size, k=k)
-    return TopK(weights=torch.exp(vals - part.lse(state.dtype).unsqueeze(-1)), indices=idx)
+    return _topk_with(source_pass(source, beta, chunk_size), state, k)
 
 
 def stream_energy(state: torch.Tensor, source: Any, beta: Beta, *,
                   chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
     """The Hopfield energy of each state (..., L), as :func:`hopfield.functional.energy`."""
     n, beta, chunk_size = _prepare(state, source, beta, chunk_size)
-    part, _, norm = _pass(state, source, beta, chunk_size, max_norm=True)
-    return _energy_from(state, part.lse(state.dtype), beta, n, norm)
+    e = _energy_with(source_pass(source, beta, chunk_size), state, beta, n)
+    return _finite_result(e, "stream_energy")
+
+
+def stream_lse(state: torch.Tensor, source: Any, beta: Beta, *, mean: bool = False,
+               chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """:func:`hopfield.functional.lse` streamed over ``source`` in one pass, shape (..., L):
+    β⁻¹ log Σ_i exp(β x_iᵀξ) (``mean=True``: minus β⁻¹ log N)."""
+    n, beta, chunk_size = _prepare(state, source, beta, chunk_size)
+    out = _lse_with(source_pass(source, beta, chunk_size), state, beta, n, mean)
+    return _finite_result(out, "stream_lse")
 
 
 def stream_weights(state: torch.Tensor, source: Any, beta: Beta, *,
@@ -389,7 +447,7 @@ def stream_weights(state: torch.Tensor, source: Any, beta: Beta, *,
     n, beta, chunk_size = _prepare(state, source, beta, chunk_size)
     lse = _pass(state, source, beta, chunk_size)[0].lse(state.dtype).unsqueeze(-1)  # (..., L, 1)
     out = state.new_empty(*state.shape[:-1], n)
-    q = state * beta.to(state.dtype) if isinstance(beta, torch.Tensor) else state * beta
+    q, scale = HF._fold_beta(state, beta)
     for start, chunk in _iter_chunks(source, chunk_size, state):
-        out[..., start:start + chunk.shape[0]] = torch.exp(q @ chunk.mT - lse)
+        out[..., start:start + chunk.shape[0]] = torch.exp(scale * (q @ chunk.mT) - lse)
     return out

@@ -22,24 +22,47 @@ class NotStoredError(ValueError, AttributeError):
 
 
 def from_user(x: Any, name: str, *, dtype: torch.dtype | None = None,
-              device: torch.device | str | None = None) -> tuple[torch.Tensor, bool]:
-    """Convert numpy/torch input to a tensor; returns ``(tensor, was_numpy)``."""
+              device: torch.device | str | None = None,
+              finite: bool = True) -> tuple[torch.Tensor, bool]:
+    """Convert numpy/torch input to a tensor; returns ``(tensor, was_numpy)``.
+
+    The finiteness check runs on the *converted* tensor, so a value that is finite in the input's
+    dtype but overflows the target ``dtype`` (1e39 into float32) is rejected naming the dtype
+    (``finite=False`` leaves the check to the caller).
+    """
     if isinstance(x, np.ndarray):
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
-        check_finite(x, name)
+        if finite:
+            check_finite(x, name)
         t = torch.from_numpy(np.ascontiguousarray(x))
         if dtype is None and t.dtype not in (torch.float32, torch.float64):
             dtype = torch.float32 if t.dtype != torch.float64 else torch.float64
-        return t.to(dtype=dtype or t.dtype, device=device), True
-    if isinstance(x, torch.Tensor):
+        was_numpy = True
+    elif isinstance(x, torch.Tensor):
         if x.is_complex():  # bool is accepted as 0/1, like a numpy bool array
             raise TypeError(f"{name} must be a real numeric tensor, got dtype {x.dtype}")
-        check_finite(x, name)
+        if finite:
+            check_finite(x, name)
         if dtype is None and not torch.is_floating_point(x):
             dtype = torch.float32
-        return x.to(dtype=dtype or x.dtype, device=device), False
-    raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
+        t, was_numpy = x, False
+    else:
+        raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
+    src = t.dtype
+    t = t.to(dtype=dtype or t.dtype, device=device)
+    if finite and t.dtype != src and torch.is_floating_point(t):
+        _check_fits(t, name, src)
+    return t, was_numpy
+
+
+def _check_fits(t: torch.Tensor, name: str, src: torch.dtype) -> None:
+    try:
+        check_finite(t, name)
+    except ValueError:
+        raise ValueError(f"{name} must fit the memory's dtype {t.dtype}: values that are finite "
+                         f"in {src} overflow {t.dtype} (max {torch.finfo(t.dtype).max:.3g}); "
+                         "store float64 patterns to keep them") from None
 
 
 def to_user(x: torch.Tensor, as_numpy: bool) -> np.ndarray | torch.Tensor:
@@ -100,7 +123,10 @@ class AssociativeMemory:
         if t.shape[1] != self.dim_:
             raise ValueError(f"patterns must have shape (M, {self.dim_}) to match the stored "
                              f"patterns, got {shape_str(t.shape)}")
+        src = t.dtype
         t = t.to(dtype=self.patterns_.dtype, device=self.patterns_.device)
+        if t.dtype != src:
+            _check_fits(t, "patterns", src)  # memory unchanged on error
         self.patterns_ = torch.cat([self.patterns_, t], dim=0)
         self.n_patterns_ = int(self.patterns_.shape[0])
         self._fit_add(t)

@@ -15,9 +15,10 @@ import torch
 
 from .. import functional as HF
 from .. import streaming as HS
-from .._validation import check_beta, check_positive_float, check_positive_int, shape_str
+from .._validation import check_positive_float, check_positive_int, shape_str
 from ..separations import Separation, get_separation
 from ..storage import PatternStore
+from ._backends import ChunkedBackend, InMemoryBackend
 from .base import AssociativeMemory, from_user, to_user
 
 __all__ = ["ModernHopfield"]
@@ -45,7 +46,7 @@ class ModernHopfield(AssociativeMemory):
 
     def __init__(self, beta: float = 1.0, separation: str | Separation = "softmax", *,
                  max_steps: int = 100, tol: float = 1e-5, chunk_size: int | None = None) -> None:
-        self.beta = check_beta(beta)
+        self.beta = HF._check_beta(beta)  # numpy scalars / 0-d arrays accepted as floats
         if isinstance(self.beta, torch.Tensor) and self.beta.dim() != 0:
             raise ValueError(f"beta must be a float or a 0-d tensor (one β for the memory), got "
                              f"shape {shape_str(self.beta.shape)}")
@@ -71,19 +72,21 @@ class ModernHopfield(AssociativeMemory):
             self.chunk_size is not None)
 
     def _chunk(self) -> int:
-        if self.chunk_size is not None:
-            return self.chunk_size
-        if isinstance(self.patterns_, torch.Tensor) and self.patterns_.device.type == "cpu":
-            return max(1, self.n_patterns_)  # in memory on CPU: one fused call over all of X
-        return HS.DEFAULT_CHUNK_SIZE
+        return self.chunk_size if self.chunk_size is not None else HS.DEFAULT_CHUNK_SIZE
 
-    def _fused_in_memory(self, return_info: bool) -> bool:
-        """In-memory softmax without per-pattern weights: run the fused kernel (one chunk, the
-        whole (N, D) tensor) via :mod:`hopfield.streaming`. It skips re-validating the stored
-        patterns (checked at ``store``/``add``) and passes 4-D views to the kernel; the (L, D)
-        call of ``F.scaled_dot_product_attention`` in :mod:`hopfield.functional` falls back to the
-        math path (L × N matrix) on CPU: 4.1x the time and +2.2 GiB at N = 1M, L = 256."""
-        return self.separation.is_softmax and not return_info
+    def _backend(self, work: torch.dtype | None = None) -> Any:
+        """The retrieval backend for the stored patterns (no branching in the methods below).
+        ``work``: a wider dtype to compute in when the scores could overflow the patterns' own."""
+        if self.is_streaming:
+            return ChunkedBackend(self.patterns_, self.beta, self._chunk(), self.n_patterns_)
+        patterns = self.patterns_ if work is None else self.patterns_.to(work)
+        return InMemoryBackend(patterns, self.beta, self.separation, self._chunk())
+
+    def _fit(self, patterns: torch.Tensor) -> None:
+        self._pmax = float(HF._max_abs(patterns))  # max |x|, for the overflow bound of queries
+
+    def _fit_add(self, new: torch.Tensor) -> None:
+        self._pmax = max(self._pmax or 0.0, float(HF._max_abs(new)))
 
     def store(self, patterns: Any) -> ModernHopfield:
         """Replace the content with ``patterns``: an (N, D) array/tensor, or a
@@ -97,6 +100,7 @@ class ModernHopfield(AssociativeMemory):
                 raise ValueError(f"patterns must hold at least one pattern, got an empty "
                                  f"PatternStore at {patterns.path}")
             self._check_streamable("store a PatternStore")
+            self._pmax = None  # unknown without a pass: streaming raises on overflow instead
             self.patterns_ = patterns
             self.n_patterns_ = len(patterns)
             return self
@@ -117,18 +121,38 @@ class ModernHopfield(AssociativeMemory):
                              f"exactly across chunks), got {self.separation.name!r}")
 
     def _as_queries(self, queries: Any, name: str = "queries") -> tuple[torch.Tensor, bool, bool]:
-        if not isinstance(getattr(self, "patterns_", None), PatternStore):
-            return super()._as_queries(queries, name)
-        # Store-backed: queries keep their device (chunks are moved there); float16 stores are
-        # computed in float32.
-        dtype = torch.float64 if self.patterns_.dtype == torch.float64 else torch.float32
-        t, as_numpy = from_user(queries, name, dtype=dtype)
+        self._check_stored()
+        if isinstance(self.patterns_, PatternStore):
+            # Store-backed: queries keep their device (chunks are moved there); float16 stores
+            # are computed in float32.
+            dtype = torch.float64 if self.patterns_.dtype == torch.float64 else torch.float32
+            device = None
+        else:
+            dtype, device = self.patterns_.dtype, self.patterns_.device
+        t, as_numpy = from_user(queries, name, dtype=dtype, device=device)
         single = t.dim() == 1
         t = t.unsqueeze(0) if single else t
         if t.dim() != 2 or t.shape[1] != self.dim_:
             raise ValueError(f"{name} must have shape (L, {self.dim_}) or ({self.dim_},), got "
                              f"{shape_str(t.shape)}")
         return t, as_numpy, single
+
+    def _work_dtype(self, q: torch.Tensor) -> torch.dtype | None:
+        """float64 when β·D·max|ξ|·max|x| could overflow the queries' dtype (in-memory patterns;
+        max|x| is kept from ``store``/``add``), else None. Streaming raises on overflow instead."""
+        pmax = getattr(self, "_pmax", None)
+        if pmax is None or q.dtype == torch.float64 or q.numel() == 0:
+            return None
+        beta = float(self.beta)
+        bound = beta * self.dim_ * max(1.0, pmax) * max(1.0, float(HF._max_abs(q)))
+        return torch.float64 if bound >= 1e-3 * torch.finfo(q.dtype).max else None
+
+    def _run(self, queries: Any, name: str = "queries"):
+        """(backend, queries in its dtype, caller's dtype, was_numpy, was_1d)."""
+        q, as_numpy, single = self._as_queries(queries, name)
+        work = self._work_dtype(q) if not self.is_streaming else None
+        backend = self._backend(work)
+        return backend, (q if work is None else q.to(work)), q.dtype, as_numpy, single
 
     # ------------------------------------------------------------------ retrieval
 
@@ -144,39 +168,23 @@ class ModernHopfield(AssociativeMemory):
         With ``return_info=True`` also returns a :class:`hopfield.RetrievalInfo` (torch tensors;
         when streaming its ``weights`` is ``None``: use :meth:`retrieve_topk`).
         """
-        q, as_numpy, single = self._as_queries(queries)
+        backend, q, dtype, as_numpy, single = self._run(queries)
         max_steps = (self.max_steps if max_steps is None
                      else check_positive_int(max_steps, "max_steps"))
-        if self.is_streaming or self._fused_in_memory(return_info):
-            out = HS.stream_retrieve(q, self.patterns_, self.beta, max_steps,
-                                     self.tol, chunk_size=self._chunk(),
-                                     separation=self.separation, return_info=return_info)
-        else:
-            out = HF.retrieve(q, self.patterns_, self.beta, max_steps, self.tol,
-                              separation=self.separation, return_info=return_info)
-        xi, info = out if return_info else (out, None)
-        xi = to_user(xi[0] if single else xi, as_numpy)
+        xi, info = backend.retrieve(q, max_steps, self.tol, return_info)
+        xi = to_user((xi[0] if single else xi).to(dtype), as_numpy)
         return (xi, info) if return_info else xi
 
     def update(self, queries: Any) -> Any:
         """A single update step (equals one head of attention with ``scale=beta``)."""
-        q, as_numpy, single = self._as_queries(queries)
-        if self.is_streaming or self._fused_in_memory(False):
-            xi = HS.stream_update(q, self.patterns_, self.beta, chunk_size=self._chunk(),
-                                  separation=self.separation)
-        else:
-            xi = HF.update(q, self.patterns_, self.beta, separation=self.separation)
+        backend, q, dtype, as_numpy, single = self._run(queries)
+        xi = backend.update(q).to(dtype)
         return to_user(xi[0] if single else xi, as_numpy)
 
     def weights(self, queries: Any) -> np.ndarray | torch.Tensor:
         """Association weights sep(β Xᵀ ξ) of each query, shape (L, N)."""
-        q, as_numpy, single = self._as_queries(queries)
-        if self.is_streaming:
-            self._check_streamable("stream the association weights")
-            w = HS.stream_weights(q, self.patterns_, self.beta, chunk_size=self._chunk())
-        else:
-            _, w = HF.update(q, self.patterns_, self.beta, separation=self.separation,
-                             return_weights=True)
+        backend, q, dtype, as_numpy, single = self._run(queries)
+        w = backend.weights(q).to(dtype)
         return to_user(w[0] if single else w, as_numpy)
 
     def retrieve_topk(self, queries: Any, k: int) -> tuple[Any, Any]:
@@ -188,26 +196,25 @@ class ModernHopfield(AssociativeMemory):
         O(chunk × L), also for in-memory patterns); other separations compute the full weights and
         need in-memory patterns.
         """
-        q, as_numpy, single = self._as_queries(queries)
+        backend, q, dtype, as_numpy, single = self._run(queries)
         k = check_positive_int(k, "k")
         if k > self.n_patterns_:
             raise ValueError(f"k must be <= the number of stored patterns ({self.n_patterns_}), "
                              f"got {k}")
-        if self.separation.is_softmax:
-            top = HS.stream_topk(q, self.patterns_, self.beta, k,
-                                 chunk_size=self.chunk_size or HS.DEFAULT_CHUNK_SIZE)
-            w, idx = top.weights, top.indices
-        else:
-            if self.is_streaming:
-                self._check_streamable("retrieve_topk from a PatternStore")
-            _, full = HF.update(q, self.patterns_, self.beta, separation=self.separation,
-                                return_weights=True)
-            w, idx = full.topk(k, dim=-1)
+        w, idx = backend.topk(q, k)
+        w = w.to(dtype)
         w, idx = (w[0], idx[0]) if single else (w, idx)
         return to_user(w, as_numpy), to_user(idx, as_numpy)
 
-    def _energy(self, states: torch.Tensor) -> torch.Tensor:
-        if self.is_streaming:
-            self._check_streamable("stream the energy")
-            return HS.stream_energy(states, self.patterns_, self.beta, chunk_size=self._chunk())
-        return HF.energy(states, self.patterns_, self.beta)
+    def lse(self, queries: Any, *, mean: bool = False) -> Any:
+        """β⁻¹ log Σ_i exp(β x_iᵀξ) of each query over the stored patterns (``mean=True``: minus
+        β⁻¹ log N), as :func:`hopfield.functional.lse`; (L,) or a scalar for one query."""
+        backend, q, _, as_numpy, single = self._run(queries)
+        e = backend.lse(q, mean)
+        return to_user(e[0] if single else e, as_numpy)
+
+    def energy(self, states: Any) -> np.ndarray | torch.Tensor:
+        """Energy of each state: (L, D) → (L,), or (D,) → scalar (float32 for half queries)."""
+        backend, q, dtype, as_numpy, single = self._run(states, "states")
+        e = HF._check_output(backend.energy(q), "energy", HF._compute_dtype(dtype))
+        return to_user(e[0] if single else e, as_numpy)
