@@ -48,21 +48,22 @@ the learned missing embedding — never imputed. A category not seen in ``fit`` 
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import validate_data
 from torch import nn
 
 from ..nn import Hopfield
 from ..streaming import SoftmaxPartial
+from ._base import ClassifierTargetMixin, HopfieldEstimator, RegressorTargetMixin
 from ._hopular_data import TabularEncoder, _is_frame
 
 __all__ = ["HopularClassifier", "HopularNet", "HopularRegressor"]
@@ -264,13 +265,32 @@ class HopularNet(nn.Module):
 # ============================================================================ estimators
 
 
-def _param_error(cls: str, name: str, expected: str, value) -> ValueError:
-    return ValueError(f"The {name!r} parameter of {cls} must be {expected}. Got {value!r} instead.")
+class _HopularBase(HopfieldEstimator):
+    """Shared input handling, training loop and prediction of the Hopular estimators.
 
+    Built on :class:`hopfield.estimators._base.HopfieldEstimator` (parameter validation, seeding,
+    device, threads, versioned save/load, target encoding via the target mixins); Hopular brings
+    its own ``_train`` (masking, γ annealing, memory sampling, Lookahead slow-weight evaluation)
+    and a streamed ``_forward``.
+    """
 
-class _HopularBase(BaseEstimator):
-    """Shared fit / predict of the Hopular estimators (see the module docstring)."""
-
+    _parameter_constraints: dict = {
+        **{k: v for k, v in HopfieldEstimator._parameter_constraints.items()
+           if k not in ("batch_size", "n_members")},
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "embedding_size": [Interval(Integral, 1, None, closed="left")],
+        "num_blocks": [Interval(Integral, 1, None, closed="left")],
+        "num_heads": [Interval(Integral, 1, None, closed="left")],
+        "head_size": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "mask_probability": [Interval(Real, 0, 1, closed="left")],
+        "anneal_iter": [Interval(Integral, 0, None, closed="left")],
+        "memory_size": [Interval(Integral, 2, None, closed="left")],
+        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "categorical_features": ["array-like", str, None],
+        "verbose": ["boolean"],
+    }
+    _extra_fitted = ("encoder_config_", "arch_", "n_memory_")
     _is_classifier = False
 
     def __init__(self, *, embedding_size: int = 32, num_blocks: int = 4, num_heads: int = 4,
@@ -280,7 +300,7 @@ class _HopularBase(BaseEstimator):
                  n_iter_no_change: int = 10, tol: float = 1e-4, early_stopping: bool = True,
                  validation_fraction: float = 0.1, memory_size: int = 2048,
                  chunk_size: int = 4096, categorical_features=None,
-                 random_state: int | None = None, device: str | None = None,
+                 random_state: int | None = None, device: str | None = "cpu",
                  verbose: bool = False):
         self.embedding_size = embedding_size
         self.num_blocks = num_blocks
@@ -312,152 +332,143 @@ class _HopularBase(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         return tags
 
-    # ------------------------------------------------------------------ checks
-    def _check_params(self) -> None:
-        cls = type(self).__name__
-        for name in ("embedding_size", "num_blocks", "num_heads", "head_size", "max_iter",
-                     "n_iter_no_change", "memory_size", "chunk_size", "anneal_iter"):
-            v = getattr(self, name)
-            lo = 0 if name == "anneal_iter" else 1
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise _param_error(cls, name, f"an int >= {lo}", v)
-        bs = self.batch_size
-        if not (bs == "auto" or (isinstance(bs, (int, np.integer)) and not isinstance(bs, bool)
-                                 and bs >= 1)):
-            raise _param_error(cls, "batch_size", "an int >= 1 or 'auto'", bs)
-        for name, hi in (("dropout", 1.0), ("mask_probability", 1.0),
-                         ("validation_fraction", 1.0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < hi:
-                raise _param_error(cls, name, f"a float in [0, {hi})", v)
-        for name, pos in (("learning_rate", True), ("weight_decay", False), ("tol", False)):
-            v = getattr(self, name)
-            if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                    or v < 0 or (pos and v == 0)):
-                raise _param_error(cls, name, "a finite float > 0" if pos else
-                                   "a finite float >= 0", v)
-
-    def _validate_X(self, X, reset: bool):
-        """Feature-count / name bookkeeping (scikit-learn) + the tabular encoder."""
+    # ------------------------------------------------------------------ hooks
+    def _check_input(self, X, y=None, *, reset: bool):
+        """-> ((num, missing, cat) arrays, n, y); columns typed and encoded by TabularEncoder."""
         if _is_frame(X):
             validate_data(self, X, skip_check_array=True, reset=reset)
-            if X.shape[0] == 0:
-                raise ValueError("X must have at least 1 sample, got 0 rows")
-            return X
-        arr = np.asarray(X) if not hasattr(X, "toarray") else X
-        numeric = getattr(arr, "dtype", np.dtype(object)).kind in "biuf"
-        return validate_data(self, X, reset=reset, dtype=np.float64 if numeric else None,
-                             ensure_all_finite="allow-nan" if numeric else False)
-
-    # ------------------------------------------------------------------ fit
-    def _fit(self, X, y_target: np.ndarray, target_card: int):
-        """y_target: (n,) int codes (classification, ``target_card`` classes) or standardised
-        float (regression, ``target_card`` = 0)."""
-        self._check_params()
-        enc = TabularEncoder(self.categorical_features)
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
+        else:
+            kind = getattr(getattr(X, "dtype", None), "kind", None)
+            if kind is None and not hasattr(X, "toarray"):
+                kind = np.asarray(X).dtype.kind
+            numeric = kind in tuple("biuf")
+            X = validate_data(self, X, reset=reset, dtype=np.float64 if numeric else None,
+                              ensure_all_finite="allow-nan" if numeric else False)
+        n = X.shape[0]
+        if n == 0:
+            raise ValueError("X must have at least 1 sample, got 0 rows")
+        if y is not None:
+            y = np.asarray(y)
+            if y.ndim == 2 and y.shape[1] == 1:
+                warnings.warn("A column-vector y was passed when a 1d array was expected; it is "
+                              "raveled", DataConversionWarning, stacklevel=4)
+                y = y.ravel()
+            if y.ndim != 1 or len(y) != n:
+                raise ValueError(f"y must be 1-D with one value per row of X ({n} rows), got "
+                                 f"shape {y.shape}")
+        if reset:
+            enc = TabularEncoder(self._hp.categorical_features)
             enc.fit(X)
-        num, miss, cat = enc.transform(X)
-        if target_card:  # the target is the last categorical token
-            cat = np.concatenate([cat, y_target[:, None].astype(np.int64)], 1)
-            cards, n_num, target = enc.cardinalities + [target_card], enc.n_numeric, -1
-        else:  # the target is the last numeric token
-            num = np.concatenate([num, y_target[:, None].astype(np.float32)], 1)
-            miss = np.concatenate([miss, np.zeros((len(num), 1), bool)], 1)
-            cards, n_num, target = enc.cardinalities, enc.n_numeric + 1, enc.n_numeric
-        self.encoder_ = enc
-        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        dev = torch.device(self.device) if self.device else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            torch.manual_seed(seed)
-            net = HopularNet(n_num, cards, target, embedding_size=self.embedding_size,
-                             num_blocks=self.num_blocks, num_heads=self.num_heads,
-                             head_size=self.head_size, dropout=self.dropout).to(dev)
-            self._arch_ = {"n_num": n_num, "cards": cards, "target": target}
-            self.module_ = net
-            self._train(net, num, miss, cat, seed, dev)
-        return self
+            self.encoder_config_ = enc.to_config()
+            self._encoder = enc
+        return self._get_encoder().transform(X), n, y
 
-    def _split(self, n: int, y_codes: np.ndarray | None, rng) -> np.ndarray:
-        if not self.early_stopping or self.validation_fraction == 0 or n < 4:
-            return np.empty(0, np.int64)
-        if y_codes is None:
-            return np.sort(rng.permutation(n)[:max(1, int(round(self.validation_fraction * n)))])
-        val = []
-        for c in np.unique(y_codes):
-            idx = rng.permutation(np.flatnonzero(y_codes == c))
-            if len(idx) >= 2:
-                val.append(idx[:max(1, min(len(idx) - 1,
-                                           int(round(self.validation_fraction * len(idx)))))])
-        return np.sort(np.concatenate(val)) if val else np.empty(0, np.int64)
+    def _get_encoder(self) -> TabularEncoder:
+        enc = getattr(self, "_encoder", None)
+        if enc is None:
+            enc = self._encoder = TabularEncoder.from_config(self.encoder_config_)
+        return enc
 
+    def _build_module(self, data, n_outputs: int, generator) -> HopularNet:
+        a, hp = self.arch_, self._hp
+        net = HopularNet(a["n_num"], a["cards"], a["target"], embedding_size=hp.embedding_size,
+                         num_blocks=hp.num_blocks, num_heads=hp.num_heads,
+                         head_size=hp.head_size, dropout=hp.dropout)
+        if data is None:  # load: memory buffers sized as saved
+            N = int(self.n_memory_)
+            net.set_memory(torch.zeros(N, a["n_num"]), torch.zeros(N, a["n_num"], dtype=torch.bool),
+                           torch.zeros(N, len(a["cards"]), dtype=torch.int64))
+        return net
+
+    def _with_target(self, data, y_enc: np.ndarray):
+        """Append the target as the last categorical (classifier) / numeric (regressor) token."""
+        num, miss, cat = data
+        if self._is_classifier:
+            return num, miss, np.concatenate([cat, y_enc[:, None].astype(np.int64)], 1)
+        return (np.concatenate([num, y_enc[:, None].astype(np.float32)], 1),
+                np.concatenate([miss, np.zeros((len(num), 1), bool)], 1), cat)
+
+    def _with_masked_target(self, data):
+        num, miss, cat = data
+        n = len(num)
+        if self._is_classifier:
+            return num, miss, np.concatenate([cat, np.full((n, 1), self.arch_["cards"][-1])], 1)
+        return (np.concatenate([num, np.zeros((n, 1), np.float32)], 1),
+                np.concatenate([miss, np.ones((n, 1), bool)], 1), cat)
+
+    # ------------------------------------------------------------------ training
     def _losses(self, net, out, num, absent, cat, masked):
         """(feature loss, target loss) on the masked entries of one batch."""
         pred_num, logits = out  # (B, Fn), (B, Fc, Kmax)
-        t = net.target
-        n_num = net.n_num
+        t, n_num = net.target, net.n_num
         m_num = masked[:, :n_num] & ~absent  # (B, Fn) masked and present
-        m_cat = masked[:, n_num:]  # categorical entries are never "absent" in the data codes
         cards = torch.as_tensor(net.cards, device=cat.device)
-        m_cat = m_cat & (cat < cards)  # skip missing/unknown codes
+        m_cat = masked[:, n_num:] & (cat < cards)  # missing codes carry no label
         se = (pred_num - num) ** 2  # (B, Fn)
-        Kmax = logits.shape[-1]
-        ce = F.cross_entropy(logits.reshape(-1, Kmax), cat.clamp(max=Kmax - 1).reshape(-1),
+        kmax = logits.shape[-1]
+        ce = F.cross_entropy(logits.reshape(-1, kmax), cat.clamp(max=kmax - 1).reshape(-1),
                              reduction="none").view(cat.shape)  # (B, Fc)
         ce = torch.where(m_cat, ce, torch.zeros_like(ce))
+        feat_num, feat_cat = m_num.clone(), m_cat.clone()
         if self._is_classifier:
             tgt = ce[:, t].mean()
-            feat_num, feat_cat = m_num, m_cat.clone()
             feat_cat[:, t] = False
         else:
             tgt = se[:, t].mean()
-            feat_num, feat_cat = m_num.clone(), m_cat
             feat_num[:, t] = False
         n_feat = feat_num.sum() + feat_cat.sum()
         feat = ((se * feat_num).sum() + (ce * feat_cat).sum()) / n_feat.clamp_min(1)
         return feat, tgt
 
-    def _train(self, net: HopularNet, num, miss, cat, seed: int, dev):
+    def _train(self, data, y_enc: np.ndarray, seed: int, dev: torch.device) -> None:
         from pytorch_optimizer import Lamb, Lookahead
 
+        hp = self._hp
+        num, miss, cat = self._with_target(data, y_enc)
+        a = {"n_num": num.shape[1], "cards": self._get_encoder().cardinalities, "target": -1}
+        if self._is_classifier:
+            a["cards"] = a["cards"] + [len(self.classes_)]
+        else:
+            a["target"] = num.shape[1] - 1
+        self.arch_ = a
         rng = np.random.RandomState(seed)
         n = len(num)
-        t_codes = cat[:, -1] if self._is_classifier else None
-        val = self._split(n, t_codes, rng)
+        val = self._split(n, y_enc if self._is_classifier else None, rng)
         train = np.setdiff1d(np.arange(n), val)
-        T = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
+        self.n_memory_ = n
+        net = self._build_module(data, 0, None).to(dev)
+        T = lambda x: torch.as_tensor(x, device=dev)
         num_t, miss_t, cat_t = T(num), T(miss), T(cat)
         net.set_memory(num_t[train], miss_t[train], cat_t[train])
         n_tr = len(train)
-        bs = (int(np.clip(n_tr // 8, 32, 512)) if self.batch_size == "auto"
-              else int(self.batch_size))
+        bs = (int(np.clip(n_tr // 8, 32, 512)) if hp.batch_size == "auto"
+              else int(hp.batch_size))
         bs = min(bs, n_tr)
-        opt = Lookahead(Lamb(net.parameters(), lr=self.learning_rate,
-                             weight_decay=self.weight_decay), k=5, alpha=0.8)
+        opt = Lookahead(Lamb(net.parameters(), lr=hp.learning_rate,
+                             weight_decay=hp.weight_decay), k=5, alpha=0.8)
         F_ = net.n_num + len(net.cards)
         target_tok = net.target % F_
         cards = torch.as_tensor(net.cards, device=dev)
         gen = torch.Generator().manual_seed(seed)
-        anneal = max(1, min(self.anneal_iter, self.max_iter))
-        best, best_state, bad, history = math.inf, None, 0, []
-        epoch_seconds = []
+        anneal = max(1, min(hp.anneal_iter, hp.max_iter))
+        best, best_state, bad = math.inf, None, 0
+        self.loss_curve_, self.validation_scores_, self.epoch_seconds_ = [], [], []
+        self.best_iteration_ = np.zeros(1, np.int64)
         step, steps_per_epoch = 0, math.ceil(n_tr / bs)
-        for epoch in range(1, self.max_iter + 1):
+        epoch = 0
+        for epoch in range(1, hp.max_iter + 1):
             t0 = time.perf_counter()
             net.train()
             perm = torch.randperm(n_tr, generator=gen).to(dev)
+            total = 0.0
             for i in range(0, n_tr, bs):
-                b = perm[i:i + bs]  # positions in the memory (= training rows)
+                b = perm[i:i + bs]  # rows of the memory (= training rows)
                 gamma = 0.5 * (1 + math.cos(math.pi * min(1.0, step / (anneal * steps_per_epoch))))
                 step += 1
-                if n_tr > self.memory_size:
-                    mem_idx = torch.randperm(n_tr, generator=gen)[:self.memory_size].to(dev)
-                else:
-                    mem_idx = None
+                mem_idx = (torch.randperm(n_tr, generator=gen)[:hp.memory_size].to(dev)
+                           if n_tr > hp.memory_size else None)
                 bn, ba, bc = net.mem_num[b], net.mem_absent[b], net.mem_cat[b]
-                masked = torch.rand(len(b), F_, generator=gen).to(dev) < self.mask_probability
+                masked = torch.rand(len(b), F_, generator=gen).to(dev) < hp.mask_probability
                 masked[:, target_tok] = True
                 q_absent = ba | masked[:, :net.n_num]
                 m_cat = masked[:, net.n_num:]
@@ -473,35 +484,51 @@ class _HopularBase(BaseEstimator):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            epoch_seconds.append(time.perf_counter() - t0)
+                total += float(lt.detach()) * len(b)
+            self.loss_curve_.append(total / n_tr)
+            self.epoch_seconds_.append(time.perf_counter() - t0)
             if not len(val):
                 continue
-            opt.backup_and_load_cache()  # evaluate the slow weights
+            opt.backup_and_load_cache()  # evaluate the slow (Lookahead) weights
             net.eval()
             vloss = self._val_loss(net, num_t[val], miss_t[val], cat_t[val], target_tok)
-            history.append(vloss)
-            if self.verbose:
-                print(f"epoch {epoch}: val target loss {vloss:.4f} ({epoch_seconds[-1]:.1f} s)")
-            if vloss < best - self.tol:
+            self.validation_scores_.append(-vloss)
+            if hp.verbose:
+                print(f"epoch {epoch}: validation target loss {vloss:.4f} "
+                      f"({self.epoch_seconds_[-1]:.1f} s)")
+            if vloss < best - hp.tol:
                 best, bad = vloss, 0
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()
                               if not k.startswith("mem_")}
-                self.best_iter_ = epoch
+                self.best_iteration_ = np.array([epoch], np.int64)
             elif epoch > anneal:
                 bad += 1
             opt.clear_and_load_backup()
-            if bad >= self.n_iter_no_change:
+            if bad >= hp.n_iter_no_change:
                 break
         if best_state is not None:
             net.load_state_dict(best_state, strict=False)
         else:
             opt.backup_and_load_cache()
-            self.best_iter_ = epoch
+            self.best_iteration_ = np.array([epoch], np.int64)
         net.set_memory(num_t, miss_t, cat_t)  # predictions retrieve from every fitted row
-        net.eval()
-        self.n_iter_, self.validation_scores_ = epoch, history
-        self.best_validation_loss_ = best if history else None
-        self.epoch_seconds_ = epoch_seconds
+        self.n_iter_ = epoch
+        self.best_validation_score_ = -best if self.validation_scores_ else None
+        self.module_ = net.eval()
+
+    def _split(self, n: int, y_codes: np.ndarray | None, rng) -> np.ndarray:
+        hp = self._hp
+        if not hp.early_stopping or hp.validation_fraction == 0 or n < 4:
+            return np.empty(0, np.int64)
+        if y_codes is None:
+            return np.sort(rng.permutation(n)[:max(1, int(round(hp.validation_fraction * n)))])
+        val = []
+        for c in np.unique(y_codes):
+            idx = rng.permutation(np.flatnonzero(y_codes == c))
+            if len(idx) >= 2:
+                k = int(round(hp.validation_fraction * len(idx)))
+                val.append(idx[:max(1, min(len(idx) - 1, k))])
+        return np.sort(np.concatenate(val)) if val else np.empty(0, np.int64)
 
     @torch.no_grad()
     def _val_loss(self, net, num, miss, cat, target_tok) -> float:
@@ -510,99 +537,35 @@ class _HopularBase(BaseEstimator):
             n_, m_, c_ = num[s:s + 1024], miss[s:s + 1024].clone(), cat[s:s + 1024].clone()
             if self._is_classifier:
                 y = c_[:, -1].clone()
-                c_[:, -1] = net.cards[-1]  # masked target
-                _, logits = net.predict_stream(n_, m_, c_, self.chunk_size)
+                c_[:, -1] = net.cards[-1]  # the target is masked
+                _, logits = net.predict_stream(n_, m_, c_, self._hp.chunk_size)
                 tot += float(F.cross_entropy(logits[:, -1], y, reduction="sum"))
             else:
                 y = n_[:, target_tok].clone()
                 m_[:, target_tok] = True
-                pred, _ = net.predict_stream(n_, m_, c_, self.chunk_size)
+                pred, _ = net.predict_stream(n_, m_, c_, self._hp.chunk_size)
                 tot += float(((pred[:, target_tok] - y) ** 2).sum())
         return tot / len(num)
 
-    # ------------------------------------------------------------------ predict
+    # ------------------------------------------------------------------ prediction
     @torch.no_grad()
-    def _predict_raw(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        num, miss, cat = self.encoder_.transform(X)
-        net = self.module_
-        dev = net.mem_num.device
-        n = len(num)
-        if self._is_classifier:
-            cat = np.concatenate([cat, np.full((n, 1), net.cards[-1], np.int64)], 1)
-        else:
-            num = np.concatenate([num, np.zeros((n, 1), np.float32)], 1)
-            miss = np.concatenate([miss, np.ones((n, 1), bool)], 1)
+    def _forward(self, net, data, n: int, chunk: int = 1024) -> torch.Tensor:
+        """(1, n, K): target logits (classifier) or standardised prediction (regressor)."""
         net.eval()
+        num, miss, cat = self._with_masked_target(data)
+        dev = net.mem_num.device
         outs = []
-        for s in range(0, n, 1024):
-            args = [torch.as_tensor(a[s:s + 1024], device=dev) for a in (num, miss, cat)]
-            pred, logits = net.predict_stream(*args, chunk_size=self.chunk_size)
-            outs.append((logits[:, -1].softmax(-1) if self._is_classifier
-                         else pred[:, net.target]).double().cpu().numpy())
-        if not outs:
-            shape = (0, net.cards[-1]) if self._is_classifier else (0,)
-            return np.zeros(shape)
-        return np.concatenate(outs)
-
-    # ------------------------------------------------------------------ save / load
-    def save(self, path: str | os.PathLike) -> None:
-        """Save to directory ``path`` (``config.json`` + ``weights.safetensors``, atomic). The
-        stored training rows (the sample memory) are part of the weights file."""
-        import json
-
-        from ._io import save_state
-
-        check_is_fitted(self)
-        params = self.get_params()
-        cf = params["categorical_features"]
-        if cf is not None and not isinstance(cf, str):
-            params["categorical_features"] = np.asarray(cf).tolist()
-        config = {"estimator": type(self).__name__, "params": params, "arch": self._arch_,
-                  "encoder": self.encoder_.to_config(), "extra": self._extra_config(),
-                  "n_features_in": int(self.n_features_in_),
-                  "feature_names_in": (list(map(str, self.feature_names_in_))
-                                       if hasattr(self, "feature_names_in_") else None),
-                  "n_iter": int(self.n_iter_), "best_iter": int(self.best_iter_)}
-        json.dumps(config)  # fail before writing anything
-        save_state(path, config, dict(self.module_.state_dict()))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None):
-        """Load a model written by :meth:`save` (safetensors, no pickle)."""
-        from ._io import load_state
-
-        config, tensors = load_state(path)
-        if config.get("estimator") != cls.__name__:
-            raise ValueError(f"path must hold a saved {cls.__name__}, got "
-                             f"{config.get('estimator')!r}")
-        params = dict(config["params"])
-        if device is not None:
-            params["device"] = device
-        est = cls(**params)
-        est.encoder_ = TabularEncoder.from_config(config["encoder"])
-        est.n_features_in_ = config["n_features_in"]
-        if config.get("feature_names_in") is not None:
-            est.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
-        est.n_iter_, est.best_iter_ = config["n_iter"], config["best_iter"]
-        est._arch_ = config["arch"]
-        a = est._arch_
-        net = HopularNet(a["n_num"], a["cards"], a["target"], embedding_size=est.embedding_size,
-                         num_blocks=est.num_blocks, num_heads=est.num_heads,
-                         head_size=est.head_size, dropout=est.dropout)
-        net.load_state_dict(tensors)
-        dev = torch.device(device or est.device or "cpu")
-        est.module_ = net.to(dev).eval()
-        est._load_extra(config["extra"])
-        return est
+        for s in range(0, n, chunk):
+            args = [torch.as_tensor(a[s:s + chunk], device=dev) for a in (num, miss, cat)]
+            pred, logits = net.predict_stream(*args, chunk_size=self._hp.chunk_size)
+            outs.append(logits[:, -1] if self._is_classifier else pred[:, net.target:net.target + 1])
+        return torch.cat(outs).unsqueeze(0)
 
 
-class HopularClassifier(ClassifierMixin, _HopularBase):
-    """Hopular for classification (see the module docstring for the network and training).
-
+_PARAMS_DOC = """
     Parameters:
-        embedding_size: width E of each feature's embedding token (the network is F·E wide).
+        embedding_size: width E of each feature's embedding token (the network is F·E wide for
+            F = n_features + 1 tokens).
         num_blocks: Hopular blocks (paper: 4).
         num_heads, head_size: heads and per-head size of both Hopfield modules.
         dropout: dropout on embeddings, association weights and the head.
@@ -611,91 +574,29 @@ class HopularClassifier(ClassifierMixin, _HopularBase):
         batch_size: rows per step; ``"auto"`` = clip(n_train // 8, 32, 512).
         max_iter: maximum epochs; anneal_iter: epochs over which γ falls from 1 to 0.
         n_iter_no_change, tol, early_stopping, validation_fraction: early stopping on the target
-            loss of a stratified held-out split (patience counts only after the annealing).
+            loss of a held-out split (stratified for classification); patience counts only
+            after the annealing.
         memory_size: stored rows per training step (all rows when the training set is smaller;
             prediction always retrieves from all rows).
-        chunk_size: stored rows per chunk of the streamed retrieval at prediction.
+        chunk_size: stored rows per chunk of the streamed retrieval.
         categorical_features: column indices / names / bool mask of categorical columns (besides
-            pandas categorical/object/string/bool columns).
-        random_state: seed; ``None`` = not reproducible. device: torch device (default CUDA if
-            available). verbose: print the validation loss per epoch.
-    """
+            pandas category/object/string/bool columns).
+        random_state: seed; ``None`` = not reproducible. device: ``"cpu"``, ``"cuda"``,
+            ``"auto"``. verbose: print the validation loss per epoch.
 
+    Fitted attributes: ``module_`` (:class:`HopularNet`, holding the stored rows), ``n_iter_``,
+    ``best_iteration_``, ``loss_curve_`` (target loss per epoch), ``validation_scores_``
+    (−validation target loss per epoch), ``epoch_seconds_``, ``n_features_in_``,
+    ``feature_names_in_`` (DataFrames), ``encoder_config_`` (column types and categories).
+"""
+
+
+class HopularClassifier(ClassifierTargetMixin, ClassifierMixin, _HopularBase):
+    __doc__ = ("Hopular for classification (see the module docstring for network and training)."
+               "\n" + _PARAMS_DOC + "    ``predict_proba`` columns follow ``classes_``.\n")
     _is_classifier = True
 
-    def fit(self, X, y):
-        """Fit on ``X`` (n, d) — array or DataFrame — and labels ``y`` (n,). Returns ``self``."""
-        X = self._validate_X(X, reset=True)
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("y should be 1-D; a column vector was passed and is raveled",
-                          UserWarning, stacklevel=2)
-            y = y.ravel()
-        if y.ndim != 1 or len(y) != X.shape[0]:
-            raise ValueError(f"y must be 1-D with one label per row of X ({X.shape[0]}), got "
-                             f"shape {y.shape}")
-        kind = type_of_target(y)
-        if kind not in ("binary", "multiclass"):
-            raise ValueError(f"Unknown label type: y must hold class labels (binary or "
-                             f"multiclass), got {kind!r} targets; use HopularRegressor for a "
-                             f"continuous target")
-        self.classes_, codes = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y must contain at least 2 classes, got 1 class "
-                             f"({self.classes_[0]!r})")
-        return self._fit(X, codes, len(self.classes_))
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (n, C), columns in the order of ``classes_``."""
-        return self._predict_raw(X)
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def _extra_config(self) -> dict:
-        kind = "str" if self.classes_.dtype.kind in "UO" else self.classes_.dtype.str
-        return {"classes": self.classes_.tolist(), "classes_dtype": kind}
-
-    def _load_extra(self, extra: dict) -> None:
-        kind = extra["classes_dtype"]
-        self.classes_ = np.asarray(extra["classes"], dtype=None if kind == "str" else kind)
-
-
-class HopularRegressor(RegressorMixin, _HopularBase):
-    """Hopular for regression (one continuous target); parameters as :class:`HopularClassifier`.
-
-    The target is standardised with its training mean and standard deviation; predictions are
-    returned on the original scale.
-    """
-
-    def fit(self, X, y):
-        """Fit on ``X`` (n, d) — array or DataFrame — and targets ``y`` (n,). Returns ``self``."""
-        X = self._validate_X(X, reset=True)
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
-        if y.ndim != 1 or len(y) != X.shape[0]:
-            raise ValueError(f"y must be 1-D with one target per row of X ({X.shape[0]}), got "
-                             f"shape {y.shape}")
-        try:
-            y = y.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError("y must hold numbers for HopularRegressor, got non-numeric "
-                             "values") from None
-        if not np.isfinite(y).all():
-            raise ValueError("y must be finite (no NaN or infinity) for HopularRegressor")
-        if np.abs(y).max(initial=0) > np.finfo(np.float32).max:
-            raise ValueError("y has values beyond the float32 range the network computes in")
-        self.y_mean_, s = float(y.mean()), float(y.std())
-        self.y_scale_ = s if s > 1e-12 * max(1.0, abs(self.y_mean_)) else 1.0
-        return self._fit(X, (y - self.y_mean_) / self.y_scale_, 0)
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted targets (n,) on the original scale."""
-        return self._predict_raw(X) * self.y_scale_ + self.y_mean_
-
-    def _extra_config(self) -> dict:
-        return {"y_mean": self.y_mean_, "y_scale": self.y_scale_}
-
-    def _load_extra(self, extra: dict) -> None:
-        self.y_mean_, self.y_scale_ = extra["y_mean"], extra["y_scale"]
+class HopularRegressor(RegressorTargetMixin, RegressorMixin, _HopularBase):
+    __doc__ = ("Hopular for regression (one continuous target, standardised in fit and returned "
+               "on the original scale).\n" + _PARAMS_DOC)
