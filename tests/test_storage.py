@@ -171,6 +171,8 @@ def test_killed_writer_process_leaves_store_readable(tmp_path):
     n = len(r)
     assert n >= 10 and (n - 10) % 4096 == 0  # only whole committed appends are visible
     assert torch.equal(r[:10], torch.from_numpy(_rows(10, 64)))
+    PatternStore.open(path, mode="r+").append(_rows(1, 64)).close()  # the kill freed the lock
+    assert len(PatternStore.open(path, verify=True)) == n + 1
 
 
 def test_append_rejects_bad_input_without_writing(tmp_path):
@@ -370,6 +372,37 @@ def test_append_rereads_count_under_the_lock(tmp_path):
     hack = PatternStore(tmp_path / "s", dict(w._meta, dim=3), "r+")
     with pytest.raises(ValueError, match="was replaced while open for appending"):
         hack.append(_rows(1, 3))
+
+
+def test_threads_sharing_one_writer_handle_keep_every_row(tmp_path):
+    import threading
+
+    s = PatternStore.create(tmp_path / "s", dim=2)
+    def work(t):
+        for i in range(25):
+            s.append(np.array([[t, i]], np.float32))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = PatternStore.open(tmp_path / "s", verify=True)[:].numpy()
+    assert sorted(map(tuple, rows)) == [(t, i) for t in range(4) for i in range(25)]
+
+
+def test_read_only_folder_gives_a_clear_error_for_appending(tmp_path):
+    PatternStore.create(tmp_path / "s", dim=2).close()
+    os.remove(tmp_path / "s" / ".lock")
+    os.chmod(tmp_path / "s", 0o555)
+    try:
+        if os.access(tmp_path / "s", os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(PermissionError, match=r"cannot open the PatternStore at .* for writing"):
+            PatternStore.open(tmp_path / "s", mode="r+")
+        assert len(PatternStore.open(tmp_path / "s")) == 0  # reading needs no write access
+    finally:
+        os.chmod(tmp_path / "s", 0o755)
 
 
 # ---------------------------------------------------------------------------- folders (issue 8)

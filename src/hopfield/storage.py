@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,7 +99,11 @@ def _acquire_lock(path: Path) -> IO[str] | None:
     """Exclusive writer lock on ``path/.lock``; ``ValueError`` (nothing touched) if held."""
     if fcntl is None:  # pragma: no cover - Windows: no advisory locks
         return None
-    lock = open(path / LOCK_FILE, "a")  # noqa: SIM115 - held until close()
+    try:
+        lock = open(path / LOCK_FILE, "a")  # noqa: SIM115 - held until close()
+    except OSError as e:  # read-only folder or filesystem
+        raise type(e)(e.errno, f"cannot open the PatternStore at {path} for writing "
+                      f"({e.strerror})", str(path / LOCK_FILE)) from None
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -191,6 +196,7 @@ class PatternStore:
         self._row_bytes = self._np_dtype.itemsize * int(meta["dim"])
         self._closed = False
         self._lock = lock
+        self._append_mutex = threading.Lock()  # threads sharing this handle append one by one
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -499,7 +505,13 @@ class PatternStore:
         arr = self._as_rows(patterns)
         if arr.shape[0] == 0:
             return self
-        self._reload_meta()
+        with self._append_mutex:
+            self._check_open()
+            self._reload_meta()
+            self._write_rows(arr)
+        return self
+
+    def _write_rows(self, arr: np.ndarray) -> None:
         old, new_n = len(self), len(self) + arr.shape[0]
         with open(self.path / DATA_FILE, "r+b") as f:
             f.seek(old * self._row_bytes)
@@ -509,7 +521,6 @@ class PatternStore:
             os.fsync(f.fileno())
         meta = dict(self._meta, count=new_n, crc32=self._new_checksums(old, new_n, arr))
         self._commit(meta)
-        return self
 
     def _reload_meta(self) -> None:
         """Writer: the committed metadata on disk (under the lock) becomes this handle's state."""
