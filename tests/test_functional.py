@@ -444,3 +444,131 @@ def test_bad_options_name_the_argument():
         HF.separation(_nan(P))
     with pytest.raises(ValueError, match="patterns must hold at least one pattern"):
         HF.separation(P[:0])
+
+
+# ----------------------------------------------------------------------------- issue 8 / 14 / 15
+
+
+def test_mask_reading_is_one_rule_whatever_the_batch_size():
+    """Issue 8 item 6: a 2-D mask with batched states is never silently read two ways."""
+    x = rand(3, 5, 4, seed=40)
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[1, 2:] = True
+    # B == L == 3: (3, 5) fits both (B, N) key padding and (L, N) rows -> ambiguous -> error
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 5\) is ambiguous"):
+        HF.update(rand(3, 3, 4, seed=41), x, 1.0, mask)
+    # the two explicit spellings work and differ
+    s3 = rand(3, 3, 4, seed=41)
+    pad = HF.update(s3, x, 1.0, mask[:, None, :])  # key padding: batch item 1 ignores 2..4
+    rows = HF.update(s3, x, 1.0, mask.expand(3, 3, 5))  # per-state rows: state 1 ignores 2..4
+    ref_pad, _ = naive_update(s3[1], x[1], 1.0, np.broadcast_to(mask[1].numpy(), (3, 5)))
+    close(pad[1], torch.from_numpy(ref_pad))
+    ref_rows, _ = naive_update(s3[0], x[0], 1.0, mask.numpy())
+    close(rows[0], torch.from_numpy(ref_rows))
+    # B = 2 != L = 3: (3, 5) can only be (L, N) rows; (2, 5) can only be (B, N) key padding
+    s2, x2 = rand(2, 3, 4, seed=42), rand(2, 5, 4, seed=43)
+    got = HF.update(s2, x2, 1.0, mask)
+    for b in range(2):
+        ref, _ = naive_update(s2[b], x2[b], 1.0, mask.numpy())
+        close(got[b], torch.from_numpy(ref))
+    got = HF.update(s2, x2, 1.0, mask[:2])
+    ref, _ = naive_update(s2[1], x2[1], 1.0, np.broadcast_to(mask[1].numpy(), (3, 5)))
+    close(got[1], torch.from_numpy(ref))
+    # the same rule in every entry point
+    for fn in (lambda m: HF.energy(s3, x, 1.0, m), lambda m: HF.retrieve(s3, x, 1.0, 2, 1e-5, m),
+               lambda m: HF.lse(s3, x, 1.0, m), lambda m: HF.associate(s3, x, x, 1.0, mask=m)):
+        with pytest.raises(ValueError, match="ambiguous"):
+            fn(mask)
+
+
+def test_energy_tiny_beta_half_precision_and_overflow():
+    """Issue 8 item 9: never NaN/0 silently; float64 references."""
+    s, x = rand(4, 8, seed=44), rand(6, 8, seed=45)
+    for beta in (1e-40, 1e-30, 1e-8):  # float32 energy was NaN below ~1e-38
+        got = HF.energy(s.float(), x.float(), beta)
+        ref = 0.5 * (s * s).sum(-1) - (s @ x.mT).mean(-1) + 0.5 * x.norm(dim=-1).max() ** 2
+        torch.testing.assert_close(got.double(), ref, atol=1e-4, rtol=1e-5)
+    close(HF.energy(s, x, 1e-300), 0.5 * (s * s).sum(-1) - (s @ x.mT).mean(-1)
+          + 0.5 * x.norm(dim=-1).max() ** 2)
+    # float16 with ‖ξ‖ ~ 1000: float32 energies equal to the float64 reference
+    sh, xh = (s * 300).half(), (x * 300).half()
+    got = HF.energy(sh, xh, 0.01)
+    assert got.dtype == torch.float32
+    ref = torch.from_numpy(naive_energy(sh.double(), xh.double(), 0.01))
+    torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-2)
+    # an energy beyond float32's range raises instead of returning inf
+    with pytest.raises(ValueError, match="energy overflows torch.float32"):
+        HF.energy(s.float() * 1e19, x.float(), 0.5)
+    # lse agrees with the plain formula and is exact for tiny beta (mean similarity + log N / β)
+    close(HF.lse(s, x, 0.7), torch.logsumexp(0.7 * s @ x.mT, -1) / 0.7)
+    close(HF.lse(s, x, 0.7, mean=True), (torch.logsumexp(0.7 * s @ x.mT, -1) - math.log(6)) / 0.7)
+
+
+def test_update_with_huge_norms_is_not_zero():
+    """Issue 8 item 9: the fused update with norms >= 1e19 returned exactly 0."""
+    s, x = rand(3, 8, seed=46), rand(5, 8, seed=47)
+    for scale in (1e19, 1e30):
+        got = HF.update(s.float() * scale, x.float() * scale, 0.5)
+        ref = torch.softmax(0.5 * (s * scale) @ (x * scale).mT, -1) @ (x * scale)
+        torch.testing.assert_close(got.double() / scale, ref / scale, atol=1e-5, rtol=1e-5)
+        got = HF.retrieve(s.float() * scale, x.float() * scale, 0.5, max_steps=2)
+        assert bool(torch.isfinite(got).all()) and float(got.abs().max()) > 0
+
+
+def test_separation_margin_overflowing_gram_and_deprecated_alias():
+    x = rand(5, 8, seed=48)
+    big = x.float() * 1e19  # the float32 Gram matrix overflows (1e38 * 8)
+    with pytest.raises(ValueError, match="separation_margin overflows torch.float32"):
+        HF.separation_margin(big)
+    mid = x.float() * 1e18  # Gram entries ~1e37: formed in float64, fits float32
+    got = HF.separation_margin(mid)
+    torch.testing.assert_close(got.double(), torch.from_numpy(naive_separation(mid.double())),
+                               rtol=1e-5, atol=0)
+    with pytest.warns(FutureWarning, match="separation_margin"):
+        old = HF.separation(x)
+    close(old, HF.separation_margin(x))
+
+
+def test_update_return_info_and_deprecated_return_weights():
+    s, x = rand(2, 3, 8, seed=49), rand(2, 5, 8, seed=50)
+    new, info = HF.update(s, x, 0.8, return_info=True)
+    assert isinstance(info, HF.RetrievalInfo)
+    close(new, HF.update(s, x, 0.8))
+    close(info.weights @ x, new)
+    assert info.steps.shape == (2, 3) and bool((info.steps == 1).all()) and info.iterations == 1
+    assert info.energy.shape == (2, 2, 3) and bool((info.energy[1] <= info.energy[0] + 1e-12).all())
+    with pytest.warns(FutureWarning, match="return_weights"):
+        new2, w = HF.update(s, x, 0.8, return_weights=True)
+    close(new2, new)
+    close(w, info.weights)
+
+
+def test_beta_numpy_scalars_and_0d_tensor_on_meta_device():
+    s, x = rand(3, 8, seed=51), rand(5, 8, seed=52)
+    ref = HF.update(s, x, 0.5)
+    close(HF.update(s, x, np.array(0.5)), ref)
+    close(HF.update(s, x, np.float32(0.5)), ref)
+    # issue 15 item 1: a 0-d CPU beta stays 0-d, so it works with states on another device
+    b = torch.tensor(0.5, dtype=torch.float64)
+    assert HF._beta_grid(b, (2, 3)).dim() == 0
+    sm, xm = s.to("meta"), x.to("meta")
+    assert HF._associate(sm, xm, xm, HF._beta_grid(b, ()))[0].device.type == "meta"
+    assert HF._energy(sm, xm, HF._beta_grid(b, ())).device.type == "meta"
+
+
+def test_driver_modes_share_one_meaning():
+    from hopfield._driver import iterate
+
+    x = rand(4, 6, seed=53)
+    s = rand(3, 6, seed=54)
+
+    def step(xi, _):
+        return HF._associate(xi, x, x, 2.0)[0], None
+
+    a, ia = iterate(step, s, max_steps=50, tol=1e-8)
+    b, ib = iterate(step, s, max_steps=50, tol=1e-8, freeze=False)
+    assert bool(ia.converged.all()) and bool(ib.converged.all())
+    assert ib.iterations == int(ia.steps.max()) and bool((ib.steps == ib.iterations).all())
+    close(a, b)
+    _, i0 = iterate(step, s, max_steps=0, tol=1e-8, freeze=False)
+    assert i0.iterations == 0 and not bool(i0.converged.any())

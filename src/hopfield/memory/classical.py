@@ -27,6 +27,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._validation import check_positive_int
@@ -64,18 +65,28 @@ def check_bipolar(x: torch.Tensor, name: str) -> torch.Tensor:
     return x
 
 
-def check_random_state(random_state: object) -> int | None:
+def check_random_state(random_state: object) -> Any:
+    """None, an int, or a ``numpy.random.Generator`` / ``RandomState`` (kept by reference, as in
+    scikit-learn: each ``retrieve`` draws its seed from it, so the stream advances)."""
     if random_state is None:
         return None
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
     if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
-        raise TypeError(f"random_state must be an int or None, got {type(random_state).__name__}")
+        raise TypeError(f"random_state must be an int, a numpy.random.Generator or None, got "
+                        f"{type(random_state).__name__}")
     return int(random_state)
 
 
-def make_generator(random_state: int | None) -> torch.Generator | None:
-    """A CPU generator seeded with ``random_state`` (None = torch's global RNG)."""
+def make_generator(random_state: Any) -> torch.Generator | None:
+    """A CPU generator seeded with ``random_state`` (None = torch's global RNG; a numpy
+    Generator/RandomState supplies a fresh seed on every call)."""
     if random_state is None:
         return None
+    if isinstance(random_state, np.random.Generator):
+        return torch.Generator().manual_seed(int(random_state.integers(2**63 - 1)))
+    if isinstance(random_state, np.random.RandomState):
+        return torch.Generator().manual_seed(int(random_state.randint(2**31 - 1)))
     return torch.Generator().manual_seed(random_state)
 
 
@@ -106,8 +117,9 @@ class ClassicalHopfield(AssociativeMemory):
         update: ``"async"`` (units in a seeded random order, one sweep = every unit once; all
             queries share the order and run in parallel) or ``"sync"`` (s ← sign(W s)).
         max_iter: maximum number of sweeps in :meth:`retrieve`.
-        random_state: seed of the asynchronous update order (None = torch's global RNG). With an
-            int every call of :meth:`retrieve` is reproducible.
+        random_state: seed of the asynchronous update order: None (torch's global RNG), an int
+            (every call of :meth:`retrieve` is reproducible) or a ``numpy.random.Generator``
+            (each call draws its seed from it).
 
     Fitted attributes: ``patterns_`` (N, D), ``n_patterns_``, ``weights_`` (D, D), zero diagonal.
 
@@ -119,7 +131,7 @@ class ClassicalHopfield(AssociativeMemory):
     weights_: torch.Tensor
 
     def __init__(self, rule: str = "hebbian", *, update: str = "async", max_iter: int = 100,
-                 random_state: int | None = None) -> None:
+                 random_state: Any = None) -> None:
         self.rule = _choice(rule, "rule", _RULES)
         self.update = _choice(update, "update", _UPDATES)
         self.max_iter = check_positive_int(max_iter, "max_iter")

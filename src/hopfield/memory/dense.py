@@ -47,6 +47,8 @@ from .classical import (
 __all__ = ["DenseAssociativeMemory"]
 
 _INTERACTIONS = ("polynomial", "exponential")
+_LOG_MAX = math.log(torch.finfo(torch.float64).max) - 10.0  # headroom for sums and products
+_MAX_DEGREE = int(_LOG_MAX / math.log(4.0))  # the bound below with D = 2, N = 1
 
 
 class DenseAssociativeMemory(AssociativeMemory):
@@ -70,6 +72,9 @@ class DenseAssociativeMemory(AssociativeMemory):
                  random_state: int | None = None) -> None:
         self.interaction = _choice(interaction, "interaction", _INTERACTIONS)
         self.degree = check_positive_int(degree, "degree", minimum=2)
+        if self.degree > _MAX_DEGREE:
+            raise ValueError(f"degree must be <= {_MAX_DEGREE} (z^degree overflows float64 for any "
+                             f"D >= 2 beyond that), got {self.degree}")
         self.max_iter = check_positive_int(max_iter, "max_iter")
         self.random_state = check_random_state(random_state)
 
@@ -79,7 +84,16 @@ class DenseAssociativeMemory(AssociativeMemory):
         return {"interaction": self.interaction, "degree": self.degree}
 
     def _check_patterns(self, patterns: torch.Tensor, name: str) -> torch.Tensor:
-        return check_bipolar(patterns, name)
+        check_bipolar(patterns, name)
+        if self.interaction == "polynomial":
+            n = patterns.shape[0] + (self.n_patterns_ if self.is_stored else 0)
+            d = patterns.shape[1]
+            # fields and energies are bounded by N · 2^degree · D^degree (C(n, k) ≤ 2^n, |z| ≤ D)
+            if math.log(n) + self.degree * math.log(2.0 * d) > _LOG_MAX:
+                top = int((_LOG_MAX - math.log(n)) / math.log(2.0 * d))
+                raise ValueError(f"degree must be <= {top} for {n} patterns of dimension {d} "
+                                 f"(z^degree overflows float64 beyond that), got {self.degree}")
+        return patterns
 
     # -- energy ----------------------------------------------------------------------------
     def _energy_from_overlaps(self, z: torch.Tensor) -> torch.Tensor:
@@ -114,7 +128,7 @@ class DenseAssociativeMemory(AssociativeMemory):
         # g(a) = Σ_{k odd} C(n, k) a^(n−k): F(a + x) − F(a − x) = 2 x g(a) for x = ±1
         g = torch.zeros_like(a)
         for k in range(1, n + 1, 2):
-            g = g + math.comb(n, k) * a ** (n - k)
+            g = g + float(math.comb(n, k)) * a ** (n - k)
         return g @ xi  # (L,)
 
     def _run(self, s: torch.Tensor) -> tuple[torch.Tensor, BipolarRetrievalInfo]:
