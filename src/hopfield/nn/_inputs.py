@@ -14,11 +14,17 @@ import torch
 
 from .._validation import check_tensor, shape_str
 
-__all__ = ["check_features", "check_masks", "combine_masks", "split_input"]
+__all__ = ["check_bool", "check_features", "check_masks", "combine_masks", "split_input"]
 
 
 def _kind(x: object) -> str:
     return str(x.dtype) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
 
 
 def check_features(x: torch.Tensor, name: str, size: int, dtype: torch.dtype) -> None:

@@ -48,7 +48,7 @@ from .._validation import (
     shape_str,
 )
 from ..separations import Separation, get_separation
-from ._inputs import check_masks, combine_masks
+from ._inputs import check_bool, check_masks, combine_masks
 from .info import HopfieldInfo
 
 __all__ = ["hopfield_forward"]
@@ -134,10 +134,10 @@ def hopfield_forward(
         beta = _check_beta(beta, H)
         sep = get_separation(separation)
         dropout_p = check_probability(dropout_p, "dropout_p")
-        training = _check_bool(training, "training")
+        training = check_bool(training, "training")
         max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
         tol = check_positive_float(tol, "tol")
-        return_info = _check_bool(return_info, "return_info")
+        return_info = check_bool(return_info, "return_info")
         B = batch_size(y, r, v)
         check_masks(mask, association_mask, (B, H, r.shape[1], y.shape[1]))
     else:
@@ -154,8 +154,8 @@ def hopfield_forward(
                          max_steps, tol, return_info)
     if check_input:
         named = {"stored": y, "state": r, "projection": v}
-        check_result(out, named, {f"{n}": t for n, t in zip(_WEIGHT_NAMES, w) if t is not None},
-                     mask, "beta", beta)
+        weights = {n: t for n, t in zip(_WEIGHT_NAMES, w) if t is not None}
+        check_result(out, named, {**weights, "beta": beta}, mask)
     return (out, info) if return_info else out
 
 
@@ -258,9 +258,10 @@ def _math(xi: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bgrid: torch.Tenso
     scores = (xi * bgrid) @ k.mT  # (B, H, L, N); β folded into ξ as on the fused path
     if ignore is not None:
         scores = scores.masked_fill(ignore, float("-inf"))
-    weights = sep(scores)
     if dead is not None:  # a state that sees no stored pattern: zero weights, not NaN
-        weights = weights.masked_fill(dead, 0.0)
+        weights = sep(scores.masked_fill(dead, 0.0)).masked_fill(dead, 0.0)
+    else:
+        weights = sep(scores)
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     return attn @ v, (weights if need_weights else None)
 
@@ -303,12 +304,6 @@ def _traced(x: torch.Tensor) -> bool:
 
 _WEIGHT_NAMES = ("q_proj_weight", "q_proj_bias", "k_proj_weight", "k_proj_bias",
                  "v_proj_weight", "v_proj_bias", "out_proj_weight", "out_proj_bias")
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
 
 
 def _check_weights(H: int, *tensors: torch.Tensor | None) -> _Weights:
@@ -375,34 +370,50 @@ def _check_beta(beta: object, H: int) -> float | torch.Tensor:
 
 
 def check_result(out: torch.Tensor, inputs: dict[str, torch.Tensor],
-                 params: dict[str, torch.Tensor], mask: torch.Tensor | None,
-                 beta_name: str = "beta", beta: torch.Tensor | None = None) -> None:
-    """After a pass: inputs and output finite, and ``mask`` leaves each batch element a pattern.
+                 params: dict[str, torch.Tensor] | torch.nn.Module,
+                 mask: torch.Tensor | None) -> None:
+    """After a pass: inputs, parameters and output finite, and ``mask`` leaves each batch element
+    a stored pattern. Raises ``ValueError`` naming the culprit.
 
-    One host sync in the normal case (skipped under torch.compile and vmap); the slow diagnosis
-    below runs only when something is wrong, and names the culprit.
+    One host sync in the normal case (none under torch.compile or vmap). The parameters of a
+    module are summed only when they changed since they were last found finite (tracked by
+    tensor version), so inference pays nothing for them. The exact diagnosis runs only when
+    something is wrong.
     """
     if _traced(out):
         return
     total = out.sum()
     for x in {id(t): t for t in inputs.values()}.values():
         total = total + x.sum()
+    key = None
+    if isinstance(params, torch.nn.Module):
+        plist = list(params.parameters())
+        key = tuple((id(p), p._version) for p in plist)
+        if key == params.__dict__.get("_hopfield_finite_params"):
+            plist = []
+    else:
+        plist = list(params.values())
+    if plist:
+        with torch.no_grad():
+            total = total + torch.cat([p.detach().reshape(-1).to(total.dtype) for p in plist]).sum()
     bad = ~torch.isfinite(total)
     if mask is not None and mask.numel():
         bad = bad | mask.all(dim=-1).any()
     if not bool(bad):
+        if key is not None:
+            params.__dict__["_hopfield_finite_params"] = key  # plain attribute, not state
         return
     if mask is not None and mask.numel() and bool(mask.all(dim=-1).any()):
         raise ValueError("mask must leave at least one stored pattern per batch element, got a "
                          "row with every pattern masked")
     for name, x in inputs.items():
         check_finite(x, name)  # exact check: raises naming the input
-    for name, p in params.items():
-        if not bool(torch.isfinite(p.detach()).all()):
-            raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(p)).sum())} NaN "
-                             "or infinite value(s) (did training diverge?)")
-    if beta is not None and not bool(torch.isfinite(beta.detach()).all()):
-        raise ValueError(f"{beta_name} must be finite, got {beta.detach().tolist()}")
+    named = dict(params.named_parameters()) if isinstance(params, torch.nn.Module) else params
+    for name, p in named.items():
+        finite = torch.isfinite(p.detach())
+        if not bool(finite.all()):
+            raise ValueError(f"{name} must be finite, got {int((~finite).sum())} NaN or infinite "
+                             "value(s) (did training diverge?)")
     if bool(torch.isfinite(out).all()):
         return  # only a sum overflowed; every value is finite
     name, x = max(inputs.items(), key=lambda kv: float(kv[1].detach().abs().amax())

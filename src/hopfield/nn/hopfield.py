@@ -27,7 +27,7 @@ from .._validation import (
     shape_str,
 )
 from ..separations import Separation, get_separation
-from ._inputs import check_masks, split_input
+from ._inputs import check_bool, check_masks, split_input
 from .functional import batch_size, check_result, hopfield_forward
 from .info import HopfieldInfo
 
@@ -302,6 +302,7 @@ class Hopfield(nn.Module):
             hides every stored pattern of a batch element, NaN/inf in an input, or an input so
             large that the association overflows.
         """
+        check_bool(return_info, "return_info")
         sizes = (self.stored_pattern_size, self.input_size, self.pattern_projection_size)
         stored, state, proj = split_input(input, sizes, self.batch_first, self.q_proj.weight.dtype)
         B = batch_size(stored, state)
@@ -309,7 +310,7 @@ class Hopfield(nn.Module):
         out, info = self._associate(stored, state, proj, mask, association_mask, return_info)
         named = (dict(input=state) if isinstance(input, torch.Tensor)
                  else dict(stored=stored, state=state, projection=proj))
-        check_result(out, named, dict(self.named_parameters()), mask)
+        check_result(out, named, self, mask)
         if not self.batch_first:
             out = out.transpose(0, 1)  # (L, B, output_size)
         return (out, info) if return_info else out

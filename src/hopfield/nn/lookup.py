@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
-from ._inputs import check_features
+from ._inputs import check_bool, check_features
 from .functional import check_result
 from .hopfield import _DEFAULTS, RENAMED, Hopfield, renamed_kwargs
 from .info import HopfieldInfo
@@ -82,6 +82,7 @@ class HopfieldLayer(nn.Module):
             where ``info.weights`` is (B, H, L, quantity). B = 0 or L = 0 gives an empty output
             of that shape.
         """
+        check_bool(return_info, "return_info")
         hop = self.hopfield
         check_tensor(input, "input", ndim=3, finite=False,
                      layout=f"(B, L, {hop.input_size})" if hop.batch_first
@@ -91,7 +92,7 @@ class HopfieldLayer(nn.Module):
         stored = self.patterns.unsqueeze(0)  # (1, N, D), broadcast over the batch
         proj = stored if self.targets is None else self.targets.unsqueeze(0)
         out, info = hop._associate(stored, x, proj, None, None, return_info)  # (B, L, O)
-        check_result(out, {"input": x}, dict(self.named_parameters()), None)
+        check_result(out, {"input": x}, self, None)
         if not hop.batch_first:
             out = out.transpose(0, 1)
         return (out, info) if return_info else out

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor, shape_str
-from ._inputs import check_features, check_masks
+from ._inputs import check_bool, check_features, check_masks
 from .functional import check_result
 from .hopfield import _DEFAULTS, RENAMED, Hopfield, renamed_kwargs
 from .info import HopfieldInfo
@@ -88,6 +88,7 @@ class HopfieldPooling(nn.Module):
             ``info.weights`` is (B, H, quantity, N). B = 0 gives an empty (0, quantity *
             output_size) output; N = 0 with B > 0 is a ValueError.
         """
+        check_bool(return_info, "return_info")
         hop = self.hopfield
         check_tensor(input, "input", ndim=3, finite=False,
                      layout=f"(B, N, {hop.input_size})" if hop.batch_first
@@ -100,6 +101,6 @@ class HopfieldPooling(nn.Module):
         check_masks(mask, None, (x.shape[0], hop.num_heads, self.quantity, x.shape[1]))
         state = self.query.unsqueeze(0)  # (1, Q, D), broadcast over the batch
         out, info = hop._associate(x, state, x, mask, None, return_info)  # (B, Q, O)
-        check_result(out, {"input": x}, dict(self.named_parameters()), mask)
+        check_result(out, {"input": x}, self, mask)
         out = out.flatten(1)  # (B, Q * O)
         return (out, info) if return_info else out
