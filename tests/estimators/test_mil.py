@@ -15,8 +15,8 @@ from sklearn.metrics import roc_auc_score
 from hopfield.estimators import HopfieldMILClassifier
 from hopfield.estimators.mil import check_bags, pad_bags
 
-FAST = dict(hidden_size=16, num_heads=2, head_size=8, max_epochs=40, patience=40, batch_size=8,
-            lr=5e-3, dropout=0.0, bag_dropout=0.0)
+FAST = dict(embedding_size=16, num_heads=2, head_size=8, max_iter=40, n_iter_no_change=40,
+            batch_size=8, learning_rate=5e-3, dropout=0.0, bag_dropout=0.0)
 
 
 def make_bags(n_bags=64, d=4, seed=0, n_classes=2):
@@ -48,7 +48,8 @@ def test_learns_key_instance_task(fitted):
     assert roc_auc_score(y, clf.decision_function(bags)) > 0.95
     assert clf.score(bags, y) > 0.85
     assert clf.n_features_in_ == 4 and clf.classes_.tolist() == [0, 1]
-    assert 1 <= clf.best_epoch_ <= clf.n_epochs_ == len(clf.loss_curve_)
+    assert 1 <= clf.best_iteration_[0] <= clf.n_iter_ == len(clf.loss_curve_)
+    assert len(clf.validation_scores_) == clf.n_iter_
 
 
 def test_instance_weights_point_at_key_instance(fitted):
@@ -106,25 +107,25 @@ def test_multiclass_string_labels():
 def test_thread_setting_restored():
     bags, y, _ = make_bags(n_bags=10)
     before = torch.get_num_threads()
-    HopfieldMILClassifier(**{**FAST, "max_epochs": 1}, num_threads=1).fit(bags, y).predict(bags)
+    HopfieldMILClassifier(**{**FAST, "max_iter": 1}, num_threads=1).fit(bags, y).predict(bags)
     assert torch.get_num_threads() == before
 
 
 def test_determinism_clone_and_refit():
     bags, y, _ = make_bags()
     tb = make_bags(seed=2)[0]
-    a = HopfieldMILClassifier(**{**FAST, "max_epochs": 5}, random_state=3).fit(bags, y)
-    b = HopfieldMILClassifier(**{**FAST, "max_epochs": 5}, random_state=3).fit(bags, y)
+    a = HopfieldMILClassifier(**{**FAST, "max_iter": 5}, random_state=3).fit(bags, y)
+    b = HopfieldMILClassifier(**{**FAST, "max_iter": 5}, random_state=3).fit(bags, y)
     np.testing.assert_array_equal(a.predict_proba(tb), b.predict_proba(tb))
     c = clone(a)
     assert not hasattr(c, "module_") and c.get_params() == a.get_params()
     np.testing.assert_array_equal(c.fit(bags, y).predict_proba(tb), a.predict_proba(tb))
     a.fit(bags, y)                                          # refit gives the same model
     np.testing.assert_array_equal(a.predict_proba(tb), b.predict_proba(tb))
-    other = HopfieldMILClassifier(**{**FAST, "max_epochs": 5}, random_state=4).fit(bags, y)
+    other = HopfieldMILClassifier(**{**FAST, "max_iter": 5}, random_state=4).fit(bags, y)
     assert not np.array_equal(other.predict_proba(tb), a.predict_proba(tb))
     state = torch.random.get_rng_state()                    # fit does not touch the global RNG
-    HopfieldMILClassifier(**{**FAST, "max_epochs": 1}, random_state=0).fit(bags, y)
+    HopfieldMILClassifier(**{**FAST, "max_iter": 1}, random_state=0).fit(bags, y)
     assert torch.equal(state, torch.random.get_rng_state())
 
 
@@ -137,7 +138,7 @@ def test_sklearn_tags_declare_bags():
 def test_param_grid_uses_real_parameters():
     grid = HopfieldMILClassifier.param_grid()
     assert set(grid) <= set(HopfieldMILClassifier().get_params())
-    HopfieldMILClassifier(**{k: v[-1] for k, v in grid.items()})._check_params()
+    HopfieldMILClassifier(**{k: v[-1] for k, v in grid.items()})._resolve_params()
 
 
 def test_pickle_and_save_load_round_trip(fitted, tmp_path):
@@ -150,13 +151,15 @@ def test_pickle_and_save_load_round_trip(fitted, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(bags), ref)
     assert loaded.get_params() == clf.get_params()
     np.testing.assert_array_equal(loaded.instance_weights(bags[:4])[2], clf.instance_weights(bags[:4])[2])
-    clf.save(tmp_path / "model")                            # overwrite in place
+    with pytest.raises(ValueError, match="pass overwrite=True"):
+        clf.save(tmp_path / "model")
+    clf.save(tmp_path / "model", overwrite=True)            # replace in place
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_save_load_string_classes(tmp_path):
     bags, y, _ = make_bags(n_bags=20)
-    clf = HopfieldMILClassifier(**{**FAST, "max_epochs": 2}, random_state=0).fit(bags, np.array(["no", "yes"])[y])
+    clf = HopfieldMILClassifier(**{**FAST, "max_iter": 2}, random_state=0).fit(bags, np.array(["no", "yes"])[y])
     clf.save(tmp_path / "m")
     loaded = HopfieldMILClassifier.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict(bags), clf.predict(bags))
@@ -169,23 +172,29 @@ def test_load_errors(tmp_path, fitted):
     clf = fitted[0]
     clf.save(tmp_path / "m")
     (tmp_path / "m" / "weights.safetensors").write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="not a valid safetensors file"):
+    with pytest.raises(ValueError, match="does not match the checksum"):
         HopfieldMILClassifier.load(tmp_path / "m")
-    clf.save(tmp_path / "m")
+    clf.save(tmp_path / "m", overwrite=True)
     (tmp_path / "m" / "config.json").write_text("{broken")
     with pytest.raises(ValueError, match="not valid JSON"):
         HopfieldMILClassifier.load(tmp_path / "m")
     import json
-    clf.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="not empty and is not a saved model"):
+        clf.save(tmp_path / "m", overwrite=True)                # a broken config: not ours
+    (tmp_path / "m" / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"not a saved model \(it holds weights.safetensors\)"):
+        clf.save(tmp_path / "m", overwrite=True)
+    (tmp_path / "m" / "weights.safetensors").unlink()
+    clf.save(tmp_path / "m")                                    # empty folder: fine
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "class": "os.system"}))
     with pytest.raises(ValueError, match="is not part of hopfield"):
         HopfieldMILClassifier.load(tmp_path / "m")
     (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "params": {**cfg["params"],
-                                                                              "hidden_size": 7}}))
+                                                                              "embedding_size": 7}}))
     with pytest.raises(ValueError, match="do not match its config.json"):
         HopfieldMILClassifier.load(tmp_path / "m")
-    clf.save(tmp_path / "m")
+    clf.save(tmp_path / "m", overwrite=True)
     (tmp_path / "m" / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="missing config.json"):
         HopfieldMILClassifier.load(tmp_path / "m")
@@ -195,7 +204,7 @@ def test_load_errors(tmp_path, fitted):
 
 
 def test_bad_bags():
-    clf = HopfieldMILClassifier(**{**FAST, "max_epochs": 1})
+    clf = HopfieldMILClassifier(**{**FAST, "max_iter": 1})
     y = np.array([0, 1])
     with pytest.raises(ValueError, match=r"X\[1\] has 3 features, expected 4"):
         clf.fit([np.zeros((2, 4)), np.zeros((2, 3))], y)
@@ -219,8 +228,8 @@ def test_bad_bags():
 
 def test_bad_labels():
     bags, y, _ = make_bags(n_bags=10)
-    clf = HopfieldMILClassifier(**{**FAST, "max_epochs": 1})
-    with pytest.raises(ValueError, match=r"at least 2 classes, got only \[1\]"):
+    clf = HopfieldMILClassifier(**{**FAST, "max_iter": 1})
+    with pytest.raises(ValueError, match=r"at least 2 classes, got 1 class \(1\)"):
         clf.fit(bags, np.ones(10, dtype=int))
     with pytest.raises(ValueError, match="one label per bag"):
         clf.fit(bags, y[:5])
@@ -232,15 +241,19 @@ def test_predict_errors(fitted):
         HopfieldMILClassifier().predict(bags)
     with pytest.raises(ValueError, match=r"X\[0\] has 5 features, expected 4"):
         clf.predict([np.zeros((3, 5))])
-    with pytest.raises(ValueError, match=r"labels not seen during fit: \[7\]"):
+    with pytest.raises(ValueError, match=r"unseen labels \[7\]"):
         clf.score(bags[:3], [0, 1, 7])
 
 
 @pytest.mark.parametrize("name, value, expected", [
-    ("beta", -1.0, "a positive float or None"), ("num_heads", 0, "an int >= 1"),
-    ("dropout", 1.0, r"a float in \[0, 1\)"), ("lr", 0.0, "a positive float"),
-    ("hidden_size", 2.5, "an int >= 1"), ("validation_fraction", 1.5, r"a float in \[0, 1\)"),
-    ("num_threads", 0, "an int >= 1 or None"),
+    ("beta", -1.0, r"a float in the range \(0.0, inf\) or None"),
+    ("num_heads", 0, r"an int in the range \[1, inf\)"),
+    ("dropout", 1.0, r"a float in the range \[0.0, 1.0\)"),
+    ("learning_rate", 0.0, r"a float in the range \(0.0, inf\)"),
+    ("embedding_size", 2.5, r"an int in the range \[1, inf\)"),
+    ("validation_fraction", 1.5, r"a float in the range \[0.0, 1.0\)"),
+    ("num_threads", 0, r"an int in the range \[1, inf\) or None"),
+    ("n_members", 0, r"an int in the range \[1, inf\)"),
 ])
 def test_bad_parameters(name, value, expected):
     bags, y, _ = make_bags(n_bags=6)
@@ -251,4 +264,4 @@ def test_bad_parameters(name, value, expected):
 
 def test_check_bags_accepts_tensors():
     out = check_bags([torch.ones(2, 3), np.zeros((1, 3), dtype=np.int64)])
-    assert [b.dtype for b in out] == [np.float32, np.float32]
+    assert [b.dtype for b in out] == [np.float64, np.float64]   # float64 until standardised

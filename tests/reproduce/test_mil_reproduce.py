@@ -50,7 +50,7 @@ def test_baseline_poolings_ignore_padding_and_order(pooling):
     rng = np.random.RandomState(0)
     bags = [rng.randn(rng.randint(2, 6), 3) for _ in range(16)]
     y = np.arange(16) % 2
-    clf = MILNetClassifier(pooling=pooling, hidden_size=8, max_epochs=2, random_state=0).fit(bags, y)
+    clf = MILNetClassifier(pooling=pooling, embedding_size=8, max_iter=2, random_state=0).fit(bags, y)
     perm = [b[::-1] for b in bags]
     np.testing.assert_allclose(clf.decision_function(perm), clf.decision_function(bags), atol=1e-5)
     if pooling in ("attention", "gated"):
@@ -59,7 +59,7 @@ def test_baseline_poolings_ignore_padding_and_order(pooling):
     else:
         with pytest.raises(ValueError, match="no association weights"):
             clf.instance_weights(bags)
-    with pytest.raises(ValueError, match="'pooling' parameter of MILNetClassifier must be one of"):
+    with pytest.raises(ValueError, match="'pooling' parameter of MILNetClassifier must be a str among"):
         MILNetClassifier(pooling="sum").fit(bags, y)
 
 

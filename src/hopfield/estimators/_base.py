@@ -52,6 +52,7 @@ import os
 import warnings
 from numbers import Integral, Real
 from types import SimpleNamespace
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -169,7 +170,7 @@ def _threads(n):
 class HopfieldEstimator(BaseEstimator):
     """Base of the library's estimators (see the module docstring for the hooks)."""
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -184,9 +185,11 @@ class HopfieldEstimator(BaseEstimator):
     }
     #: old parameter name -> new name; the old name is an __init__ parameter defaulting to
     #: ``"deprecated"`` and, when set, overrides the new one in ``fit`` with a FutureWarning.
-    _deprecated_aliases: dict[str, str] = {}
+    _deprecated_aliases: ClassVar[dict[str, str]] = {}
     #: attributes written to config.json on save besides the common ones (name -> JSON value)
     _extra_fitted: tuple[str, ...] = ()
+    #: samples per forward pass when evaluating (validation loss, predict)
+    _eval_chunk = 1024
 
     # ------------------------------------------------------------------ hooks (subclasses)
     def _check_input(self, X, y=None, *, reset: bool, **input_kw):  # -> (data, n, y)
@@ -287,7 +290,7 @@ class HopfieldEstimator(BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, **input_kw):
         """Fit on ``X`` and targets ``y``; returns ``self``. See the class docstring."""
-        hp = self._resolve_params()
+        self._resolve_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         data, _, y = self._check_input(X, y, reset=True, **input_kw)
@@ -360,12 +363,12 @@ class HopfieldEstimator(BaseEstimator):
         self.module_ = net.eval()
 
     @torch.no_grad()
-    def _forward(self, net, data, n: int, chunk: int = 1024) -> torch.Tensor:
+    def _forward(self, net, data, n: int) -> torch.Tensor:
         """Network outputs for every sample, (M, n, K), in eval mode and chunks."""
         net.eval()
+        chunk = self._eval_chunk
         M = self._hp.n_members
-        outs = [net(*self._collate(data, np.broadcast_to(np.arange(s, min(s + chunk, n)),
-                                                         (M, min(chunk, n - s))),
+        outs = [net(*self._collate(data, np.tile(np.arange(s, min(s + chunk, n)), (M, 1)),
                                    train=False, generator=None))
                 for s in range(0, n, chunk)]
         return torch.cat(outs, dim=1)
@@ -409,7 +412,8 @@ class ClassifierTargetMixin:
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"y must contain at least 2 classes, got 1 class ({self.classes_[0]!r})")
+            raise ValueError(f"y must contain at least 2 classes, got 1 class "
+                             f"({self.classes_.tolist()[0]!r})")
         self._n_outputs = len(self.classes_)
         return y_enc.astype(np.int64)
 

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
+from typing import ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import ClassifierMixin
@@ -45,7 +45,7 @@ from torch import nn
 
 from ._base import DEPRECATED, ClassifierTargetMixin, HopfieldEstimator
 
-__all__ = ["HopfieldClassifier", "TUNING_GRID"]
+__all__ = ["TUNING_GRID", "HopfieldClassifier"]
 
 #: The documented tuning grid (used by ``hopfield reproduce uci``; 8 points).
 TUNING_GRID: dict[str, list] = {
@@ -98,7 +98,7 @@ class _HopfieldNet(nn.Module):
 class _HopfieldTabular(HopfieldEstimator):
     """Parameters, input handling and network shared by the tabular classifier and regressor."""
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         **HopfieldEstimator._parameter_constraints,
         "embedding_size": [Interval(Integral, 1, None, closed="left")],
         "num_heads": [Interval(Integral, 1, None, closed="left")],

@@ -37,8 +37,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
-from ..datasets.mil import load_mil
 from .._io import atomic_savefig, atomic_write_json, atomic_write_text
+from ..datasets.mil import load_mil
 from .report import markdown_table
 
 __all__ = ["METHODS", "PAPER", "PROTOCOLS", "make", "run"]
@@ -64,7 +64,7 @@ PROTOCOLS: dict[str, dict] = {
     "full": {"datasets": _SETS, "folds": 10, "repeats": 5, "inner_folds": 3, "n_iter": 8, "net": {}},
     "quick": {"datasets": _SETS, "folds": 5, "repeats": 1, "inner_folds": 0, "n_iter": 0, "net": {}},
     "smoke": {"datasets": ("musk1",), "folds": 2, "repeats": 1, "inner_folds": 0, "n_iter": 0,
-              "net": {"max_epochs": 3, "patience": 2}, "stats": {"n_estimators": 20}},
+              "net": {"max_iter": 3, "n_iter_no_change": 2}, "stats": {"n_estimators": 20}},
 }
 
 

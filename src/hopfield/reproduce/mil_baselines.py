@@ -13,16 +13,21 @@ Shape legend: B bags, N instances (padded), E embedding size, A attention size.
 
 from __future__ import annotations
 
+from numbers import Integral
+from typing import ClassVar
+
 import numpy as np
 import torch
-import torch.nn as nn
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from torch import nn
 
+from ..estimators._base import DEPRECATED
 from ..estimators.mil import BaseMILClassifier, check_bags
 
 __all__ = ["BagStatsClassifier", "MILNetClassifier", "bag_statistics"]
@@ -70,36 +75,46 @@ class MILNetClassifier(BaseMILClassifier):
     Hopfield ones), plus ``attention_size`` for the attention poolings.
     """
 
-    def __init__(self, pooling="attention", attention_size=64, hidden_size=128, n_layers=2, dropout=0.1,
-                 bag_dropout=0.1, lr=1e-3, lr_decay=0.98, weight_decay=1e-3, max_epochs=100,
-                 batch_size=8, patience=15, validation_fraction=0.15, random_state=None, device=None,
-                 num_threads=1):
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseMILClassifier._parameter_constraints,
+        "pooling": [StrOptions(set(POOLINGS))],
+        "attention_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, pooling="attention", attention_size=64, embedding_size=128, n_layers=2,
+                 dropout=0.1, bag_dropout=0.1, *, learning_rate=1e-3, learning_rate_decay=0.98,
+                 weight_decay=1e-3, max_iter=100, batch_size=8, tol=1e-4, n_iter_no_change=15,
+                 early_stopping=True, validation_fraction=0.15, n_members=1, random_state=None,
+                 device="cpu", num_threads=1, hidden_size=DEPRECATED, lr=DEPRECATED,
+                 lr_decay=DEPRECATED, max_epochs=DEPRECATED, patience=DEPRECATED):
         self.pooling = pooling
         self.attention_size = attention_size
-        self.hidden_size = hidden_size
+        self.embedding_size = embedding_size
         self.n_layers = n_layers
         self.dropout = dropout
         self.bag_dropout = bag_dropout
-        self.lr = lr
-        self.lr_decay = lr_decay
+        self.learning_rate = learning_rate
+        self.learning_rate_decay = learning_rate_decay
         self.weight_decay = weight_decay
-        self.max_epochs = max_epochs
+        self.max_iter = max_iter
         self.batch_size = batch_size
-        self.patience = patience
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.n_members = n_members
         self.random_state = random_state
         self.device = device
         self.num_threads = num_threads
+        self.hidden_size = hidden_size
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.max_epochs = max_epochs
+        self.patience = patience
 
     @property
     def _pool_name(self):
         return self.pooling
-
-    def _check_params(self):
-        super()._check_params()
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"The 'pooling' parameter of MILNetClassifier must be one of "
-                             f"{list(POOLINGS)}. Got {self.pooling!r} instead.")
 
     def _build_pooling(self, size):
         if self.pooling in ("attention", "gated"):
@@ -109,7 +124,7 @@ class MILNetClassifier(BaseMILClassifier):
     @staticmethod
     def param_grid() -> dict[str, list]:
         """Tuning grid of the same size as the Hopfield one (``hopfield reproduce mil --full``)."""
-        return {"lr": [1e-3, 3e-4], "hidden_size": [64, 128, 256], "n_layers": [1, 2],
+        return {"learning_rate": [1e-3, 3e-4], "embedding_size": [64, 128, 256], "n_layers": [1, 2],
                 "attention_size": [32, 128], "dropout": [0.0, 0.1, 0.5], "bag_dropout": [0.0, 0.1, 0.5],
                 "weight_decay": [1e-4, 1e-3, 1e-2]}
 

@@ -1,0 +1,91 @@
+"""Ensembles as one module: M copies of an ordinary ``nn.Module`` with stacked parameters.
+
+Shape legend: M members; every forward argument carries the member dimension first.
+
+:class:`StackedEnsemble` takes M independently initialised copies of a module (for example an
+MIL network built from ``hopfield.HopfieldPooling``), stacks their parameters and buffers with
+``torch.func.stack_module_state`` (each parameter gets a leading M dimension, so the estimators'
+training loop can keep each member's best epoch by indexing), and evaluates member m with
+``torch.func.functional_call`` on its slice. ``forward`` maps over the members with ``torch.vmap``
+(``randomness="different"``: own dropout per member) when the module supports it, else with a
+Python loop over the same stacked parameters (``vectorize="auto"`` tries vmap once and remembers).
+Outputs are stacked to (M, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+__all__ = ["StackedEnsemble"]
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class StackedEnsemble(nn.Module):
+    """M members of one architecture as a single module with (M, ...) parameters.
+
+    Args:
+        members: M modules of identical structure (their current weights become the members').
+        vectorize: ``True`` = always ``torch.vmap``, ``False`` = loop over members, ``"auto"`` =
+            vmap, falling back to the loop if the module cannot run under vmap.
+    """
+
+    def __init__(self, members: Sequence[nn.Module], *, vectorize: bool | str = "auto"):
+        super().__init__()
+        members = list(members)
+        if not members:
+            raise ValueError("members must hold at least one module, got 0")
+        if vectorize not in (True, False, "auto"):
+            raise ValueError(f"vectorize must be True, False or 'auto', got {vectorize!r}")
+        params, buffers = stack_module_state(members)
+        self._pnames, self._bnames = list(params), list(buffers)
+        for k, v in params.items():
+            self.register_parameter(_key(k), nn.Parameter(v.detach()))
+        for k, v in buffers.items():
+            self.register_buffer(_key(k), v)
+        object.__setattr__(self, "_base", copy.deepcopy(members[0]))  # structure only, not a child
+        self.n_members = len(members)
+        self.vectorize = vectorize
+
+    def train(self, mode: bool = True) -> StackedEnsemble:
+        super().train(mode)
+        self._base.train(mode)
+        return self
+
+    def _state(self) -> tuple[dict, dict]:
+        return ({k: getattr(self, _key(k)) for k in self._pnames},
+                {k: getattr(self, _key(k)) for k in self._bnames})
+
+    def member(self, m: int) -> nn.Module:
+        """Member ``m`` as an ordinary module (a copy with its weights)."""
+        mod = copy.deepcopy(self._base)
+        p, b = self._state()
+        mod.load_state_dict({k: v[m].detach() for k, v in {**p, **b}.items()})
+        return mod.to(next(iter(p.values())).device)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        """Every argument (M, ...) -> stacked member outputs (M, ...)."""
+        params, buffers = self._state()
+        base = self._base
+
+        def one(p, b, *a):
+            return functional_call(base, (p, b), a)
+
+        if self.vectorize in (True, "auto"):
+            try:
+                return vmap(one, randomness="different")(params, buffers, *args)
+            except RuntimeError:
+                if self.vectorize is True:
+                    raise
+                self.vectorize = False      # this module cannot run under vmap: loop from now on
+        return torch.stack([
+            one({k: v[m] for k, v in params.items()}, {k: v[m] for k, v in buffers.items()},
+                *(a[m] for a in args))
+            for m in range(self.n_members)])
