@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +115,55 @@ def test_largest_n_patterns_is_accepted_by_the_cli(tmp_path):
 
     grey, labels = load_patterns(1748, np.random.default_rng(0))
     assert grey.shape == (1748, 64) and np.bincount(labels).min() == 174
+
+
+# ------------------------------------------------------------------ docs quote the command (item 16)
+
+MEMORIES_DOC = Path(__file__).resolve().parents[2] / "docs" / "memories.md"
+DOC_COMMAND = "Output of `hopfield demo --out ./hopfield-demo` (seed 0, 20 images"
+
+
+def _doc_table() -> list[str]:
+    text = MEMORIES_DOC.read_text(encoding="utf-8")
+    assert DOC_COMMAND in text, "docs/memories.md no longer quotes the default demo run"
+    after = text[text.index(DOC_COMMAND):].splitlines()
+    start = next(i for i, line in enumerate(after) if line.startswith("|"))
+    table = []
+    for line in after[start:]:
+        if not line.startswith("|"):
+            break
+        table.append(line.strip())
+    return table
+
+
+def test_docs_memories_table_is_the_output_of_the_command(tmp_path, capsys):
+    # the command the doc shows, on its default settings (seed 0, 20 images): ~3 s CPU
+    assert main(["demo", "--out", str(tmp_path / "hopfield-demo")]) == 0
+    printed = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert _doc_table() == printed, "docs/memories.md's demo table differs from `hopfield demo`"
+
+
+def test_docs_memories_100_image_sentence_is_the_output_of_the_command(tmp_path):
+    assert main(["demo", "--out", str(tmp_path), "--n-patterns", "100"]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    acc = {(r["method"], r["corruption"]): (100 * r["nearest"], 100 * r["exact"]) for r in rows}
+
+    def nearest(method):
+        return [round(acc[method, c][0], 1) for c in CORRUPTIONS]
+
+    def exact(method):
+        return [round(acc[method, c][1], 1) for c in CORRUPTIONS]
+
+    text = " ".join(MEMORIES_DOC.read_text(encoding="utf-8").split())
+    assert "With `--n-patterns 100` (same command" in text
+    assert nearest("classical hebbian") == exact("classical hebbian") == [0.0] * 3
+    assert "classical Hebbian 0 / 0 on every corruption" in text
+    assert max(nearest("classical storkey")) == 4.6 and exact("classical storkey") == [0.0] * 3
+    assert "Storkey ≤ 4.6 / 0" in text
+    poly = nearest("dense polynomial n=3") + nearest("dense polynomial n=4")
+    assert max(poly) <= 1.0 and exact("dense polynomial n=3") + exact("dense polynomial n=4") == [0.0] * 6
+    assert "dense polynomial n=3/4 ≤ 1 / 0" in text
+    assert "dense exponential " + " / ".join(f"{v:.0f}" for v in nearest("dense exponential")) in text
+    assert "modern β = 2: " + " / ".join(f"{v:g}" for v in nearest("modern beta=2")) in text
+    low = [v for b in ("0.03", "0.1", "0.15", "0.2") for v in nearest(f"modern beta={b}")]
+    assert max(low) <= 2.0 and "modern β ≤ 0.2: ≤ 2" in text
