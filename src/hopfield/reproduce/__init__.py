@@ -37,6 +37,8 @@ PARTS: dict[str, Part] = {
     "mil": Part("hopfield.reproduce.mil", "MIL sets Elephant/Fox/Tiger/UCSB: Hopfield pooling vs 6 baselines."),
     "uci": Part("hopfield.reproduce.uci", "21 UCI tabular sets: HopfieldClassifier vs 9 baselines, ranks."),
     "ood": Part("hopfield.reproduce.ood", "OOD digits/letters/text: Hopfield energy vs 7 baselines."),
+    "cloob": Part("hopfield.reproduce.cloob", "CLOOB vs InfoNCE/InfoLOOB/+Hopfield: stdlib docs<->names."),
+    "deeprc": Part("hopfield.reproduce.deeprc", "Simulated immune repertoires: DeepRC vs k-mer LR/SVM, oracle."),
 }
 
 # What ``hopfield reproduce`` runs when no part is given (keep ``--quick`` within ~15 min).
