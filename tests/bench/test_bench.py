@@ -118,7 +118,7 @@ def test_steps_really_run_three_updates():
 def test_materialised_peer_matches_reference(batch_first, n_steps):
     torch.manual_seed(1)
     mha = nn.MultiheadAttention(8, 2, batch_first=batch_first).double()
-    peer = MaterializedAttention(8, 2, update_steps_max=n_steps, update_steps_eps=1e-30).double()
+    peer = MaterializedAttention(8, 2, max_steps=n_steps, tol=1e-30).double()
     with torch.no_grad():
         peer.in_proj.weight.copy_(mha.in_proj_weight)
         peer.in_proj.bias.copy_(mha.in_proj_bias)
@@ -188,3 +188,16 @@ def test_unknown_suite_raises():
     with pytest.raises(ValueError, match="suite must be one of"):
         load_suite("nosuch")
     assert streaming.cases(True)[0].sample_anon
+
+
+def test_materialized_attention_old_argument_names_warn():
+    from hopfield.bench.peers import MaterializedAttention
+
+    with pytest.warns(FutureWarning, match="is deprecated, use") as record:
+        peer = MaterializedAttention(8, 2, update_steps_max=2, update_steps_eps=1e-3)
+    assert sorted(str(w.message) for w in record) == [
+        "MaterializedAttention: update_steps_eps is deprecated, use tol",
+        "MaterializedAttention: update_steps_max is deprecated, use max_steps"]
+    assert (peer.max_steps, peer.tol) == (2, 1e-3)
+    with pytest.raises(TypeError, match="unexpected keyword arguments"):
+        MaterializedAttention(8, 2, steps=2)

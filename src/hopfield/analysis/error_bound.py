@@ -39,7 +39,7 @@ def theorem5_bound(patterns: torch.Tensor, beta: float, dist: torch.Tensor) -> t
     """Right side of Theorem 5 per pattern, dist_i = max{‖ξ−x_i‖, ‖x_i*−x_i‖}: (N,) → (N,)."""
     n = patterns.shape[0]
     m = patterns.norm(dim=-1).max()
-    delta = HF.separation(patterns)  # (N,)
+    delta = HF.separation_margin(patterns)  # (N,)
     return 2.0 * (n - 1) * m * torch.exp(-beta * (delta - 2.0 * m * dist))
 
 

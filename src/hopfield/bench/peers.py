@@ -13,6 +13,8 @@ Shape legend: B batch, L state patterns, N stored patterns, D embedding, H heads
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,21 +34,34 @@ class MaterializedAttention(nn.Module):
     Args:
         embed_dim: D, split over ``num_heads`` heads.
         num_heads: H.
-        update_steps_max: extra update steps ξ ← softmax(β ξ Kᵀ) K before the final association
+        max_steps: extra update steps ξ ← softmax(β ξ Kᵀ) K before the final association
             with the values (0 = one step, the attention case).
-        update_steps_eps: a head stops updating once ‖ξ_new − ξ_old‖ < eps.
+        tol: a head stops updating once ‖ξ_new − ξ_old‖ < tol.
+
+    The old names ``update_steps_max`` / ``update_steps_eps`` are accepted with a
+    ``FutureWarning`` for one release.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, update_steps_max: int = 0,
-                 update_steps_eps: float = 1e-4) -> None:
+    def __init__(self, embed_dim: int, num_heads: int, max_steps: int = 0, tol: float = 1e-4,
+                 **deprecated: Any) -> None:
         super().__init__()
+        for old, new in (("update_steps_max", "max_steps"), ("update_steps_eps", "tol")):
+            if old in deprecated:
+                warnings.warn(f"MaterializedAttention: {old} is deprecated, use {new}",
+                              FutureWarning, stacklevel=2)
+                if new == "max_steps":
+                    max_steps = deprecated.pop(old)
+                else:
+                    tol = deprecated.pop(old)
+        if deprecated:
+            raise TypeError(f"MaterializedAttention got unexpected keyword arguments {sorted(deprecated)}")
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim must be divisible by num_heads ({num_heads}), got "
                              f"{embed_dim}")
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
-        self.update_steps_max = update_steps_max
-        self.update_steps_eps = update_steps_eps
+        self.max_steps = max_steps
+        self.tol = tol
         self.in_proj = nn.Linear(embed_dim, 3 * embed_dim)
         self.out_proj = nn.Linear(embed_dim, embed_dim)
 
@@ -62,14 +77,14 @@ class MaterializedAttention(nn.Module):
         v = v.contiguous().view(-1, batch * h, dh).transpose(0, 1)  # (B·H, N, Dh)
         xi = q
         active = torch.ones(batch * h, 1, 1, dtype=torch.bool, device=x.device)
-        for step in range(self.update_steps_max + 1):
+        for step in range(self.max_steps + 1):
             weights = F.softmax(torch.bmm(xi * beta, k.transpose(1, 2)), dim=-1)  # (B·H, L, N)
-            if step == self.update_steps_max:
+            if step == self.max_steps:
                 break
             xi_new = torch.bmm(weights, k)  # (B·H, L, Dh)
             delta = (xi_new - xi).norm(dim=(1, 2), keepdim=True)  # (B·H, 1, 1)
             xi = torch.where(active, xi_new, xi)
-            active = active & (delta >= self.update_steps_eps)
+            active = active & (delta >= self.tol)
             if not bool(active.any()):
                 weights = F.softmax(torch.bmm(xi * beta, k.transpose(1, 2)), dim=-1)
                 break

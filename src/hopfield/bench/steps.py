@@ -1,6 +1,6 @@
 """Suite ``steps``: cost of multi-step updates, forward + backward.
 
-``hopfield.Hopfield(update_steps_max=3)`` vs the same layer with one update (target ≤ 4× time:
+``hopfield.Hopfield(max_steps=3)`` vs the same layer with one update (target ≤ 4× time:
 three extra head-space updates ξ ← softmax(β ξ Kᵀ) K plus the final association should cost about
 4 fused attention calls). The convergence tolerance is set to 1e-12 so that all three steps really
 run (the steps taken are reported). The materialised peer (hflayers-style) is shown with 1 and 3
@@ -35,7 +35,7 @@ def cases(quick: bool) -> list[Case]:
 
 
 def _hopfield(cfg: dict[str, Any], steps: int) -> nn.Module:
-    return build_hopfield(cfg["D"], cfg["H"], update_steps_max=steps, update_steps_eps=EPS)
+    return build_hopfield(cfg["D"], cfg["H"], max_steps=steps, tol=EPS)
 
 
 def _steps_taken(model: nn.Module, x: torch.Tensor) -> Any:
@@ -53,7 +53,7 @@ def _steps_taken(model: nn.Module, x: torch.Tensor) -> Any:
 
 def setup(cfg: dict[str, Any], peer: str) -> Bench:
     kind, steps = peer.rsplit("_", 1)
-    n_extra = 0 if steps == "1" else int(steps)  # update_steps_max: extra head-space updates
+    n_extra = 0 if steps == "1" else int(steps)  # max_steps: extra head-space updates
     x = torch.randn(cfg["B"], cfg["L"], cfg["D"], requires_grad=True)
     info: dict[str, Any] = {}
     if kind == "hopfield":
