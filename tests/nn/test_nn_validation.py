@@ -92,5 +92,5 @@ def test_mask_errors():
     # valid 4-D masks: per batch and per head
     am = torch.zeros(2, 2, 3, 3, dtype=torch.bool)
     am[1, 0, :, 0] = True
-    out, info = layer(X, association_mask=am, return_info=True)
+    _, info = layer(X, association_mask=am, return_info=True)
     assert bool((info.weights[1, 0, :, 0] == 0).all()) and bool((info.weights[0] > 0).all())
