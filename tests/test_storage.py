@@ -190,8 +190,19 @@ def test_append_rejects_bad_input_without_writing(tmp_path):
     with pytest.raises(TypeError, match="patterns must be a numpy array or a torch tensor"):
         s.append([[1.0, 2.0, 3.0, 4.0]])
     with pytest.raises(TypeError, match="patterns must be real numbers"):
-        s.append(torch.ones(2, 4, dtype=torch.bool))
+        s.append(torch.ones(2, 4, dtype=torch.complex64))
+    with pytest.raises(TypeError, match="patterns must be a dense tensor with data"):
+        s.append(torch.ones(2, 4, device="meta"))
+    with pytest.raises(TypeError, match="patterns must be a dense tensor with data"):
+        s.append(torch.ones(2, 4).to_sparse())
+    with pytest.raises(TypeError, match="got a masked array"):
+        s.append(np.ma.masked_array(np.ones((1, 4)), mask=[[1, 0, 0, 0]]))
+    with pytest.raises(TypeError, match="patterns must be a numeric array, got dtype datetime64"):
+        s.append(np.ones((1, 4), "datetime64[s]"))
     assert len(s) == 5 and (tmp_path / "s" / DATA_FILE).stat().st_size == 5 * 16
+    # bool rows are 0/1 whether numpy or torch (as ModernHopfield.store takes them)
+    s.append(torch.tensor([[True, False, True, False]])).append(np.array([[False, True] * 2]))
+    assert s[5:].tolist() == [[1, 0, 1, 0], [0, 1, 0, 1]]
 
 
 def test_argument_errors(tmp_path):
@@ -594,6 +605,11 @@ def test_index_and_argument_errors_are_clear(tmp_path):
     with pytest.raises(TypeError, match="slice bounds must be ints or None"):
         s["a":]
     assert s[[1, 2]].shape == (2, 4) and s[torch.tensor(3)].shape == (4,)
+    assert s[[]].shape == (0, 4) and s[np.array([[0, 1]])].shape == (1, 2, 4)
+    with pytest.raises(TypeError, match="index must be a dense tensor with data"):
+        s[torch.tensor([1], device="meta")]
+    with pytest.raises(IndexError, match="out of range"):
+        s[2**70]
     with pytest.raises(ValueError, match="start must be >= 0, got -5"):
         s.iter_chunks(start=-5)
     with pytest.raises(ValueError, match="stop must be >= 0, got -1"):

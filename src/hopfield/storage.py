@@ -451,11 +451,16 @@ class PatternStore:
                 return torch.from_numpy(self._read_rows(start, max(start, stop)))
             index = np.arange(start, stop, step)
         if isinstance(index, torch.Tensor):
+            if index.layout != torch.strided or index.is_meta:
+                raise TypeError(f"index must be a dense tensor with data, got layout "
+                                f"{index.layout} on device {index.device}")
             index = index.detach().cpu().numpy()
         try:
             idx = np.asarray(index)
         except (TypeError, ValueError, OverflowError):
             idx = np.asarray(None)
+        if idx.size == 0 and isinstance(index, (list, range)):  # st[[]]: no rows, as in numpy
+            idx = idx.astype(np.int64)
         if idx.dtype.kind not in "iu":
             what = (f"dtype {idx.dtype}" if idx.dtype.kind != "O" and index is not None
                     else "an unsupported value")
@@ -533,16 +538,22 @@ class PatternStore:
         self._meta = meta
 
     def _as_rows(self, patterns: Any) -> np.ndarray:
-        if isinstance(patterns, torch.Tensor):
-            if patterns.dtype == torch.bool or patterns.is_complex():
+        if isinstance(patterns, torch.Tensor):  # bool is accepted as 0/1, as for numpy arrays
+            if patterns.is_complex():
                 raise TypeError(f"patterns must be real numbers, got dtype {patterns.dtype}")
+            if patterns.layout != torch.strided or patterns.is_meta:
+                raise TypeError(f"patterns must be a dense tensor with data, got layout "
+                                f"{patterns.layout} on device {patterns.device}")
             patterns = patterns.detach().cpu()
             if patterns.dtype == torch.bfloat16:
                 patterns = patterns.float()
-            patterns = patterns.numpy()
+            patterns = patterns.resolve_conj().resolve_neg().numpy()
         if not isinstance(patterns, np.ndarray):
             raise TypeError(f"patterns must be a numpy array or a torch tensor, got "
                             f"{type(patterns).__name__}")
+        if isinstance(patterns, np.ma.MaskedArray):  # the masked entries' data would be stored
+            raise TypeError("patterns must be a plain numpy array, got a masked array; fill the "
+                            "masked entries first (patterns.filled(value))")
         if patterns.dtype.kind not in "biuf":
             raise TypeError(f"patterns must be a numeric array, got dtype {patterns.dtype}")
         if patterns.ndim == 1:
