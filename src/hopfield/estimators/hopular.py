@@ -63,7 +63,7 @@ from torch import nn
 
 from ..nn import Hopfield
 from ..streaming import SoftmaxPartial
-from ._base import ClassifierTargetMixin, HopfieldEstimator, RegressorTargetMixin
+from ._base import ClassifierTargetMixin, HopfieldEstimator, RegressorTargetMixin, Standardizer
 from ._hopular_data import TabularEncoder, _is_frame
 
 __all__ = ["HopularClassifier", "HopularNet", "HopularRegressor"]
@@ -361,6 +361,13 @@ class _HopularBase(HopfieldEstimator):
             enc.fit(X)
             self.encoder_config_ = enc.to_config()
             self._encoder = enc
+            # the base's saved-model format carries one (mean, scale) per column: numeric
+            # columns' standardisation, (0, 1) for categorical ones (their codes live in
+            # encoder_config_)
+            mean, scale = np.zeros(enc.n_features), np.ones(enc.n_features)
+            is_num = ~np.asarray(enc.is_categorical, bool)
+            mean[is_num], scale[is_num] = enc.mean, enc.scale
+            self.scaler_ = Standardizer(mean, scale)
         return self._get_encoder().transform(X), n, y
 
     def _get_encoder(self) -> TabularEncoder:
@@ -402,7 +409,7 @@ class _HopularBase(HopfieldEstimator):
         pred_num, logits = out  # (B, Fn), (B, Fc, Kmax)
         t, n_num = net.target, net.n_num
         m_num = masked[:, :n_num] & ~absent  # (B, Fn) masked and present
-        cards = torch.as_tensor(net.cards, device=cat.device)
+        cards = torch.as_tensor(net.cards, dtype=torch.long, device=cat.device)
         m_cat = masked[:, n_num:] & (cat < cards)  # missing codes carry no label
         se = (pred_num - num) ** 2  # (B, Fn)
         kmax = logits.shape[-1]
@@ -448,7 +455,7 @@ class _HopularBase(HopfieldEstimator):
                              weight_decay=hp.weight_decay), k=5, alpha=0.8)
         F_ = net.n_num + len(net.cards)
         target_tok = net.target % F_
-        cards = torch.as_tensor(net.cards, device=dev)
+        cards = torch.as_tensor(net.cards, dtype=torch.long, device=dev)
         gen = torch.Generator().manual_seed(seed)
         anneal = max(1, min(hp.anneal_iter, hp.max_iter))
         best, best_state, bad = math.inf, None, 0
