@@ -59,7 +59,6 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
@@ -146,7 +145,8 @@ class Standardizer:
             col = int(np.flatnonzero(bad.any(axis=tuple(range(Z.ndim - 1))))[0])
             name = f"{names[col]!r}" if names is not None else f"{col}"
             raise ValueError(
-                f"{what} column {name} holds a value ({np.asarray(A)[..., col][bad[..., col]][0]!r})"
+                f"{what} column {name} holds a value "
+                f"({float(np.asarray(A, dtype=np.float64)[..., col][bad[..., col]][0])!r})"
                 f" that is {float(np.abs(Z[..., col][bad[..., col]][0])):.3g} training standard "
                 f"deviations from the training mean; values this far out overflow float32 and "
                 f"would give NaN predictions. Rescale or clip that column.")
@@ -264,27 +264,40 @@ class HopfieldEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def _validation_split(self, y_enc, n: int, rng: np.random.RandomState):
-        """holdout (M, n) bool, True = in member m's validation part (stratified if classifier)."""
+        """holdout (M, n) bool, True = in member m's validation part.
+
+        Classifiers: stratified — every class with >= 2 samples gives round(fraction * count)
+        samples, at least 1 and at most count - 1 (a class with one sample stays in training).
+        Regressors: round(fraction * n) random samples. A split that cannot be made (no class with
+        two samples; fewer than 1 validation or training sample) raises a ValueError, as
+        scikit-learn's early stopping does.
+        """
         hp = self._hp
-        M = hp.n_members
+        M, frac = hp.n_members, hp.validation_fraction
         holdout = np.zeros((M, n), dtype=bool)
-        if not hp.early_stopping or hp.validation_fraction == 0:
+        if not hp.early_stopping or frac == 0:
             return holdout
-        strat = y_enc if self._stratify else None
-        idx = np.arange(n)
+        if self._stratify:
+            groups = [np.flatnonzero(y_enc == c) for c in np.unique(y_enc)]
+            groups = [g for g in groups if len(g) >= 2]
+            if not groups:
+                raise ValueError(f"validation_fraction={frac}: no class has 2 samples, so no "
+                                 f"stratified validation split for early stopping can be made; "
+                                 f"use early_stopping=False or more data")
+        else:
+            n_val = int(round(frac * n))
+            if n_val < 1 or n_val >= n:
+                raise ValueError(f"validation_fraction={frac} of {n} samples gives {n_val} "
+                                 f"validation samples; early stopping needs at least 1 validation "
+                                 f"and 1 training sample. Use a larger validation_fraction, more "
+                                 f"data, or early_stopping=False")
         for m in range(M):
-            try:
-                _, va = train_test_split(idx, test_size=hp.validation_fraction, stratify=strat,
-                                         random_state=rng.randint(2**31 - 1))
-            except ValueError as err:
-                raise ValueError(
-                    f"validation_fraction={hp.validation_fraction} cannot make a validation split "
-                    f"of {n} training samples for early stopping ({err}). Use a larger "
-                    f"validation_fraction, more data, or early_stopping=False.") from None
-            if len(va) == n:
-                raise ValueError(f"validation_fraction={hp.validation_fraction} leaves no "
-                                 f"training samples out of {n}")
-            holdout[m, va] = True
+            if self._stratify:
+                for g in groups:
+                    g = rng.permutation(g)
+                    holdout[m, g[:max(1, min(int(round(frac * len(g))), len(g) - 1))]] = True
+            else:
+                holdout[m, rng.permutation(n)[:n_val]] = True
         return holdout
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -458,9 +471,13 @@ class RegressorTargetMixin:
 
     def _encode_y(self, y) -> np.ndarray:
         y = np.asarray(y)
-        if y.dtype.kind not in "biuf":
-            raise ValueError(f"y must be numeric for {type(self).__name__}, got dtype {y.dtype}")
-        y = y.astype(np.float64)
+        try:
+            if y.dtype.kind not in "biufO":
+                raise TypeError
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"Unknown label type: y must be numeric for {type(self).__name__}, "
+                             f"got dtype {y.dtype}") from None
         if y.ndim != 1:
             raise ValueError(f"y must be 1-D (one target per sample), got shape {y.shape}")
         if not np.isfinite(y).all():

@@ -6,9 +6,9 @@ Shape legend: M members; every forward argument carries the member dimension fir
 MIL network built from ``hopfield.HopfieldPooling``), stacks their parameters and buffers with
 ``torch.func.stack_module_state`` (each parameter gets a leading M dimension, so the estimators'
 training loop can keep each member's best epoch by indexing), and evaluates member m with
-``torch.func.functional_call`` on its slice. ``forward`` maps over the members with ``torch.vmap``
-(``randomness="different"``: own dropout per member) when the module supports it, else with a
-Python loop over the same stacked parameters (``vectorize="auto"`` tries vmap once and remembers).
+``torch.func.functional_call`` on its slice. ``forward`` maps over the members with a Python loop
+over the stacked parameters (default) or with ``torch.vmap`` (``vectorize=True``;
+``randomness="different"``: own dropout per member; ``"auto"`` tries vmap once and remembers).
 Outputs are stacked to (M, ...).
 """
 
@@ -33,11 +33,14 @@ class StackedEnsemble(nn.Module):
 
     Args:
         members: M modules of identical structure (their current weights become the members').
-        vectorize: ``True`` = always ``torch.vmap``, ``False`` = loop over members, ``"auto"`` =
-            vmap, falling back to the loop if the module cannot run under vmap.
+        vectorize: ``True`` = always ``torch.vmap``, ``False`` (default) = loop over members,
+            ``"auto"`` = vmap, falling back to the loop if the module cannot run under vmap.
+            The loop is the default because it measured faster on CPU for the MIL network
+            (torch has no vmap batching rule for CPU flash attention and falls back to a slow
+            per-sample loop; numbers in ``docs/reproduce.md``).
     """
 
-    def __init__(self, members: Sequence[nn.Module], *, vectorize: bool | str = "auto"):
+    def __init__(self, members: Sequence[nn.Module], *, vectorize: bool | str = False):
         super().__init__()
         members = list(members)
         if not members:
