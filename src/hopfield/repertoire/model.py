@@ -329,6 +329,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """(n,) predicted labels from ``classes_``."""
+        check_is_fitted(self, "module_")
         return self.classes_[self.predict_proba(X).argmax(1)]
 
     def sequence_weights(self, X, *, average_heads: bool = True) -> list[np.ndarray]:
