@@ -39,6 +39,7 @@ PARTS: dict[str, Part] = {
     "ood": Part("hopfield.reproduce.ood", "OOD digits/letters/text: Hopfield energy vs 7 baselines."),
     "cloob": Part("hopfield.reproduce.cloob", "CLOOB vs InfoNCE/InfoLOOB/+Hopfield: stdlib docs<->names."),
     "deeprc": Part("hopfield.reproduce.deeprc", "Simulated immune repertoires: DeepRC vs k-mer LR/SVM, oracle."),
+    "tabular": Part("hopfield.reproduce.tabular", "Hopular vs tuned GBDTs/RF/SVM: 21 UCI + 8 mid-size sets."),
 }
 
 # What ``hopfield reproduce`` runs when no part is given (keep ``--quick`` within ~15 min).
