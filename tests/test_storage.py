@@ -250,6 +250,48 @@ def test_reader_keeps_its_snapshot_while_writer_appends(tmp_path):
     assert len(PatternStore.open(tmp_path / "s")) == 10
 
 
+def test_reader_keeps_its_rows_when_the_store_is_replaced(tmp_path):
+    """create(overwrite=True) puts a new data.bin in place; an open reader keeps reading the
+    file it opened (never rows of the new store under its old row count)"""
+    path = tmp_path / "s"
+    PatternStore.create(path, dim=4).append(_rows(50, 4)).close()
+    r = PatternStore.open(path)
+    w = PatternStore.create(path, dim=4, overwrite=True)
+    w.append(_rows(60, 4, seed=9))
+    assert torch.equal(r[:], torch.from_numpy(_rows(50, 4)))
+    assert torch.equal(torch.cat([c for _, c in r.iter_chunks(7)]), torch.from_numpy(_rows(50, 4)))
+    assert torch.equal(r[np.array([49, 0])], torch.from_numpy(_rows(50, 4)[[49, 0]]))
+    r.verify()
+    assert torch.equal(PatternStore.open(path)[:], torch.from_numpy(_rows(60, 4, seed=9)))
+    r.close()
+    w.close()
+
+
+def test_threads_read_one_handle_at_once(tmp_path):
+    """Reads have no shared file position (os.preadv): a prefetch thread, the main thread and
+    forked DataLoader-style workers can read through one handle."""
+    import threading
+
+    x = _rows(3000, 8)
+    PatternStore.create(tmp_path / "s", dim=8).append(x).close()
+    r = PatternStore.open(tmp_path / "s")
+    errors = []
+
+    def reader(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(200):
+            a = int(rng.integers(0, 2990))
+            if not np.array_equal(r[a:a + 10].numpy(), x[a:a + 10]):
+                errors.append(a)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 @pytest.mark.parametrize("dtype,expected", [(np.float16, torch.float16),
                                             (np.dtype("float64"), torch.float64),
                                             (torch.float32, torch.float32),

@@ -35,7 +35,9 @@ returns are finite, so a NaN/inf that reached ``data.bin`` behind the library's 
 from __future__ import annotations
 
 import json
+import mmap
 import os
+import stat
 import threading
 import zlib
 from collections.abc import Iterator
@@ -116,6 +118,18 @@ def _acquire_lock(path: Path) -> IO[str] | None:
     return lock
 
 
+def _open_data(path: Path) -> int | None:
+    """A read-only descriptor of ``path/data.bin`` (None if it is missing).
+
+    A store handle reads through the descriptor it opened, so it keeps reading the file it
+    opened even if ``create(..., overwrite=True)`` puts a new ``data.bin`` in place meanwhile.
+    """
+    try:
+        return os.open(path / DATA_FILE, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def _meta_file(path: Path) -> Path:
     """``path/meta.json`` of an existing store, or a clear error saying what is there instead."""
     meta_path = path / META_FILE
@@ -188,7 +202,7 @@ class PatternStore:
     """
 
     def __init__(self, path: Path, meta: dict[str, Any], mode: str,
-                 lock: IO[str] | None = None) -> None:
+                 lock: IO[str] | None = None, fd: int | None = None) -> None:
         self.path = path
         self.mode = mode
         self._meta = meta
@@ -196,7 +210,9 @@ class PatternStore:
         self._row_bytes = self._np_dtype.itemsize * int(meta["dim"])
         self._closed = False
         self._lock = lock
+        self._fd = _open_data(path) if fd is None else fd
         self._append_mutex = threading.Lock()  # threads sharing this handle append one by one
+        self._read_mutex = threading.Lock()  # only for platforms without os.preadv
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -225,12 +241,14 @@ class PatternStore:
             meta = {"format": _FORMAT, "version": _VERSION, "dim": dim, "dtype": dtype,
                     "count": 0, "block_rows": block_rows, "crc32": []}
             data = path / DATA_FILE
-            with open(data, "ab") as f:  # create if missing; old rows are dropped after commit
-                os.fsync(f.fileno())
+            if data.exists() and not data.is_file():
+                raise ValueError(f"cannot overwrite {path}: its {DATA_FILE} is a folder (or "
+                                 "other non-file), not a PatternStore's data file")
+            if not data.exists():
+                _io.atomic_write_bytes(data, b"")
             _write_meta(path / META_FILE, meta)  # commit: from here on the store is empty
-            with open(data, "r+b") as f:  # free the old rows (now past count: never read)
-                f.truncate(0)
-                os.fsync(f.fileno())
+            if data.stat().st_size:  # an old store's rows: a new empty file takes their place
+                _io.atomic_write_bytes(data, b"")  # (readers of the old store keep theirs)
         except BaseException:
             if lock is not None:
                 lock.close()
@@ -301,29 +319,37 @@ class PatternStore:
             raise TypeError(f"verify must be a bool or None, got {type(verify).__name__}")
         _meta_file(path)  # clear error before creating a lock file in a folder that is no store
         lock = _acquire_lock(path) if mode == "r+" else None
-        store = None
+        store, fd = None, None
         try:
-            store = cls(path, _read_meta(path), mode, lock)
+            # The data file before the metadata: create(overwrite=True) commits the new metadata
+            # before it replaces data.bin, so a data file opened first always has the rows that
+            # the metadata read next describes (or more).
+            fd = _open_data(path)
+            store = cls(path, _read_meta(path), mode, lock, fd)
             store._check_size()
             if verify or (verify is None and store.nbytes <= VERIFY_ON_OPEN_BYTES):
                 store.verify()
         except BaseException:
             if store is not None:
                 store.close()
-            elif lock is not None:
-                lock.close()
+            else:
+                if lock is not None:
+                    lock.close()
+                if fd is not None:
+                    os.close(fd)
             raise
         return store
 
     def _check_size(self) -> None:
         data = self.path / DATA_FILE
-        if not data.exists():
+        if self._fd is None:
             raise ValueError(f"{data} is missing: expected {self.nbytes} bytes "
                              f"({len(self)} x {self.dim} {self._meta['dtype']})")
-        if not data.is_file():
+        st = os.fstat(self._fd)
+        if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{data} is corrupt: it is a folder (or other non-file), not the "
                              "store's data file")
-        found = data.stat().st_size
+        found = st.st_size
         if found < self.nbytes:
             raise ValueError(f"{data} is truncated: expected at least {self.nbytes} bytes "
                              f"({len(self)} x {self.dim} {self._meta['dtype']}), found {found}")
@@ -372,15 +398,37 @@ class PatternStore:
                          f"the PatternStore at {self.path}; the file was changed outside this "
                          "library (run store.verify() to check the checksums)")
 
+    def _read_at(self, out: np.ndarray, offset: int) -> int:
+        """Fill ``out`` from byte ``offset`` of the data file; returns the bytes read.
+
+        ``os.preadv`` has no shared file position, so threads (the streaming prefetch thread)
+        and forked processes (DataLoader workers) can read through one handle at once.
+        """
+        if self._fd is None:
+            self._check_size()
+        view = memoryview(out).cast("B")
+        got = 0
+        while got < len(view):
+            if hasattr(os, "preadv"):
+                n = os.preadv(self._fd, [view[got:got + 2**30]], offset + got)
+            else:  # pragma: no cover - Windows
+                with self._read_mutex:
+                    os.lseek(self._fd, offset + got, os.SEEK_SET)
+                    data = os.read(self._fd, min(len(view) - got, 2**30))
+                n = len(data)
+                view[got:got + n] = data
+            if n == 0:
+                break
+            got += n
+        return got
+
     def _read_rows(self, start: int, stop: int, *, check: bool = True) -> np.ndarray:
         """Rows [start, stop) as a fresh (writable) array; bounded memory, no mmap residency."""
         n = stop - start
         out = np.empty((n, self.dim), dtype=self._np_dtype)
         if n == 0:
             return out
-        with open(self.path / DATA_FILE, "rb") as f:
-            f.seek(start * self._row_bytes)
-            got = f.readinto(memoryview(out).cast("B"))
+        got = self._read_at(out, start * self._row_bytes)
         if got != n * self._row_bytes:
             raise ValueError(f"{self.path / DATA_FILE} is truncated: expected "
                              f"{stop * self._row_bytes} bytes, found "
@@ -409,20 +457,17 @@ class PatternStore:
 
     def _chunks(self, chunk_size: int, start: int,
                 stop: int) -> Iterator[tuple[int, torch.Tensor]]:
-        if start >= stop:
-            return
-        with open(self.path / DATA_FILE, "rb") as f:
-            f.seek(start * self._row_bytes)
-            for s in range(start, stop, chunk_size):
-                n = min(chunk_size, stop - s)
-                buf = np.empty((n, self.dim), dtype=self._np_dtype)
-                got = f.readinto(memoryview(buf).cast("B"))
-                if got != n * self._row_bytes:
-                    raise ValueError(f"{self.path / DATA_FILE} is truncated: expected "
-                                     f"{(s + n) * self._row_bytes} bytes, found "
-                                     f"{s * self._row_bytes + got}")
-                self._check_rows_finite(buf, s, s + n)
-                yield s, torch.from_numpy(buf)
+        for s in range(start, stop, chunk_size):
+            self._check_open()
+            n = min(chunk_size, stop - s)
+            buf = np.empty((n, self.dim), dtype=self._np_dtype)
+            got = self._read_at(buf, s * self._row_bytes)
+            if got != n * self._row_bytes:
+                raise ValueError(f"{self.path / DATA_FILE} is truncated: expected "
+                                 f"{(s + n) * self._row_bytes} bytes, found "
+                                 f"{s * self._row_bytes + got}")
+            self._check_rows_finite(buf, s, s + n)
+            yield s, torch.from_numpy(buf)
 
     def __getitem__(self, index: Any) -> torch.Tensor:
         """``store[i]`` → (D,), ``store[i:j]`` → (M, D), ``store[idx_array]`` → (*idx.shape, D).
@@ -473,11 +518,12 @@ class PatternStore:
             raise IndexError(f"indices must be in [-{n}, {n}), got min {idx.min()} max {idx.max()}")
         if idx.size == 0:
             return torch.empty(*idx.shape, self.dim, dtype=self.dtype)
-        self._check_size()  # a memmap over a truncated file would die with SIGBUS
-        mm = np.memmap(self.path / DATA_FILE, dtype=self._np_dtype, mode="r", shape=(n, self.dim))
+        self._check_size()  # a map over a truncated file would die with SIGBUS
         flat = idx.reshape(-1)
-        out = np.array(mm[flat])
-        del mm
+        with mmap.mmap(self._fd, n * self._row_bytes, access=mmap.ACCESS_READ) as mm:
+            rows = np.frombuffer(mm, dtype=self._np_dtype).reshape(n, self.dim)
+            out = rows[flat]  # a copy (advanced indexing)
+            del rows
         self._check_rows_finite(out, 0, n, index=flat)
         return torch.from_numpy(out.reshape(*idx.shape, self.dim))
 
@@ -591,16 +637,21 @@ class PatternStore:
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
-        """Release the writer lock; further reads or appends raise ``ValueError``."""
+        """Release the writer lock and the data file; further reads or appends raise
+        ``ValueError``."""
+        self._closed = True
         if self._lock is not None:
             self._lock.close()  # closing the file releases the flock
             self._lock = None
-        self._closed = True
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
 
     def __del__(self) -> None:
-        lock = getattr(self, "_lock", None)
-        if lock is not None:
-            lock.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     @property
     def closed(self) -> bool:
