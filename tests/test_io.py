@@ -68,6 +68,22 @@ def test_directory_target_is_refused_untouched(tmp_path):
     assert _names(tmp_path) == ["d"] and _names(tmp_path / "d") == ["keep"]
 
 
+def test_unwritable_destination_names_the_target(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError, match=rf"cannot write {tmp_path}/file/out.json"):
+        _io.atomic_write_text(tmp_path / "file" / "out.json", "{}")  # parent is a file
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(PermissionError, match=rf"cannot write {ro}/a.txt"):
+            _io.atomic_write_text(ro / "a.txt", "x")
+    finally:
+        os.chmod(ro, 0o755)
+
+
 def test_durable_write_fsyncs_file_and_directory(tmp_path, monkeypatch):
     synced = []
     real = os.fsync

@@ -511,6 +511,27 @@ def test_failed_overwrite_commit_leaves_store_untouched(tmp_path, monkeypatch):
     PatternStore.open(path, mode="r+").close()  # the lock was released
 
 
+def test_crash_between_overwrite_commit_and_new_data_file_gives_an_empty_store(tmp_path,
+                                                                             monkeypatch):
+    path = tmp_path / "s"
+    PatternStore.create(path, dim=4).append(_rows(10, 4)).close()
+    real, calls = storage._io.atomic_write_bytes, []
+
+    def crash(*a, **k):  # the data file replacement that follows the metadata commit
+        calls.append(1)
+        raise KeyboardInterrupt("simulated crash after the commit")
+
+    monkeypatch.setattr(storage._io, "atomic_write_bytes", crash)
+    with pytest.raises(KeyboardInterrupt):
+        PatternStore.create(path, dim=2, overwrite=True)
+    monkeypatch.setattr(storage._io, "atomic_write_bytes", real)
+    assert calls and (path / DATA_FILE).stat().st_size == 10 * 16  # old bytes still there
+    r = PatternStore.open(path, verify=True)
+    assert r.shape == (0, 2)  # ... but past the committed count: never read
+    PatternStore.open(path, mode="r+").append(_rows(3, 2)).close()
+    assert torch.equal(PatternStore.open(path, verify=True)[:], torch.from_numpy(_rows(3, 2)))
+
+
 # ---------------------------------------------------------------------------- finiteness (item 7)
 def _poison(path, row, dim=4, itemsize=4):
     with open(path / DATA_FILE, "r+b") as f:

@@ -73,9 +73,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any], *,
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"cannot write the file {path}: it is an existing directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
-                               dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+                                   dir=path.parent)
+    except OSError as e:  # read-only folder or filesystem, a file where a folder should be, ...
+        raise type(e)(e.errno, f"cannot write {path}: {e.strerror}", str(path.parent)) from None
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual mode
