@@ -160,3 +160,87 @@ def test_savefig_is_atomic_and_closes(tmp_path):
     _io.atomic_savefig(fig, tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG" and not plt.fignum_exists(fig.number)
     assert _names(tmp_path) == ["p.png"]
+
+
+def _finished(parent, files):
+    import tempfile as tf
+
+    tmp = tf.mkdtemp(prefix=".x.tmp-", dir=parent)
+    for name, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text)
+    return tmp
+
+
+def test_replace_dir_new_empty_and_owned(tmp_path):
+    owned = ("config.json", "weights", "parts")
+    target = tmp_path / "model"
+    _io.replace_dir(_finished(tmp_path, {"config.json": "1"}), target, owned=owned)
+    assert _names(target) == ["config.json"] and _names(tmp_path) == ["model"]
+    _io.replace_dir(_finished(tmp_path, {"config.json": "2", "parts/a": "a"}), target, owned=owned)
+    assert (target / "config.json").read_text() == "2" and (target / "parts" / "a").exists()
+    assert _names(tmp_path) == ["model"]  # no aside folder left
+    (tmp_path / "empty").mkdir()
+    _io.replace_dir(_finished(tmp_path, {"config.json": "3"}), tmp_path / "empty", owned=owned)
+    assert (tmp_path / "empty" / "config.json").read_text() == "3"
+
+
+def test_replace_dir_refuses_foreign_entries_untouched(tmp_path):
+    target = tmp_path / "models"
+    target.mkdir()
+    (target / "config.json").write_text("old")
+    (target / "my_notes.txt").write_text("precious")
+    tmp = _finished(tmp_path, {"config.json": "new"})
+    with pytest.raises(FileExistsError, match=r"cannot replace .*models: it holds files this "
+                                              r"library did not write \(my_notes.txt\)"):
+        _io.replace_dir(tmp, target, owned=("config.json",))
+    assert _names(target) == ["config.json", "my_notes.txt"]
+    assert (target / "config.json").read_text() == "old" and os.path.isdir(tmp)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="it is an existing file"):
+        _io.replace_dir(tmp, tmp_path / "file", owned=())
+
+
+def test_replace_dir_failed_rename_restores_the_old_folder(tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "config.json").write_text("old")
+    tmp = _finished(tmp_path, {"config.json": "new"})
+    real, calls = os.replace, []
+
+    def flaky(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the rename of the new folder into place
+            raise OSError(5, "I/O error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(OSError, match="I/O error"):
+        _io.replace_dir(tmp, target, owned=("config.json",))
+    monkeypatch.undo()
+    assert (target / "config.json").read_text() == "old"
+    assert sorted(_names(tmp_path)) == sorted(["model", os.path.basename(tmp)])
+
+
+def test_replace_dir_keeps_files_that_appear_meanwhile(tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "config.json").write_text("old")
+    tmp = _finished(tmp_path, {"config.json": "new"})
+    real = os.replace
+
+    def sneaky(src, dst):  # a user drops a file into the old folder right as it is replaced
+        real(src, dst)
+        if str(dst).endswith("model") and ".old-" in str(dst):
+            with open(os.path.join(dst, "late.txt"), "w") as f:
+                f.write("keep me")
+
+    monkeypatch.setattr(os, "replace", sneaky)
+    with pytest.warns(RuntimeWarning, match="were kept in"):
+        _io.replace_dir(tmp, target, owned=("config.json",))
+    monkeypatch.undo()
+    assert (target / "config.json").read_text() == "new"
+    aside = [n for n in _names(tmp_path) if n.startswith(".model.old-")]
+    assert len(aside) == 1
+    assert (tmp_path / aside[0] / "model" / "late.txt").read_text() == "keep me"

@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_savefig", "atomic_write", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_text", "fsync_dir", "is_temp_name"]
+           "atomic_write_text", "fsync_dir", "is_temp_name", "replace_dir"]
 
 # The process umask, read once at import (reading it means setting it, which is not thread-safe).
 _UMASK = os.umask(0)
@@ -136,3 +138,63 @@ def atomic_savefig(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110,
             import matplotlib.pyplot as plt
 
             plt.close(fig)
+
+
+def replace_dir(tmp: str | os.PathLike[str], path: str | os.PathLike[str], *,
+                owned: Collection[str]) -> Path:
+    """Move the finished folder ``tmp`` (a sibling of ``path``) to ``path``; for folder saves.
+
+    ``path`` must be absent, an empty folder, or a folder whose entries are all in ``owned`` (the
+    names of files and folders the caller's format writes; the caller checks that it is its own
+    kind, e.g. a saved model of the same class). Anything else raises ``FileExistsError`` naming
+    the folder and its foreign entries before anything is moved. An old folder is moved aside,
+    ``tmp`` is renamed into place (the old folder is moved back if that fails), then only the
+    ``owned`` entries of the old folder are deleted (owned folders recursively); entries that
+    appeared in it meanwhile are left in the aside folder, with a warning naming it. The parent
+    is fsynced. A crash leaves the old or the new folder at ``path`` (and at worst a hidden
+    ``.<name>.old-*`` folder beside it). Returns ``path``.
+    """
+    tmp, path, owned = Path(tmp), Path(path), frozenset(owned)
+    if not tmp.is_dir():
+        raise NotADirectoryError(f"tmp must be a finished folder, got {tmp}")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"cannot replace {path}: it is an existing file, not a folder")
+    entries = sorted(os.listdir(path)) if path.is_dir() else []
+    foreign = [n for n in entries if n not in owned]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        raise FileExistsError(f"cannot replace {path}: it holds files this library did not write "
+                              f"({shown}); nothing was changed")
+    if not path.exists():
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        return path
+    if not entries:  # an empty folder: os.replace onto it works on POSIX; be portable
+        path.rmdir()
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        return path
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    old = aside / path.name
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)
+        aside.rmdir()
+        raise
+    fsync_dir(path.parent)
+    for name in owned:
+        entry = old / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink()
+    try:
+        old.rmdir()
+        aside.rmdir()
+    except OSError:
+        warnings.warn(f"{path} was replaced, but files that appeared in the old folder "
+                      f"meanwhile were kept in {old}", RuntimeWarning, stacklevel=2)
+    return path
