@@ -331,27 +331,31 @@ def _log_mean_exp(sims: torch.Tensor, beta: Beta, mask: torch.Tensor | None) -> 
     """β⁻¹ log( (1/n) Σ_i exp(β s_i) ) over the unmasked entries of ``sims`` (..., L, N).
 
     Written as max_i s_i + β⁻¹ log mean exp(β (s_i − max)), so β⁻¹ never multiplies a large
-    number: rows where β·(max − min) < 1 use log1p(mean(expm1(·))) (exact as β → 0, where the
-    value tends to the mean of s), the others the log-sum-exp. ``beta`` is a float, 0-d or
-    (..., 1, 1) tensor.
+    number. The log-sum-exp form has absolute error ~eps/β; for β < 1 (or a tensor β), rows where
+    β·(max − min) < 1 use log1p(mean(expm1(·))) instead (exact as β → 0, where the value tends to
+    the mean of s). ``beta`` is a float, 0-d or (..., 1, 1) tensor.
     """
     if mask is not None:
         sims = sims.masked_fill(mask, float("-inf"))
     m = sims.amax(dim=-1, keepdim=True)  # (..., L, 1) finite: each state sees a pattern
-    d = sims - m  # ≤ 0, -inf where masked
-    x = _scale(beta, sims.dtype) * (d if mask is None else d.masked_fill(mask, 0.0))
+    x = sims - m  # ≤ 0, -inf where masked
+    if mask is not None:
+        x = x.masked_fill(mask, 0.0)
+    b = _scale(beta, sims.dtype)
+    grad = sims.requires_grad or (isinstance(b, torch.Tensor) and b.requires_grad)
+    x = x * b if grad else x.mul_(b)  # in place saves one (..., L, N) buffer
+    p = torch.exp(x)
     if mask is None:
         n: Any = sims.shape[-1]
-        lse_big = torch.logsumexp(x, dim=-1) - math.log(n)
-        e = torch.expm1(x)
-        spread = x.amin(dim=-1)
+        r = p.sum(dim=-1).log() - math.log(n)  # max(x) = 0: no overflow
     else:
         n = (~mask).sum(dim=-1).to(sims.dtype)  # broadcast against (..., L)
-        lse_big = torch.logsumexp(x.masked_fill(mask, float("-inf")), dim=-1) - n.log()
-        e = torch.expm1(x).masked_fill(mask, 0.0)
-        spread = x.amin(dim=-1)  # masked entries are 0 here, never the min below -1
-    lse_small = torch.log1p(e.sum(dim=-1) / n)
-    r = torch.where(spread > -1.0, lse_small, lse_big)  # (..., L), ≤ 0
+        r = p.masked_fill(mask, 0.0).sum(dim=-1).log() - n.log()
+    if isinstance(beta, torch.Tensor) or float(beta) < 1.0:
+        e = torch.expm1(x)
+        if mask is not None:
+            e = e.masked_fill(mask, 0.0)  # masked entries are 0 in x: never the min below -1
+        r = torch.where(x.amin(dim=-1) > -1.0, torch.log1p(e.sum(dim=-1) / n), r)  # (..., L)
     return m.squeeze(-1) + r / _scale(_beta_rows(beta), sims.dtype)
 
 

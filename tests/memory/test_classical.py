@@ -211,7 +211,7 @@ def test_bad_input_names_the_argument():
         ClassicalHopfield(update="random")
     with pytest.raises(ValueError, match="max_iter must be >= 1"):
         ClassicalHopfield(max_iter=0)
-    with pytest.raises(TypeError, match="random_state must be an int or None"):
+    with pytest.raises(TypeError, match="random_state must be an int, a numpy.random.Generator or None"):
         ClassicalHopfield(random_state=1.5)
 
 
