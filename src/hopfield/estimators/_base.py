@@ -210,6 +210,12 @@ class HopfieldEstimator(BaseEstimator):
         return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay), None
 
     # ------------------------------------------------------------------ parameters
+    def _store_params(self, values: dict) -> None:
+        """``__init__`` helper: store every ``__init__`` argument unchanged (scikit-learn's rule);
+        call as ``self._store_params(locals())``."""
+        for name in self._get_param_names():
+            setattr(self, name, values[name])
+
     def _resolve_params(self, *, warn: bool = True) -> SimpleNamespace:
         """Validated parameters with deprecated aliases applied, as ``self._hp``."""
         self._validate_params()

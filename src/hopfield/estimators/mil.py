@@ -339,32 +339,7 @@ class HopfieldMILClassifier(BaseMILClassifier):
                  n_members=1, random_state=None, device="cpu", num_threads=1,
                  hidden_size=DEPRECATED, lr=DEPRECATED, lr_decay=DEPRECATED,
                  max_epochs=DEPRECATED, patience=DEPRECATED):
-        self.embedding_size = embedding_size
-        self.n_layers = n_layers
-        self.num_heads = num_heads
-        self.head_size = head_size
-        self.beta = beta
-        self.normalize = normalize
-        self.dropout = dropout
-        self.bag_dropout = bag_dropout
-        self.learning_rate = learning_rate
-        self.learning_rate_decay = learning_rate_decay
-        self.weight_decay = weight_decay
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_members = n_members
-        self.random_state = random_state
-        self.device = device
-        self.num_threads = num_threads
-        self.hidden_size = hidden_size
-        self.lr = lr
-        self.lr_decay = lr_decay
-        self.max_epochs = max_epochs
-        self.patience = patience
+        self._store_params(locals())
 
     @staticmethod
     def param_grid() -> dict[str, list]:

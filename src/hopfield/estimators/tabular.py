@@ -123,27 +123,7 @@ class _HopfieldTabular(HopfieldEstimator):
                  n_members: int = 5, random_state=None, device: str | None = "cpu",
                  hidden_size=DEPRECATED, lr=DEPRECATED, max_epochs=DEPRECATED,
                  patience=DEPRECATED, n_ensemble=DEPRECATED):
-        self.embedding_size = embedding_size
-        self.num_heads = num_heads
-        self.quantity = quantity
-        self.beta = beta
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_members = n_members
-        self.random_state = random_state
-        self.device = device
-        self.hidden_size = hidden_size
-        self.lr = lr
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.n_ensemble = n_ensemble
+        self._store_params(locals())
 
     def _check_params(self) -> None:
         hp = self._hp

@@ -30,7 +30,7 @@ from .._io import atomic_savefig, atomic_write_text
 from ..datasets.uci import UCI_FD_NAMES, load_uci
 from .uci_baselines import METHODS, grid, make
 
-__all__ = ["DATASETS", "run", "average_ranks"]
+__all__ = ["DATASETS", "average_ranks", "run"]
 
 DATASETS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "full": (UCI_FD_NAMES, (0, 1, 2, 3)),

@@ -26,7 +26,7 @@ mlp         hidden {(64,), (128, 128)} x alpha {1e-4, 1e-2} x learning_rate_init
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 from ..estimators.tabular import TUNING_GRID
 
