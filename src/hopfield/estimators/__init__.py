@@ -5,6 +5,8 @@
 - :class:`HopfieldClassifier` — tabular classifier for small data (``hopfield.estimators.tabular``).
 - :class:`HopfieldRegressor` — the same network for a real-valued target
   (``hopfield.estimators.regressor``).
+- :class:`HopularClassifier`, :class:`HopularRegressor` — Hopular (Schäfl et al. 2022) for tabular
+  data (``hopfield.estimators.hopular``).
 
 All share one base (``hopfield.estimators._base``: validation, seeding, device, training loop with
 per-member early stopping, versioned save/load). They are imported lazily so that ``import hopfield.estimators`` stays cheap.
@@ -14,12 +16,15 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["HopfieldClassifier", "HopfieldMILClassifier", "HopfieldRegressor"]
+__all__ = ["HopfieldClassifier", "HopfieldMILClassifier", "HopfieldRegressor", "HopularClassifier",
+           "HopularRegressor"]
 
 _LAZY = {
     "HopfieldMILClassifier": "hopfield.estimators.mil",
     "HopfieldClassifier": "hopfield.estimators.tabular",
     "HopfieldRegressor": "hopfield.estimators.regressor",
+    "HopularClassifier": "hopfield.estimators.hopular",
+    "HopularRegressor": "hopfield.estimators.hopular",
 }
 
 
