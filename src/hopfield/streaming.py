@@ -47,6 +47,7 @@ from ._validation import (
     shape_str,
 )
 from .separations import Separation, get_separation
+from .storage import PatternStore
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -233,9 +234,13 @@ def _prefetch(it: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
 def _checked_chunks(source: Any, chunk_size: int) -> Iterator[tuple[int, torch.Tensor]]:
     """``source.iter_chunks`` with every chunk checked for NaN/inf (in the reader thread, so the
-    check overlaps compute); the error names the store and the row range."""
+    check overlaps compute); the error names the source and the row range. A PatternStore checks
+    its own chunks as it reads them (``PatternStore.iter_chunks``), so it is not checked twice."""
+    if isinstance(source, PatternStore):
+        yield from source.iter_chunks(chunk_size)
+        return
     where = getattr(source, "path", None)
-    label = f"PatternStore at {where}" if where is not None else type(source).__name__
+    label = type(source).__name__ + (f" at {where}" if where is not None else "")
     for s, chunk in source.iter_chunks(chunk_size):
         if isinstance(chunk, torch.Tensor) and torch.is_floating_point(chunk):
             _check_finite_fast(chunk, f"{label} rows {s}..{s + chunk.shape[0] - 1}")

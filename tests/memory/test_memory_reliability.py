@@ -58,7 +58,7 @@ def test_store_backed_memory_raises_on_overflow_and_corrupt_chunks(tmp_path):
 
 
 class _Source:
-    """A chunked source (as a PatternStore) with a NaN in row 20, at a known path."""
+    """A chunked source (duck-typed like a PatternStore) with a NaN in row 20."""
 
     path = "/data/mem"
 
@@ -80,7 +80,7 @@ def test_streamed_chunks_are_checked_and_named():
     from hopfield.streaming import stream_retrieve, stream_topk
 
     q = torch.from_numpy(_x(2, seed=4))
-    with pytest.raises(ValueError, match=r"PatternStore at /data/mem rows 16\.\.31 must be finite"):
+    with pytest.raises(ValueError, match=r"_Source at /data/mem rows 16\.\.31 must be finite"):
         stream_retrieve(q, _Source(), 1.0, chunk_size=16)
     with pytest.raises(ValueError, match=r"rows 16\.\.31"):
         stream_topk(q, _Source(), 1.0, 3, chunk_size=16)

@@ -8,6 +8,7 @@ not RAM. Streaming supports the softmax separation only.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -121,36 +122,45 @@ class ModernHopfield(AssociativeMemory):
                              f"exactly across chunks), got {self.separation.name!r}")
 
     def _as_queries(self, queries: Any, name: str = "queries") -> tuple[torch.Tensor, bool, bool]:
+        t, as_numpy, single, _ = self._queries(queries, name)
+        return t, as_numpy, single
+
+    def _queries(self, queries: Any, name: str) -> tuple[torch.Tensor, bool, bool, float | None]:
+        """(queries (L, D), was_numpy, was_1d, max |query| or None). One host sync: for in-memory
+        patterns the max |query| both proves finiteness and bounds the scores."""
         self._check_stored()
-        if isinstance(self.patterns_, PatternStore):
-            # Store-backed: queries keep their device (chunks are moved there); float16 stores
-            # are computed in float32.
+        in_memory = not isinstance(self.patterns_, PatternStore)
+        if in_memory:
+            dtype, device = self.patterns_.dtype, self.patterns_.device
+        else:  # store-backed: queries keep their device (chunks are moved there); float16
+            # stores are computed in float32
             dtype = torch.float64 if self.patterns_.dtype == torch.float64 else torch.float32
             device = None
-        else:
-            dtype, device = self.patterns_.dtype, self.patterns_.device
-        t, as_numpy = from_user(queries, name, dtype=dtype, device=device)
+        t, as_numpy = from_user(queries, name, dtype=dtype, device=device, finite=not in_memory)
         single = t.dim() == 1
         t = t.unsqueeze(0) if single else t
         if t.dim() != 2 or t.shape[1] != self.dim_:
             raise ValueError(f"{name} must have shape (L, {self.dim_}) or ({self.dim_},), got "
                              f"{shape_str(t.shape)}")
-        return t, as_numpy, single
+        qmax = float(HF._max_abs(t)) if in_memory else None
+        if qmax is not None and not math.isfinite(qmax):
+            from_user(queries, name, dtype=dtype, device=device)  # raises the precise error
+            raise ValueError(f"{name} must be finite")  # pragma: no cover - defensive
+        return t, as_numpy, single, qmax
 
-    def _work_dtype(self, q: torch.Tensor) -> torch.dtype | None:
+    def _work_dtype(self, q: torch.Tensor, qmax: float | None) -> torch.dtype | None:
         """float64 when β·D·max|ξ|·max|x| could overflow the queries' dtype (in-memory patterns;
         max|x| is kept from ``store``/``add``), else None. Streaming raises on overflow instead."""
         pmax = getattr(self, "_pmax", None)
-        if pmax is None or q.dtype == torch.float64 or q.numel() == 0:
+        if pmax is None or qmax is None or q.dtype == torch.float64:
             return None
-        beta = float(self.beta)
-        bound = beta * self.dim_ * max(1.0, pmax) * max(1.0, float(HF._max_abs(q)))
+        bound = float(self.beta) * self.dim_ * max(1.0, pmax) * max(1.0, qmax)
         return torch.float64 if bound >= 1e-3 * torch.finfo(q.dtype).max else None
 
     def _run(self, queries: Any, name: str = "queries"):
         """(backend, queries in its dtype, caller's dtype, was_numpy, was_1d)."""
-        q, as_numpy, single = self._as_queries(queries, name)
-        work = self._work_dtype(q) if not self.is_streaming else None
+        q, as_numpy, single, qmax = self._queries(queries, name)
+        work = None if self.is_streaming else self._work_dtype(q, qmax)
         backend = self._backend(work)
         return backend, (q if work is None else q.to(work)), q.dtype, as_numpy, single
 
