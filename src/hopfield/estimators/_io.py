@@ -13,9 +13,9 @@ Saving (:func:`save_model`):
   last needs ``overwrite=True``. Anything else (a file, a folder with other content, a model of
   another class) is refused with a ``ValueError`` naming ``path``, and nothing is touched.
 - Files are written into a temporary sibling directory (each through :mod:`hopfield._io`, fsynced)
-  that then replaces ``path`` with ``os.replace``; a crash leaves either the old or the new model.
-  When an old model is replaced, only its ``config.json`` and ``weights.safetensors`` are deleted:
-  the library never deletes a file it did not write.
+  that then replaces ``path`` (:func:`hopfield._io.replace_dir`); a crash leaves either the old or
+  the new model. When an old model is replaced, only its ``config.json`` and
+  ``weights.safetensors`` are deleted: the library never deletes a file it did not write.
 
 Loading (:func:`load_model`) validates before allocating: the format version, the class (must be
 a ``hopfield`` class and a subclass of the one asked for), every parameter (the estimator's own
@@ -33,13 +33,12 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .._io import atomic_write, atomic_write_text
+from .._io import atomic_write, atomic_write_text, replace_dir
 
 __all__ = ["CONFIG_NAME", "FORMAT", "FORMAT_VERSION", "WEIGHTS_NAME", "load_model", "load_state",
            "save_model", "save_state"]
@@ -67,16 +66,16 @@ def _saved_class(path: Path) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _check_target(path: Path, klass: str, overwrite: bool) -> bool:
-    """Raise unless ``path`` may receive a model of ``klass``; True when an old model is replaced."""
+def _check_target(path: Path, klass: str, overwrite: bool) -> None:
+    """Raise unless ``path`` may receive a model of ``klass`` (absent, empty, or our model)."""
     if not path.exists():
-        return False
+        return
     if not path.is_dir():
         raise ValueError(f"cannot save a model to {path}: it is an existing file (a saved model is "
                          f"a directory); choose another path")
     entries = sorted(p.name for p in path.iterdir())
     if not entries:
-        return False
+        return
     saved = _saved_class(path) if set(entries) <= set(_OURS) else None
     if saved is None:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
@@ -89,7 +88,6 @@ def _check_target(path: Path, klass: str, overwrite: bool) -> bool:
     if not overwrite:
         raise ValueError(f"{path} already holds a saved {saved.rpartition('.')[2]}; pass "
                          f"overwrite=True to replace it")
-    return True
 
 
 def save_state(path: str | os.PathLike[str], config: dict, tensors: dict[str, torch.Tensor], *,
@@ -105,7 +103,7 @@ def save_state(path: str | os.PathLike[str], config: dict, tensors: dict[str, to
         raise TypeError("tensors must be a dict[str, torch.Tensor]")
     path = Path(path)
     klass = str(config.get("class", config.get("estimator", "")))
-    replace = _check_target(path, klass, overwrite)
+    _check_target(path, klass, overwrite)
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -117,28 +115,10 @@ def save_state(path: str | os.PathLike[str], config: dict, tensors: dict[str, to
         except (TypeError, ValueError) as err:
             raise TypeError(f"config must be JSON-serialisable: {err}") from None
         atomic_write_text(tmp / CONFIG_NAME, text + "\n")
-        if not replace:
-            os.replace(tmp, path)   # path is absent or an empty directory
-            return
-        aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-        os.replace(path, aside / "model")
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            os.replace(aside / "model", path)
-            raise
+        replace_dir(tmp, path, owned=_OURS)   # deletes only the old model's two files
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)   # only our own temporary files
         raise
-    old = aside / "model"
-    for name in _OURS:                           # delete only the files a save wrote
-        (old / name).unlink(missing_ok=True)
-    try:
-        old.rmdir()
-        aside.rmdir()
-    except OSError:
-        warnings.warn(f"the previous model at {path} was replaced, but files that appeared in it "
-                      f"meanwhile were kept in {old}", RuntimeWarning, stacklevel=3)
 
 
 def load_state(path: str | os.PathLike[str]) -> tuple[dict, dict[str, torch.Tensor]]:
