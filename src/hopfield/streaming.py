@@ -215,7 +215,7 @@ def _prefetch(it: Iterator[Any], depth: int = 2) -> Iterator[Any]:
                 if not put(item):
                     return
             put(done)
-        except BaseException as e:  # re-raised in the consumer
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
             put(e)
 
     t = threading.Thread(target=work, daemon=True)

@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._driver import iterate
 from .._validation import check_positive_int
 from .base import AssociativeMemory, to_user
 
 __all__ = ["BipolarRetrievalInfo", "ClassicalHopfield", "bipolar_out", "check_bipolar",
-           "make_generator"]
+           "make_generator", "run_bipolar"]
 
 _RULES = ("hebbian", "storkey")
 _UPDATES = ("async", "sync")
@@ -184,26 +185,24 @@ class ClassicalHopfield(AssociativeMemory):
 
     def _run(self, s: torch.Tensor) -> tuple[torch.Tensor, BipolarRetrievalInfo]:
         w = self.weights_
-        L, D = s.shape
+        D = s.shape[1]
         gen = make_generator(self.random_state)
-        converged = torch.zeros(L, dtype=torch.bool, device=s.device)
-        steps = torch.zeros(L, dtype=torch.long, device=s.device)
-        trace = [self._energy(s)]
-        for _ in range(self.max_iter):
-            old = s
+
+        def sweep(s: torch.Tensor, _: bool) -> tuple[torch.Tensor, None]:
             if self.update == "sync":
-                s = _sign_keep(s @ w, s)  # W symmetric: (W s)ᵀ = sᵀ W
-                s = torch.where(converged[:, None], old, s)
-            else:
-                s = s.clone()
-                order = torch.randperm(D, generator=gen).tolist()
-                for i in order:
-                    s[:, i] = _sign_keep(s @ w[:, i], s[:, i])  # (L,)
-            changed = (s != old).any(dim=-1)
-            steps = steps + (~converged).long()
-            converged = converged | ~changed
-            trace.append(self._energy(s))
-            if bool(converged.all()):
-                break
-        return s, BipolarRetrievalInfo(steps=steps, converged=converged,
-                                       energy=torch.stack(trace))
+                return _sign_keep(s @ w, s), None  # W symmetric: (W s)ᵀ = sᵀ W
+            s = s.clone()
+            for i in torch.randperm(D, generator=gen).tolist():
+                s[:, i] = _sign_keep(s @ w[:, i], s[:, i])  # (L,)
+            return s, None
+
+        return run_bipolar(sweep, s, self.max_iter, self._energy)
+
+
+def run_bipolar(sweep: Any, s: torch.Tensor, max_iter: int,
+                energy: Any) -> tuple[torch.Tensor, BipolarRetrievalInfo]:
+    """Sweeps through the one retrieval driver (:func:`hopfield._driver.iterate`): ±1 states move
+    by ≥ 2 when any unit flips, so ``tol=1`` means "the sweep changed nothing"; each query freezes
+    at its own fixed point; the energy is traced before and after every sweep."""
+    s, info = iterate(sweep, s, max_steps=max_iter, tol=1.0, energy=energy, need_energy=True)
+    return s, BipolarRetrievalInfo(steps=info.steps, converged=info.converged, energy=info.energy)

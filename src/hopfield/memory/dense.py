@@ -42,6 +42,7 @@ from .classical import (
     check_bipolar,
     check_random_state,
     make_generator,
+    run_bipolar,
 )
 
 __all__ = ["DenseAssociativeMemory"]
@@ -133,15 +134,13 @@ class DenseAssociativeMemory(AssociativeMemory):
 
     def _run(self, s: torch.Tensor) -> tuple[torch.Tensor, BipolarRetrievalInfo]:
         x = self.patterns_.to(device=s.device, dtype=torch.float64)  # (N, D)
-        L, D = s.shape
+        D = s.shape[1]
         gen = make_generator(self.random_state)
-        s = s.clone()
-        z = s @ x.mT  # (L, N) overlaps x_μᵀσ, kept up to date
-        converged = torch.zeros(L, dtype=torch.bool, device=s.device)
-        steps = torch.zeros(L, dtype=torch.long, device=s.device)
-        trace = [self._energy_from_overlaps(z)]
-        for _ in range(self.max_iter):
-            old = s.clone()
+
+        def sweep(s: torch.Tensor, need_energy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            s = s.clone()
+            z = s @ x.mT  # (L, N) overlaps x_μᵀσ (exact: ±1 entries in float64), kept up to date
+            e = self._energy_from_overlaps(z) if need_energy else None
             for i in torch.randperm(D, generator=gen).tolist():
                 xi, si = x[:, i], s[:, i]  # (N,), (L,)
                 a = z - si[:, None] * xi[None, :]  # (L, N) overlaps without unit i
@@ -149,11 +148,7 @@ class DenseAssociativeMemory(AssociativeMemory):
                 new = torch.where(field > 0, 1.0, torch.where(field < 0, -1.0, si))
                 z = a + new[:, None] * xi[None, :]
                 s[:, i] = new
-            changed = (s != old).any(dim=-1)
-            steps = steps + (~converged).long()
-            converged = converged | ~changed
-            trace.append(self._energy_from_overlaps(z))
-            if bool(converged.all()):
-                break
-        return s, BipolarRetrievalInfo(steps=steps, converged=converged,
-                                       energy=torch.stack(trace))
+            return s, e
+
+        return run_bipolar(sweep, s, self.max_iter,
+                           lambda s: self._energy_from_overlaps(s @ x.mT))
