@@ -492,7 +492,10 @@ def test_create_never_touches_a_folder_with_foreign_files(tmp_path):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / ".lock").touch()
     (tmp_path / "half" / DATA_FILE).touch()
+    (tmp_path / "half" / ".data.bin.k2j_x9ab.tmp.bin").touch()  # a temp file of a killed create
+    (tmp_path / "half" / ".meta.json.a1b2c3d4.tmp.json").touch()
     PatternStore.create(tmp_path / "half", dim=4).close()
+    assert PatternStore.open(tmp_path / "half").shape == (0, 4)
 
 
 def test_failed_overwrite_commit_leaves_store_untouched(tmp_path, monkeypatch):

@@ -89,12 +89,12 @@ def _check_int(value: Any, name: str, lo: int = 0) -> int:
 def _is_library_file(name: str) -> bool:
     """Files a store directory may hold that this library wrote (data.bin checked separately)."""
     return (name in (META_FILE, LOCK_FILE, META_FILE + ".tmp")  # .tmp: before hopfield._io
-            or (name.startswith(f".{META_FILE}.") and _io.is_temp_name(name)))
+            or (name.startswith((f".{META_FILE}.", f".{DATA_FILE}.")) and _io.is_temp_name(name)))
 
 
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:
     """The commit point of create/append: atomically replace ``meta.json`` (durable)."""
-    _io.atomic_write_json(path, meta)
+    _io.atomic_write_text(path, json.dumps(meta, indent=1) + "\n")  # ints only: no float default
 
 
 def _acquire_lock(path: Path) -> IO[str] | None:
