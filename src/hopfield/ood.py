@@ -59,6 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import streaming as HS
 from ._validation import check_beta, check_finite, check_positive_int, check_tensor, shape_str
 from .storage import PatternStore
 
@@ -99,6 +100,11 @@ def lse_scores(queries: torch.Tensor, source: Any, beta: float, *,
     """
     n = source.shape[0] if isinstance(source, torch.Tensor) else len(source)
     chunk = max(1, min(chunk_size, n))
+    if exclude is None:  # fused kernel per chunk (online softmax of hopfield.streaming)
+        acc = HS.SoftmaxPartial.empty((queries.shape[0],), queries.shape[1], queries)
+        for _, x in _iter_source(source, chunk, queries):
+            acc = acc.merge(HS.chunk_partial(queries, x, float(beta))[0])
+        return acc.lse(torch.float64)
     lb = max(1, min(queries.shape[0], _BLOCK // chunk))  # queries per block
     out = torch.full((queries.shape[0],), float("-inf"), dtype=torch.float64)
     blocks = [(s, queries[s:s + lb]) for s in range(0, queries.shape[0], lb)]
@@ -164,7 +170,8 @@ class HopfieldOODDetector:
         contamination: fraction of in-distribution data to flag as outliers, in (0, 0.5].
         target_recall: alternatively, the fraction of in-distribution data to keep (in (0, 1));
             overrides ``contamination``.
-        chunk_size: stored patterns per streamed chunk.
+        chunk_size: stored patterns per streamed chunk; ``None``: an in-memory memory in one fused
+            call (as :class:`hopfield.ModernHopfield` does), a PatternStore in chunks of 65,536.
         random_state: seed of the held-in split and the threshold sample.
 
     Attributes: ``beta_``, ``offset_``, ``n_features_in_``, ``patterns_`` (tensor or PatternStore),
@@ -173,7 +180,7 @@ class HopfieldOODDetector:
 
     def __init__(self, beta: float | None = None, *, per_class: bool = False,
                  normalize: bool = True, contamination: float = 0.1,
-                 target_recall: float | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 target_recall: float | None = None, chunk_size: int | None = None,
                  random_state: int | None = None) -> None:
         self.beta = beta
         self.per_class = per_class
@@ -213,7 +220,8 @@ class HopfieldOODDetector:
         if r is not None and (isinstance(r, bool) or not isinstance(r, numbers.Real)
                               or not 0 < float(r) < 1):
             raise ValueError(f"target_recall must be None or a float in (0, 1), got {r!r}")
-        check_positive_int(self.chunk_size, "chunk_size")
+        if self.chunk_size is not None:
+            check_positive_int(self.chunk_size, "chunk_size")
         if not isinstance(self.per_class, bool) or not isinstance(self.normalize, bool):
             raise TypeError("per_class and normalize must be bools")
 
@@ -310,7 +318,7 @@ class HopfieldOODDetector:
         scores = {}
         for k in BETA_GRID_EXPONENTS:
             beta = 2.0 ** k / scale
-            lse = lse_scores(Q, X, beta, chunk_size=self.chunk_size)
+            lse = lse_scores(Q, X, beta, chunk_size=self._chunk(X))
             minus_beta_e = lse - beta * q2 - math.log(X.shape[0]) - beta * m2  # −β E(ξ)
             ll = 0.5 * dim * math.log(beta / (2 * math.pi)) + minus_beta_e
             scores[beta] = float(ll.mean())
@@ -338,7 +346,9 @@ class HopfieldOODDetector:
         """−E(ξ; memory) in float64 (leaving ``exclude`` out of the sum and of N)."""
         beta = self.beta_
         n = memory.shape[0] if isinstance(memory, torch.Tensor) else len(memory)
-        lse = lse_scores(q, memory, beta, exclude=exclude, chunk_size=self.chunk_size)
+        if exclude is None:  # the library's streamed energy: one fused pass, as one update
+            return -HS.stream_energy(q, memory, beta, chunk_size=self._chunk(memory)).double()
+        lse = lse_scores(q, memory, beta, exclude=exclude, chunk_size=self._chunk(memory))
         log_n = torch.full_like(lse, math.log(n))
         if exclude is not None:
             hit = exclude >= 0
@@ -348,11 +358,18 @@ class HopfieldOODDetector:
         q2 = 0.5 * (q.double() ** 2).sum(-1)
         return lse / beta - q2 - log_n / beta - 0.5 * m2
 
+    def _chunk(self, memory: Any) -> int:
+        if self.chunk_size is not None:
+            return int(self.chunk_size)
+        if isinstance(memory, torch.Tensor):
+            return max(1, memory.shape[0])
+        return DEFAULT_CHUNK_SIZE
+
     def _max_sq_norm(self, memory: Any) -> float:
         if isinstance(memory, torch.Tensor):
             return float((memory.double() ** 2).sum(-1).max())
         best = 0.0
-        for _, chunk in memory.iter_chunks(self.chunk_size):
+        for _, chunk in memory.iter_chunks(self._chunk(memory)):
             best = max(best, float((chunk.double() ** 2).sum(-1).max()))
         return best
 
