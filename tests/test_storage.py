@@ -333,7 +333,7 @@ def test_concurrent_writer_processes_never_lose_or_overwrite_a_row(tmp_path):
     waited for the lock appended at a stale row count over the other writer's committed rows."""
     path, go = tmp_path / "s", tmp_path / "go"
     PatternStore.create(path, dim=4).close()
-    n_iter, writers = 30, (1, 2)  # before the fix: rows lost in 3 of 5 runs of 20-50 appends
+    n_iter, writers = 20, (1, 2)  # before the fix: rows lost in 3 of 5 runs of 20-50 appends
     procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(w), str(n_iter),
                                str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for w in writers]
