@@ -572,3 +572,24 @@ def test_driver_modes_share_one_meaning():
     close(a, b)
     _, i0 = iterate(step, s, max_steps=0, tol=1e-8, freeze=False)
     assert i0.iterations == 0 and not bool(i0.converged.any())
+
+
+def test_driver_runs_every_step_under_vmap():
+    from hopfield._driver import iterate
+
+    x = rand(4, 6, seed=55)
+    s = rand(2, 3, 6, seed=56)
+
+    def run(si):
+        def step(xi, _):
+            return HF._associate(xi, x, x, 2.0)[0], None
+
+        return iterate(step, si, max_steps=4, tol=1e-3, freeze=False)[0]
+
+    eager = torch.stack([run(si) for si in s])
+    # under vmap there is no early exit: 4 steps, which from a converged state changes < tol
+    close(torch.vmap(run)(s), eager, torch.float32)
+    manual = s
+    for _ in range(4):
+        manual = HF._associate(manual, x, x, 2.0)[0]
+    close(torch.vmap(run)(s), manual)

@@ -136,8 +136,10 @@ def iterate(
             xi = new
             steps = steps + 1
             converged = moved_little
-        if n == max_steps or _tracing(xi):
+        if n == max_steps:
             break
+        if _tracing(xi):  # no data-dependent exit under compile / vmap: run all max_steps
+            continue
         if freeze:  # one host sync: stop when all converged; a NaN/inf state is an error
             done, finite = torch.stack([converged.all(), torch.isfinite(delta).all()]).tolist()
             if not finite:
