@@ -132,3 +132,25 @@ def test_backend_is_chosen_once_and_paths_agree():
     _, ib = chunked.retrieve(q, return_info=True)
     assert torch.equal(ia.steps, ib.steps) and torch.equal(ia.converged, ib.converged)
     torch.testing.assert_close(ia.energy, ib.energy, rtol=1e-5, atol=1e-5)
+
+
+def test_in_memory_retrieval_off_cpu_uses_the_fused_kernel(monkeypatch):
+    """Issue 15 item 4: in-memory softmax retrieval off the CPU calls SDPA (no (L, chunk) scores);
+    the `meta` device stands in for CUDA."""
+    import torch.nn.functional as F
+
+    calls = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        calls.append(tuple(q.shape))
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    b = InMemoryBackend(torch.randn(1000, 16, device="meta"), 2.0,
+                        __import__("hopfield").get_separation("softmax"), 64)
+    q = torch.randn(8, 16, device="meta")
+    out, _ = b.retrieve(q, 1, 1e-5, False)  # max_steps=1: no host sync (meta has no data)
+    assert out.device.type == "meta" and out.shape == (8, 16)
+    assert calls and all(c[-2:] == (8, 16) for c in calls)
+    assert b.update(q).shape == (8, 16)

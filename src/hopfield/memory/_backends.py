@@ -26,7 +26,7 @@ import torch
 
 from .. import functional as HF
 from .. import streaming as HS
-from .._driver import RetrievalInfo
+from .._driver import RetrievalInfo, iterate
 from ..separations import Separation
 
 __all__ = ["ChunkedBackend", "InMemoryBackend", "ShardedBackend", "SoftmaxBackend"]
@@ -102,15 +102,28 @@ class InMemoryBackend(ChunkedBackend):
     def _softmax(self) -> bool:
         return self.separation.is_softmax
 
+    @property
+    def _partials(self) -> bool:
+        """Softmax through online-softmax partials: on CPU the fused kernel that also returns the
+        log-sum-exp. On other devices ``update``/``retrieve`` call the fused SDPA kernel instead
+        (no (L, chunk) score matrix; issue 15 item 4)."""
+        return self._softmax and self.patterns.device.type == "cpu"
+
+    def _step(self, xi: torch.Tensor, _: bool = False) -> tuple[torch.Tensor, None]:
+        return HF._associate(xi, self.patterns, self.patterns, self.beta, None,
+                             self.separation)[0], None
+
     def update(self, q: torch.Tensor) -> torch.Tensor:
-        if self._softmax:
+        if self._partials:
             return super().update(q)
-        return HF._associate(q, self.patterns, self.patterns, self.beta, None, self.separation)[0]
+        return self._step(q)[0]
 
     def retrieve(self, q: torch.Tensor, max_steps: int, tol: float,
                  return_info: bool) -> tuple[torch.Tensor, RetrievalInfo | None]:
-        if self._softmax and not return_info:
+        if self._partials and not return_info:
             return super().retrieve(q, max_steps, tol, False)
+        if self._softmax and not return_info:  # CUDA & co: fused SDPA steps, the same driver
+            return iterate(self._step, q, max_steps=max_steps, tol=tol)
         out = HF.retrieve(q, self.patterns, self.beta, max_steps, tol,
                           separation=self.separation, return_info=return_info)
         return out if return_info else (out, None)
