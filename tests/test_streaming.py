@@ -252,3 +252,20 @@ def test_zero_queries_return_empty_results():
     assert stream_update(torch.empty(0, 8), x, 1.0).shape == (0, 8)
     assert stream_retrieve(torch.empty(0, 8), x, 1.0).shape == (0, 8)
     assert stream_update(torch.empty(2, 0, 8), x, 1.0, chunk_size=7).shape == (2, 0, 8)
+
+
+def test_zero_d_cpu_beta_with_states_on_another_device():
+    """Issue 15 item 1: a 0-d β tensor stays 0-d (a CPU scalar), so the streaming internals accept
+    states on another device; `meta` stands in for CUDA."""
+    from hopfield import functional as HF
+    from hopfield.streaming import _energy_with, _lme, source_pass
+
+    beta = HF._beta_grid(torch.tensor(4.0), (2,))
+    assert beta.dim() == 0
+    x = torch.randn(100, 8, device="meta")
+    q = torch.randn(2, 3, 8, device="meta")
+    pass_fn = source_pass(x, beta, 32)
+    part, _, norm = pass_fn(q, 0, True)
+    assert part.result(q.dtype).device.type == "meta"
+    assert _lme(part, beta, 100, q.dtype).shape == (2, 3)
+    assert _energy_with(pass_fn, q, beta, 100).shape == (2, 3)
