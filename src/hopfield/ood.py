@@ -346,8 +346,6 @@ class HopfieldOODDetector:
         """−E(ξ; memory) in float64 (leaving ``exclude`` out of the sum and of N)."""
         beta = self.beta_
         n = memory.shape[0] if isinstance(memory, torch.Tensor) else len(memory)
-        if exclude is None:  # the library's streamed energy: one fused pass, as one update
-            return -HS.stream_energy(q, memory, beta, chunk_size=self._chunk(memory)).double()
         lse = lse_scores(q, memory, beta, exclude=exclude, chunk_size=self._chunk(memory))
         log_n = torch.full_like(lse, math.log(n))
         if exclude is not None:
