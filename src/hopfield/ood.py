@@ -95,8 +95,9 @@ def lse_scores(queries: torch.Tensor, source: Any, beta: float, *,
     """log Σ_i exp(β x_iᵀξ) of every query (L,), in float64, streaming the stored patterns.
 
     ``source`` is an (N, D) tensor or a :class:`hopfield.PatternStore`; ``exclude`` (L,) int64
-    gives per query one stored row to leave out (−1: none). Peak extra memory is
-    O(min(chunk, 2²² / L_block) × L_block); the stored patterns are read once per query block.
+    gives per query one stored row to leave out (−1: none). The stored patterns are read once
+    (without ``exclude`` through the fused kernel of :func:`hopfield.streaming.chunk_partial`;
+    with it in cache-sized chunks of at most 8,192 rows and 2²² scores per block).
     """
     n = source.shape[0] if isinstance(source, torch.Tensor) else len(source)
     chunk = max(1, min(chunk_size, n))
@@ -105,21 +106,14 @@ def lse_scores(queries: torch.Tensor, source: Any, beta: float, *,
         for _, x in _iter_source(source, chunk, queries):
             acc = acc.merge(HS.chunk_partial(queries, x, float(beta))[0])
         return acc.lse(torch.float64)
+    chunk = min(chunk, 8192)  # cache-sized chunks: every query block reuses the chunk
     lb = max(1, min(queries.shape[0], _BLOCK // chunk))  # queries per block
     out = torch.full((queries.shape[0],), float("-inf"), dtype=torch.float64)
     blocks = [(s, queries[s:s + lb]) for s in range(0, queries.shape[0], lb)]
-    if len(blocks) == 1 or not isinstance(source, torch.Tensor):
-        # one pass over the source; every chunk meets every block
-        for start, x in _iter_source(source, chunk, queries):
-            for s, q in blocks:
-                out[s:s + q.shape[0]] = torch.logaddexp(
-                    out[s:s + q.shape[0]], _chunk_lse(q, x, beta, start, exclude, s))
-        return out
-    for s, q in blocks:  # in memory: block-major keeps each block's accumulator in cache
-        acc = out[s:s + q.shape[0]]
-        for start, x in _iter_source(source, chunk, queries):
-            acc = torch.logaddexp(acc, _chunk_lse(q, x, beta, start, exclude, s))
-        out[s:s + q.shape[0]] = acc
+    for start, x in _iter_source(source, chunk, queries):  # one pass over the stored patterns
+        for s, q in blocks:
+            out[s:s + q.shape[0]] = torch.logaddexp(
+                out[s:s + q.shape[0]], _chunk_lse(q, x, beta, start, exclude, s))
     return out
 
 
