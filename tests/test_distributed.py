@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import hopfield.functional as HF
-from hopfield.distributed import ShardedModernHopfield, distributed_update
+from hopfield.distributed import ShardedModernHopfield, distributed_lse, distributed_update
 from hopfield.memory import NotStoredError
 
 WORLD = 2
@@ -67,6 +67,17 @@ def _worker(rank: int, port: int, tmp: str, errors) -> None:
                 raise AssertionError(f"{case} topk indices {idx} != {ref_i}")
             _check(f"{case} topk weights", w, ref_w)
             _check(f"{case} energy", mem.energy(q), HF.energy(qd, xd, beta), 1e-4)
+            # lse (issue 14 item 4): sharded == in-memory float64, plain and mean
+            _check(f"{case} lse", distributed_lse(q, shard, beta, chunk_size=256),
+                   HF.lse(qd, xd, beta), 1e-4)
+            _check(f"{case} lse mean", mem.lse(q, mean=True), HF.lse(qd, xd, beta, mean=True),
+                   1e-4)
+            # the same driver: steps/converged mean what they mean in memory
+            xi, info = mem.retrieve(q, return_info=True)
+            _, ref_info = HF.retrieve(qd, xd, beta, max_steps=5, tol=1e-9, return_info=True)
+            if not torch.equal(info.steps, ref_info.steps) or info.iterations != 5:
+                raise AssertionError(f"{case} info {info.steps} vs {ref_info.steps}")
+            _check(f"{case} energy trace", info.energy, ref_info.energy, 1e-4)
         # a PatternStore shard on rank 1, a tensor on rank 0; numpy in -> numpy out
         from hopfield.storage import PatternStore
         if rank == 1:
