@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -83,7 +85,7 @@ def test_merge_is_exact_for_any_split_and_order(cuts, seed, reverse):
     x = torch.randn(200, 8, generator=g, dtype=torch.float64)
     q = torch.randn(3, 8, generator=g, dtype=torch.float64)
     bounds = [0, *sorted(cuts), 200]
-    parts = [chunk_partial(q, x[a:b], 2.0, fused=False)[0] for a, b in zip(bounds, bounds[1:])]
+    parts = [chunk_partial(q, x[a:b], 2.0, fused=False)[0] for a, b in itertools.pairwise(bounds)]
     acc = SoftmaxPartial.empty((3,), 8, q)
     for p in reversed(parts) if reverse else parts:
         acc = acc.merge(p)
@@ -265,7 +267,27 @@ def test_zero_d_cpu_beta_with_states_on_another_device():
     x = torch.randn(100, 8, device="meta")
     q = torch.randn(2, 3, 8, device="meta")
     pass_fn = source_pass(x, beta, 32)
-    part, _, norm = pass_fn(q, 0, True)
+    part, _, _norm = pass_fn(q, 0, True)
     assert part.result(q.dtype).device.type == "meta"
     assert _lme(part, beta, 100, q.dtype).shape == (2, 3)
     assert _energy_with(pass_fn, q, beta, 100).shape == (2, 3)
+
+
+@pytest.mark.parametrize("beta", [1e-40, 1e-6, 5e-3, 0.5])
+def test_stream_energy_and_lse_exact_at_small_beta(beta):
+    """Issue 8 item 9 for streaming: the partials' log-sum-exp loses ~eps·log(C)/β, so small β
+    uses an exact float64 chunk pass; all β match the float64 in-memory energy."""
+    from hopfield import functional as HF
+    from hopfield.streaming import stream_lse
+
+    g = torch.Generator().manual_seed(3)
+    x, q = torch.randn(300, 8, generator=g), torch.randn(4, 8, generator=g)
+    ref = HF.energy(q.double(), x.double(), beta)
+    got = stream_energy(q, x, beta, chunk_size=64)
+    torch.testing.assert_close(got.double(), ref, atol=2e-4, rtol=1e-5)
+    torch.testing.assert_close(stream_lse(q, x, beta, mean=True, chunk_size=64).double(),
+                               HF.lse(q.double(), x.double(), beta, mean=True), atol=2e-4,
+                               rtol=1e-5)
+    _, info = stream_retrieve(q, x, beta, max_steps=2, chunk_size=64, return_info=True)
+    _, ref_info = HF.retrieve(q.double(), x.double(), beta, max_steps=2, return_info=True)
+    torch.testing.assert_close(info.energy.double(), ref_info.energy, atol=2e-4, rtol=1e-5)

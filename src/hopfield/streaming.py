@@ -311,29 +311,78 @@ PassFn = Callable[[torch.Tensor, int, bool],
 
 
 def source_pass(source: Any, beta: Beta, chunk_size: int) -> PassFn:
-    """The pass function of an (N, D) tensor or a PatternStore streamed in chunks."""
-    return lambda state, k=0, max_norm=False: _pass(state, source, beta, chunk_size, k, max_norm)
+    """The pass function of an (N, D) tensor or a PatternStore streamed in chunks. It also
+    carries ``lme_exact(state)`` (see :func:`_lme_exact`) for the energy at small β."""
+
+    def pass_fn(state: torch.Tensor, k: int = 0, max_norm: bool = False):
+        return _pass(state, source, beta, chunk_size, k, max_norm)
+
+    pass_fn.lme_exact = lambda state: _lme_exact(state, source, beta, chunk_size)
+    return pass_fn
 
 
 def _lme(part: SoftmaxPartial, beta: Beta, n: int, dtype: torch.dtype) -> torch.Tensor:
-    """β⁻¹ log((1/N) Σ_i exp(β x_iᵀξ)) from a merged partial (float64 arithmetic), (..., L)."""
+    """β⁻¹ log((1/N) Σ_i exp(β x_iᵀξ)) from a merged partial (float64 arithmetic), (..., L).
+    Its absolute error is ~eps(float32)·log(C)/β, so small β goes through :func:`_lme_exact`."""
     b = HF._beta_rows(beta)
     b = b.to(torch.float64) if isinstance(b, torch.Tensor) else b
     return ((part.lse(torch.float64) - math.log(n)) / b).to(HF._compute_dtype(dtype))
 
 
+_SMALL_BETA = 1e-2  # below it the partials' log-sum-exp loses digits to the β⁻¹ scaling
+
+
+def _small_beta(beta: Beta) -> bool:
+    if isinstance(beta, torch.Tensor):
+        return beta.dim() == 0 and float(beta) < _SMALL_BETA
+    return float(beta) < _SMALL_BETA
+
+
+def _lme_exact(state: torch.Tensor, source: Any, beta: Beta,
+               chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact β⁻¹ log mean exp(β x_iᵀξ) at any β (float64 scores per chunk, then the chunks'
+    values merged by the same log-mean-exp with weights n_j / N), and max ‖x_i‖."""
+    vals, counts, norm = [], [], None
+    s64 = state.to(torch.float64)
+    for _, chunk in _iter_chunks(source, chunk_size, state):
+        c64 = chunk.to(torch.float64)
+        vals.append(HF._log_mean_exp(s64 @ c64.mT, beta, None))  # (..., L)
+        counts.append(chunk.shape[0])
+        cn = chunk.norm(dim=-1).max()
+        norm = cn if norm is None else torch.maximum(norm, cn)
+    u = torch.stack(vals, -1)  # (..., L, J)
+    w = torch.tensor(counts, dtype=torch.float64, device=u.device) / sum(counts)
+    m = u.amax(-1, keepdim=True)
+    b = HF._beta_rows(beta)
+    b = b.to(torch.float64) if isinstance(b, torch.Tensor) else b
+    x = (u - m) * (b.unsqueeze(-1) if isinstance(b, torch.Tensor) and b.dim() else b)
+    big = (w * torch.exp(x)).sum(-1).log()
+    small = torch.log1p((w * torch.expm1(x)).sum(-1))
+    r = torch.where(x.amin(-1) > -1.0, small, big)
+    return m.squeeze(-1) + r / b, norm
+
+
 def _energy_with(pass_fn: PassFn, state: torch.Tensor, beta: Beta, n: int) -> torch.Tensor:
+    exact = getattr(pass_fn, "lme_exact", None)
+    if exact is not None and _small_beta(beta):
+        lme, norm = exact(state)
+        return HF._energy_from(state, lme.to(HF._compute_dtype(state.dtype)), norm)
     part, _, norm = pass_fn(state, 0, True)
     return HF._energy_from(state, _lme(part, beta, n, state.dtype), norm)
 
 
 def _lse_with(pass_fn: PassFn, state: torch.Tensor, beta: Beta, n: int,
               mean: bool) -> torch.Tensor:
+    b = HF._beta_rows(beta)
+    b = b.to(torch.float64) if isinstance(b, torch.Tensor) else b
+    exact = getattr(pass_fn, "lme_exact", None)
+    if exact is not None and _small_beta(beta):
+        lme = exact(state)[0]
+        out = lme if mean else lme + math.log(n) / b
+        return out.to(HF._compute_dtype(state.dtype))
     part = pass_fn(state, 0, False)[0]
     if mean:
         return _lme(part, beta, n, state.dtype)
-    b = HF._beta_rows(beta)
-    b = b.to(torch.float64) if isinstance(b, torch.Tensor) else b
     return (part.lse(torch.float64) / b).to(HF._compute_dtype(state.dtype))
 
 
@@ -347,13 +396,16 @@ def _retrieve_with(pass_fn: PassFn, state: torch.Tensor, beta: Beta, n: int, max
     """Multi-step retrieval through :func:`hopfield._driver.iterate`, one pass per step; the
     energy trace comes from the same passes (plus one final pass)."""
     norm: list[torch.Tensor] = []  # max ‖x_i‖, taken once from the first pass
+    small = return_info and getattr(pass_fn, "lme_exact", None) is not None and _small_beta(beta)
 
     def step(xi: torch.Tensor, need_energy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        part, _, cn = pass_fn(xi, 0, need_energy and not norm)
+        part, _, cn = pass_fn(xi, 0, need_energy and not small and not norm)
         if cn is not None:
             norm.append(cn)
-        e = HF._energy_from(xi, _lme(part, beta, n, xi.dtype), norm[0]) if need_energy else None
-        return part.result(xi.dtype), e
+        e = None
+        if need_energy and not small:
+            e = HF._energy_from(xi, _lme(part, beta, n, xi.dtype), norm[0])
+        return part.result(xi.dtype), e  # small β: the driver calls the exact energy instead
 
     return iterate(step, state, max_steps=max_steps, tol=tol, need_energy=return_info,
                    energy=lambda xi: _energy_with(pass_fn, xi, beta, n))
