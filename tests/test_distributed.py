@@ -72,8 +72,10 @@ def _worker(rank: int, port: int, tmp: str, errors) -> None:
                    HF.lse(qd, xd, beta), 1e-4)
             _check(f"{case} lse mean", mem.lse(q, mean=True), HF.lse(qd, xd, beta, mean=True),
                    1e-4)
+            tiny = ShardedModernHopfield(beta=1e-30, chunk_size=256).store(shard)
+            _check(f"{case} energy at beta=1e-30", tiny.energy(q), HF.energy(qd, xd, 1e-30), 1e-4)
             # the same driver: steps/converged mean what they mean in memory
-            xi, info = mem.retrieve(q, return_info=True)
+            _, info = mem.retrieve(q, return_info=True)
             _, ref_info = HF.retrieve(qd, xd, beta, max_steps=5, tol=1e-9, return_info=True)
             if not torch.equal(info.steps, ref_info.steps) or info.iterations != 5:
                 raise AssertionError(f"{case} info {info.steps} vs {ref_info.steps}")

@@ -97,6 +97,26 @@ def sharded_pass(local: Any, n_local: int, beta: Any, chunk_size: int, group: An
             dist.all_reduce(norm, op=dist.ReduceOp.MAX, group=group)
         return merged, None, norm
 
+    def lme_exact(state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact small-β log-mean-exp over all ranks: each rank's exact value, gathered and merged
+        with weights N_r / N (see :func:`hopfield.streaming.merge_lme`)."""
+        lead_l = tuple(state.shape[:-1])
+        if n_local:
+            lme, norm = HS._lme_exact(state, local, beta, chunk_size)
+        else:
+            lme = torch.zeros(lead_l, dtype=torch.float64, device=state.device)
+            norm = torch.zeros((), dtype=state.dtype, device=state.device)
+        world = dist.get_world_size(group)
+        parts = [torch.empty_like(lme) for _ in range(world)]
+        dist.all_gather(parts, lme.contiguous(), group=group)
+        counts = torch.tensor([n_local], dtype=torch.float64, device=state.device)
+        all_counts = [torch.empty_like(counts) for _ in range(world)]
+        dist.all_gather(all_counts, counts, group=group)
+        norm = norm.to(state.dtype).clone()
+        dist.all_reduce(norm, op=dist.ReduceOp.MAX, group=group)
+        return HS.merge_lme(torch.stack(parts, -1), torch.cat(all_counts), beta), norm
+
+    pass_fn.lme_exact = lme_exact
     return pass_fn
 
 

@@ -351,15 +351,23 @@ def _lme_exact(state: torch.Tensor, source: Any, beta: Beta,
         cn = chunk.norm(dim=-1).max()
         norm = cn if norm is None else torch.maximum(norm, cn)
     u = torch.stack(vals, -1)  # (..., L, J)
-    w = torch.tensor(counts, dtype=torch.float64, device=u.device) / sum(counts)
-    m = u.amax(-1, keepdim=True)
+    return merge_lme(u, torch.tensor(counts, dtype=torch.float64, device=u.device), beta), norm
+
+
+def merge_lme(u: torch.Tensor, counts: torch.Tensor, beta: Beta) -> torch.Tensor:
+    """Exact log-mean-exp over disjoint parts: u (..., L, J) the parts' β⁻¹ log mean exp values,
+    counts (J,) their sizes (0 = an empty part): β⁻¹ log Σ_j (n_j/N) exp(β u_j), float64."""
+    w = counts.to(torch.float64) / counts.sum()
+    u = torch.where(w > 0, u, u.new_zeros(()))  # empty parts carry weight 0 (and no -inf)
+    m = torch.where(w > 0, u, u.new_full((), float("-inf"))).amax(-1, keepdim=True)
     b = HF._beta_rows(beta)
     b = b.to(torch.float64) if isinstance(b, torch.Tensor) else b
     x = (u - m) * (b.unsqueeze(-1) if isinstance(b, torch.Tensor) and b.dim() else b)
+    x = torch.where(w > 0, x, x.new_zeros(()))
     big = (w * torch.exp(x)).sum(-1).log()
     small = torch.log1p((w * torch.expm1(x)).sum(-1))
     r = torch.where(x.amin(-1) > -1.0, small, big)
-    return m.squeeze(-1) + r / b, norm
+    return m.squeeze(-1) + r / b
 
 
 def _energy_with(pass_fn: PassFn, state: torch.Tensor, beta: Beta, n: int) -> torch.Tensor:
