@@ -282,7 +282,7 @@ def test_batch_first_false_layout():
     close(out.transpose(0, 1), layer(x.transpose(0, 1)), 1e-6)
 
 
-@pytest.mark.parametrize("kind", ["hopfield", "pooling", "lookup"])
+@pytest.mark.parametrize("kind", ["hopfield", "pooling", "lookup", "steps"])
 def test_torch_compile_small(kind):
     """One small compile per layer with dynamo's full graph (aot_eager backend keeps it fast)."""
     if not hasattr(torch, "compile"):
@@ -292,6 +292,9 @@ def test_torch_compile_small(kind):
     layer = {"hopfield": lambda: Hopfield(8, num_heads=2, learnable_beta=True),
              "pooling": lambda: HopfieldPooling(8, num_heads=2, quantity=2, learnable_beta=True),
              "lookup": lambda: HopfieldLayer(8, num_heads=2, quantity=4, learnable_beta=True),
+             # several updates: under compile all max_steps run (no early exit, no graph break)
+             "steps": lambda: Hopfield(8, num_heads=2, learnable_beta=True, max_steps=3,
+                                       tol=1e-30),
              }[kind]()
     x = torch.randn(2, 5, 8)
     kw = {} if kind == "lookup" else {"mask": torch.tensor([[False] * 4 + [True], [False] * 5])}
@@ -299,7 +302,7 @@ def test_torch_compile_small(kind):
     out = compiled(x, **kw)
     close(out, layer(x, **kw), 1e-6, "compiled")
     out.sum().backward()
-    beta = layer.log_beta if kind == "hopfield" else layer.hopfield.log_beta
+    beta = layer.log_beta if kind in ("hopfield", "steps") else layer.hopfield.log_beta
     assert beta.grad is not None
 
 

@@ -149,11 +149,11 @@ def test_empty_stored_with_states_is_an_error():
 # ----------------------------------------------------------------------------- bad input sweep
 
 BAD_INPUTS = {
-    "float64": (lambda x: x.double(), TypeError, "input must have the layer's dtype torch.float32, "
-                                                  "got torch.float64"),
+    "float64": (lambda x: x.double(), TypeError,
+                "input must have the layer's dtype torch.float32, got torch.float64"),
     "float16": (lambda x: x.half(), TypeError, "input must have the layer's dtype"),
-    "int": (lambda x: x.long(), TypeError, "input must be a floating-point tensor, got dtype "
-                                           "torch.int64"),
+    "int": (lambda x: x.long(), TypeError,
+            "input must be a floating-point tensor, got dtype torch.int64"),
     "bool": (lambda x: x > 0, TypeError, "input must be a floating-point tensor"),
     "complex": (lambda x: x.to(torch.complex64), TypeError, "input must be a floating-point"),
     "nan": (lambda x: x.index_put((torch.tensor([0]),) * 3, torch.tensor(float("nan"))),
@@ -164,8 +164,8 @@ BAD_INPUTS = {
              ValueError, r"input must be finite"),
     "2-D": (lambda x: x[0], ValueError, r"input must have shape \(.*\), got \(4, 8\)"),
     "4-D": (lambda x: x[None], ValueError, r"input must have shape \(.*\), got \(1, 2, 4, 8\)"),
-    "wrong D": (lambda x: x[..., :7], ValueError, r"input must have feature size 8, got shape "
-                                                  r"\(2, 4, 7\)"),
+    "wrong D": (lambda x: x[..., :7], ValueError,
+                r"input must have feature size 8, got shape \(2, 4, 7\)"),
     "list": (lambda x: x.tolist(), TypeError, "input must be a"),
     "None": (lambda x: None, TypeError, "input must be a"),
     "numpy": (lambda x: x.numpy(), TypeError, "input must be a"),
@@ -251,10 +251,10 @@ def test_bad_masks_raise_naming_mask(kind, bad, return_info):
 @pytest.mark.parametrize("am,exc,match", [
     (torch.zeros(5, 5), TypeError, "association_mask must be a bool tensor .*additive float mask"),
     (torch.zeros(5, 6, dtype=torch.bool), ValueError,
-     r"association_mask must have shape \(5, 5\) or 4-D broadcastable to \(2, 2, 5, 5\), got "
-     r"\(5, 6\)"),
-    (torch.zeros(4, 5, 5, dtype=torch.bool), ValueError, r"association_mask must have shape .*"
-                                                         r"got \(4, 5, 5\)"),
+     r"association_mask must have shape \(5, 5\) or 4-D broadcastable to \(2, 2, 5, 5\), "
+     + r"got \(5, 6\)"),
+    (torch.zeros(4, 5, 5, dtype=torch.bool), ValueError,
+     r"association_mask must have shape .* got \(4, 5, 5\)"),
     (torch.zeros(2, 3, 5, 5, dtype=torch.bool), ValueError, r"got \(2, 3, 5, 5\)"),
     ("causal", TypeError, "association_mask must be a bool tensor .*got str"),
 ])
@@ -326,9 +326,9 @@ def test_unknown_keyword_is_a_type_error():
 
 def _weights(layer):
     q, k, v, o = layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj
-    return dict(q_proj_weight=q.weight, k_proj_weight=k.weight, v_proj_weight=v.weight,
-                out_proj_weight=o.weight, q_proj_bias=q.bias, k_proj_bias=k.bias,
-                v_proj_bias=v.bias, out_proj_bias=o.bias)
+    return {"q_proj_weight": q.weight, "k_proj_weight": k.weight, "v_proj_weight": v.weight,
+            "out_proj_weight": o.weight, "q_proj_bias": q.bias, "k_proj_bias": k.bias,
+            "v_proj_bias": v.bias, "out_proj_bias": o.bias}
 
 
 @pytest.mark.parametrize("steps", [0, 2])
@@ -370,8 +370,8 @@ def test_hopfield_forward_dropout_only_when_training():
 @pytest.mark.parametrize("change,exc,match", [
     ({"num_heads": 3}, ValueError, r"q_proj_weight must have E = num_heads \* head_size > 0 rows"),
     ({"num_heads": 0}, ValueError, "num_heads must be >= 1"),
-    ({"beta": torch.ones(3)}, ValueError, r"beta must be a float, a 0-d tensor or a tensor of "
-                                          r"shape \(2,\)"),
+    ({"beta": torch.ones(3)}, ValueError,
+     r"beta must be a float, a 0-d tensor or a tensor of shape \(2,\)"),
     ({"beta": -1.0}, ValueError, "beta must be > 0"),
     ({"k_proj_weight": torch.randn(6, 8)}, ValueError, "k_proj_weight must have E = 8 rows"),
     ({"out_proj_weight": torch.randn(8, 6)}, ValueError, r"out_proj_weight must have shape \(O, 8\)"),
@@ -397,7 +397,8 @@ def test_hopfield_forward_dropout_only_when_training():
 def test_hopfield_forward_errors(change, exc, match):
     layer = Hopfield(8, num_heads=2)
     x = torch.randn(2, 5, 8)
-    kw = dict(stored=x, state=x, projection=x, num_heads=2, beta=0.5, **_weights(layer))
+    kw = {"stored": x, "state": x, "projection": x, "num_heads": 2, "beta": 0.5,
+          **_weights(layer)}
     kw.update(change)
     with pytest.raises(exc, match=match):
         hopfield_forward(**kw)
@@ -421,7 +422,7 @@ def test_layers_work_under_vmap_ensembles():
         params, buffers = stack_module_state(members)
         base = copy.deepcopy(members[0]).to("meta")
 
-        def f(p, b, x, *masks):
+        def f(p, b, x, *masks, base=base):
             return functional_call(base, (p, b), (x,), {"mask": masks[0]} if masks else {})
 
         masks = tuple(kw.values())

@@ -87,7 +87,7 @@ def split_input(
 def check_masks(mask: object, association_mask: object, shape: Sequence[int]) -> None:
     """Validate ``mask`` (B, N) and ``association_mask`` (L, N) or 4-D broadcastable to
     ``shape`` = (B, H, L, N): bool tensors, True = ignore."""
-    B, H, L, N = shape
+    B, _, L, N = shape
     if mask is not None:
         if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
             raise TypeError(f"mask must be a bool tensor (True = ignore), got {_kind(mask)}"

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import functional as HF
+from .._driver import iterate
 from .._validation import (
     check_beta,
     check_finite,
@@ -186,27 +187,19 @@ def _forward(
     q, k, v = (t.expand(B, *t.shape[1:]).to(cdt) for t in (q, k, v))  # (B, H, ·, Dh)
     bgrid = beta.to(cdt).view(-1, 1, 1)  # (H, 1, 1)
     dead = None if ignore is None or fused else ignore.all(dim=-1, keepdim=True)
-    if sep.is_softmax:  # the updates stay fused even when the read-out materialises weights
-        kb = k * bgrid  # β·K, so SDPA runs with scale=1
+    kb = k * bgrid if sep.is_softmax else None  # β·K: the updates stay fused (SDPA, scale=1)
 
-        def step(xi: torch.Tensor) -> torch.Tensor:
-            return F.scaled_dot_product_attention(xi, kb, k, attn_mask=allow, scale=1.0)
-    else:
-        def step(xi: torch.Tensor) -> torch.Tensor:
-            return _math(xi, k, k, bgrid, ignore, dead, sep)[0]
+    def step(xi: torch.Tensor, need_energy: bool) -> tuple[torch.Tensor, None]:
+        if kb is not None:  # ξ ← softmax(β ξ Kᵀ) K in head space
+            return F.scaled_dot_product_attention(xi, kb, k, attn_mask=allow, scale=1.0), None
+        return _math(xi, k, k, bgrid, ignore, dead, sep)[0], None
 
     track = return_info and sep.is_softmax
-    trace = [_energy(q, k, bgrid, ignore, dead)] if track else None
-    xi, steps, converged = q, 0, None
-    for _ in range(max_steps):  # ξ ← sep(β ξ Kᵀ) K in head space, all states together
-        new = step(xi)
-        with torch.no_grad():
-            converged = (new - xi).norm(dim=-1) < tol  # (B, H, L)
-        xi, steps = new, steps + 1
-        if trace is not None:
-            trace.append(_energy(xi, k, bgrid, ignore, dead))
-        if not _traced(xi) and bool(converged.all()):
-            break
+    # the one retrieval driver, in the layers' mode: all states step together, the early exit
+    # (all converged) is skipped under torch.compile / vmap, gradients flow through every step
+    xi, rinfo = iterate(step, q, max_steps=max_steps, tol=tol, freeze=False,
+                        energy=(lambda s: _energy(s, k, bgrid, ignore, dead)) if track else None,
+                        need_energy=track)
     if fused:
         out = F.scaled_dot_product_attention(xi, kb, v, attn_mask=allow, dropout_p=p, scale=1.0)
         weights = None
@@ -216,8 +209,8 @@ def _forward(
     out = F.linear(out.to(r.dtype).transpose(1, 2).flatten(2), w.wo, w.bo)  # (B, L, O)
     if not return_info:
         return out, None
-    info = HopfieldInfo(weights=weights, steps=steps, converged=converged,
-                        energy=torch.stack(trace) if trace is not None else None,
+    info = HopfieldInfo(weights=weights, steps=rinfo.iterations,
+                        converged=rinfo.converged if max_steps else None, energy=rinfo.energy,
                         beta=beta.detach())
     return out, info
 
@@ -382,9 +375,6 @@ def check_result(out: torch.Tensor, inputs: dict[str, torch.Tensor],
     """
     if _traced(out):
         return
-    total = out.sum()
-    for x in {id(t): t for t in inputs.values()}.values():
-        total = total + x.sum()
     key = None
     if isinstance(params, torch.nn.Module):
         plist = list(params.parameters())
@@ -393,12 +383,15 @@ def check_result(out: torch.Tensor, inputs: dict[str, torch.Tensor],
             plist = []
     else:
         plist = list(params.values())
-    if plist:
-        with torch.no_grad():
-            total = total + torch.cat([p.detach().reshape(-1).to(total.dtype) for p in plist]).sum()
-    bad = ~torch.isfinite(total)
-    if mask is not None and mask.numel():
-        bad = bad | mask.all(dim=-1).any()
+    with torch.no_grad():  # no autograd nodes for the check
+        total = out.sum()
+        for x in {id(t): t for t in inputs.values()}.values():
+            total = total + x.sum()
+        if plist:
+            total = total + torch.cat([p.reshape(-1).to(total.dtype) for p in plist]).sum()
+        bad = ~torch.isfinite(total)
+        if mask is not None and mask.numel():
+            bad = bad | mask.all(dim=-1).any()
     if not bool(bad):
         if key is not None:
             params.__dict__["_hopfield_finite_params"] = key  # plain attribute, not state

@@ -308,8 +308,8 @@ class Hopfield(nn.Module):
         B = batch_size(stored, state)
         check_masks(mask, association_mask, (B, self.num_heads, state.shape[1], stored.shape[1]))
         out, info = self._associate(stored, state, proj, mask, association_mask, return_info)
-        named = (dict(input=state) if isinstance(input, torch.Tensor)
-                 else dict(stored=stored, state=state, projection=proj))
+        named = ({"input": state} if isinstance(input, torch.Tensor)
+                 else {"stored": stored, "state": state, "projection": proj})
         check_result(out, named, self, mask)
         if not self.batch_first:
             out = out.transpose(0, 1)  # (L, B, output_size)
