@@ -116,7 +116,7 @@ def test_sync_one_step_is_sign_of_field_and_matches_async_on_stored_patterns():
     rng = np.random.default_rng(5)
     p = random_bipolar(rng, 3, 100)
     q = flip(rng, p, 0.1)
-    sync = ClassicalHopfield(update="sync", max_iter=1).store(p)
+    sync = ClassicalHopfield(update="sync", max_steps=1).store(p)
     w = sync.weights_.double().numpy()
     np.testing.assert_array_equal(sync.retrieve(q), np.where(q @ w >= 0, 1.0, -1.0))
     asyn = ClassicalHopfield(random_state=0).store(p)
@@ -128,7 +128,7 @@ def test_sync_can_two_cycle_and_reports_not_converged():
     # two anti-aligned units: W = [[0, -1], [-1, 0]] (storing [1, -1]); the state [1, 1] flips to
     # [-1, -1] and back under synchronous updates, but settles under asynchronous ones.
     p = np.array([[1.0, -1.0]])
-    _, info = ClassicalHopfield(update="sync", max_iter=10).store(p).retrieve(
+    _, info = ClassicalHopfield(update="sync", max_steps=10).store(p).retrieve(
         np.array([1.0, 1.0]), return_info=True)
     assert not bool(info.converged.all()) and int(info.steps[0]) == 10
     out, info = ClassicalHopfield(random_state=0).store(p).retrieve(np.array([1.0, 1.0]),
@@ -209,11 +209,19 @@ def test_bad_input_names_the_argument():
         ClassicalHopfield("oja")
     with pytest.raises(ValueError, match=r"update must be one of \['async', 'sync'\]"):
         ClassicalHopfield(update="random")
-    with pytest.raises(ValueError, match="max_iter must be >= 1"):
-        ClassicalHopfield(max_iter=0)
+    with pytest.raises(ValueError, match="max_steps must be >= 1"):
+        ClassicalHopfield(max_steps=0)
     with pytest.raises(TypeError, match="random_state must be an int, a numpy.random.Generator or None"):
         ClassicalHopfield(random_state=1.5)
 
 
 def test_repr():
     assert repr(ClassicalHopfield("storkey")) == "ClassicalHopfield(rule='storkey', update='async')"
+
+
+def test_max_iter_is_a_deprecated_alias_of_max_steps():
+    with pytest.warns(FutureWarning, match="max_iter is deprecated.*use max_steps"):
+        mem = ClassicalHopfield(update="sync", max_iter=3)
+    assert mem.max_steps == 3 and mem.max_iter == 3
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="max_iter must be >= 1"):
+        ClassicalHopfield(max_iter=0)

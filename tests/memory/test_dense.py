@@ -175,3 +175,9 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match=r"states must have shape \(L, 3\)"):
         mem.energy(np.ones((1, 2)))
     assert repr(mem) == "DenseAssociativeMemory(interaction='polynomial', degree=3, n_patterns_=2)"
+
+
+def test_max_iter_is_a_deprecated_alias_of_max_steps():
+    with pytest.warns(FutureWarning, match="max_iter is deprecated.*use max_steps"):
+        mem = DenseAssociativeMemory(max_iter=4)
+    assert mem.max_steps == 4 and mem.max_iter == 4

@@ -24,6 +24,7 @@ energy, so they reach a fixed point; random ±1 patterns are recalled up to a lo
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,8 @@ class BipolarRetrievalInfo:
     """Diagnostics of a bipolar memory's ``retrieve(..., return_info=True)``.
 
     Attributes:
-        steps: (L,) sweeps applied to each query until a sweep changed nothing (or ``max_iter``).
-        converged: (L,) whether the query reached a fixed point within ``max_iter`` sweeps.
+        steps: (L,) sweeps applied to each query until a sweep changed nothing (or ``max_steps``).
+        converged: (L,) whether the query reached a fixed point within ``max_steps`` sweeps.
         energy: (T + 1, L) energy of each state before the first and after every sweep.
     """
 
@@ -77,6 +78,17 @@ def check_random_state(random_state: object) -> Any:
         raise TypeError(f"random_state must be an int, a numpy.random.Generator or None, got "
                         f"{type(random_state).__name__}")
     return int(random_state)
+
+
+def _renamed_steps(max_steps: object, max_iter: object) -> tuple[object, str]:
+    """``(value, argument name)`` with the deprecated ``max_iter`` alias of ``max_steps`` (one
+    vocabulary: retrieval iterations are ``max_steps`` in the functional core, the memories and
+    the layers)."""
+    if max_iter is None:
+        return max_steps, "max_steps"
+    warnings.warn("max_iter is deprecated and will be removed in the next release; use max_steps",
+                  FutureWarning, stacklevel=3)
+    return max_iter, "max_iter"
 
 
 def make_generator(random_state: Any) -> torch.Generator | None:
@@ -117,7 +129,8 @@ class ClassicalHopfield(AssociativeMemory):
         rule: ``"hebbian"`` or ``"storkey"``.
         update: ``"async"`` (units in a seeded random order, one sweep = every unit once; all
             queries share the order and run in parallel) or ``"sync"`` (s ← sign(W s)).
-        max_iter: maximum number of sweeps in :meth:`retrieve`.
+        max_steps: maximum number of sweeps in :meth:`retrieve` (``max_iter``: deprecated
+            alias, FutureWarning).
         random_state: seed of the asynchronous update order: None (torch's global RNG), an int
             (every call of :meth:`retrieve` is reproducible) or a ``numpy.random.Generator``
             (each call draws its seed from it).
@@ -131,12 +144,17 @@ class ClassicalHopfield(AssociativeMemory):
 
     weights_: torch.Tensor
 
-    def __init__(self, rule: str = "hebbian", *, update: str = "async", max_iter: int = 100,
-                 random_state: Any = None) -> None:
+    def __init__(self, rule: str = "hebbian", *, update: str = "async", max_steps: int = 100,
+                 random_state: Any = None, max_iter: int | None = None) -> None:
         self.rule = _choice(rule, "rule", _RULES)
         self.update = _choice(update, "update", _UPDATES)
-        self.max_iter = check_positive_int(max_iter, "max_iter")
+        self.max_steps = check_positive_int(*_renamed_steps(max_steps, max_iter))
         self.random_state = check_random_state(random_state)
+
+    @property
+    def max_iter(self) -> int:
+        """Deprecated alias of ``max_steps``."""
+        return self.max_steps
 
     def _repr_params(self) -> dict[str, Any]:
         return {"rule": self.rule, "update": self.update}
@@ -196,13 +214,13 @@ class ClassicalHopfield(AssociativeMemory):
                 s[:, i] = _sign_keep(s @ w[:, i], s[:, i])  # (L,)
             return s, None
 
-        return run_bipolar(sweep, s, self.max_iter, self._energy)
+        return run_bipolar(sweep, s, self.max_steps, self._energy)
 
 
-def run_bipolar(sweep: Any, s: torch.Tensor, max_iter: int,
+def run_bipolar(sweep: Any, s: torch.Tensor, max_steps: int,
                 energy: Any) -> tuple[torch.Tensor, BipolarRetrievalInfo]:
     """Sweeps through the one retrieval driver (:func:`hopfield._driver.iterate`): ±1 states move
     by ≥ 2 when any unit flips, so ``tol=1`` means "the sweep changed nothing"; each query freezes
     at its own fixed point; the energy is traced before and after every sweep."""
-    s, info = iterate(sweep, s, max_steps=max_iter, tol=1.0, energy=energy, need_energy=True)
+    s, info = iterate(sweep, s, max_steps=max_steps, tol=1.0, energy=energy, need_energy=True)
     return s, BipolarRetrievalInfo(steps=info.steps, converged=info.converged, energy=info.energy)

@@ -38,6 +38,7 @@ from .base import AssociativeMemory
 from .classical import (
     BipolarRetrievalInfo,
     _choice,
+    _renamed_steps,
     bipolar_out,
     check_bipolar,
     check_random_state,
@@ -59,7 +60,8 @@ class DenseAssociativeMemory(AssociativeMemory):
         interaction: ``"polynomial"`` (F(z) = z^degree) or ``"exponential"`` (F(z) = exp(z)).
         degree: the power n ≥ 2 of the polynomial interaction (ignored for ``"exponential"``);
             n = 2 is the classical Hebbian network up to a constant.
-        max_iter: maximum number of asynchronous sweeps in :meth:`retrieve`.
+        max_steps: maximum number of asynchronous sweeps in :meth:`retrieve` (``max_iter``:
+            deprecated alias, FutureWarning).
         random_state: seed of the update order (None = torch's global RNG).
 
     There is no weight matrix: the memory keeps ``patterns_`` (N, D) and ``add`` just appends.
@@ -69,15 +71,20 @@ class DenseAssociativeMemory(AssociativeMemory):
         >>> out = mem.retrieve(noisy)                                    # ±1, (L, D)
     """
 
-    def __init__(self, interaction: str = "polynomial", degree: int = 3, *, max_iter: int = 100,
-                 random_state: int | None = None) -> None:
+    def __init__(self, interaction: str = "polynomial", degree: int = 3, *, max_steps: int = 100,
+                 random_state: Any = None, max_iter: int | None = None) -> None:
         self.interaction = _choice(interaction, "interaction", _INTERACTIONS)
         self.degree = check_positive_int(degree, "degree", minimum=2)
         if self.degree > _MAX_DEGREE:
             raise ValueError(f"degree must be <= {_MAX_DEGREE} (z^degree overflows float64 for any "
                              f"D >= 2 beyond that), got {self.degree}")
-        self.max_iter = check_positive_int(max_iter, "max_iter")
+        self.max_steps = check_positive_int(*_renamed_steps(max_steps, max_iter))
         self.random_state = check_random_state(random_state)
+
+    @property
+    def max_iter(self) -> int:
+        """Deprecated alias of ``max_steps``."""
+        return self.max_steps
 
     def _repr_params(self) -> dict[str, Any]:
         if self.interaction == "exponential":
@@ -150,5 +157,5 @@ class DenseAssociativeMemory(AssociativeMemory):
                 s[:, i] = new
             return s, e
 
-        return run_bipolar(sweep, s, self.max_iter,
+        return run_bipolar(sweep, s, self.max_steps,
                            lambda s: self._energy_from_overlaps(s @ x.mT))
