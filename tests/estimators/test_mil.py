@@ -265,3 +265,38 @@ def test_bad_parameters(name, value, expected):
 def test_check_bags_accepts_tensors():
     out = check_bags([torch.ones(2, 3), np.zeros((1, 3), dtype=np.int64)])
     assert [b.dtype for b in out] == [np.float64, np.float64]   # float64 until standardised
+
+
+# ----------------------------------------------------------------------------- ensembles (issue 10)
+
+
+def test_members_train_as_one_module_and_average():
+    bags, y, _ = make_bags(n_bags=40)
+    clf = HopfieldMILClassifier(**{**FAST, "max_iter": 6}, n_members=3, random_state=0).fit(bags, y)
+    assert clf.module_.n_members == 3 and clf.best_iteration_.shape == (3,)
+    net = clf.module_
+    assert all(p.shape[0] == 3 for p in net.parameters())        # stacked (M, ...) parameters
+    X, mask = pad_bags([((b - clf.scaler_.mean) / clf.scaler_.scale).astype(np.float32) for b in bags])
+    X, mask = torch.from_numpy(X), torch.from_numpy(mask)
+    with torch.no_grad():
+        probs = [torch.softmax(net.member(m).eval()(X, mask).double(), -1) for m in range(3)]
+    np.testing.assert_allclose(clf.predict_proba(bags), torch.stack(probs).mean(0).numpy(), atol=1e-5)
+    w = clf.instance_weights(bags[:3])
+    np.testing.assert_allclose([wi.sum() for wi in w], 1.0, atol=1e-6)
+    one = HopfieldMILClassifier(**{**FAST, "max_iter": 6}, n_members=1, random_state=0).fit(bags, y)
+    assert not np.allclose(one.predict_proba(bags), clf.predict_proba(bags))
+
+
+def test_odd_bag_sets():
+    rng = np.random.RandomState(0)
+    single = [rng.randn(1, 3) for _ in range(12)]                 # bags of one instance
+    HopfieldMILClassifier(**{**FAST, "max_iter": 2}).fit(single, np.arange(12) % 2)
+    equal = rng.randn(12, 4, 3)                                   # all bags of equal length
+    HopfieldMILClassifier(**{**FAST, "max_iter": 2}).fit(equal, np.arange(12) % 2)
+    with pytest.raises(ValueError, match="no class has 2 samples"):      # one bag per class
+        HopfieldMILClassifier(**{**FAST, "max_iter": 2}).fit(single[:2], [0, 1])
+    HopfieldMILClassifier(**{**FAST, "max_iter": 2}, early_stopping=False).fit(single[:2], [0, 1])
+    mask = np.zeros((12, 4), bool)
+    mask[5] = True                                                # the mask empties bag 5
+    with pytest.raises(ValueError, match=r"X\[5\] is an empty bag"):
+        HopfieldMILClassifier(**FAST).fit(equal, np.arange(12) % 2, mask=mask)

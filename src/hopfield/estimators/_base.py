@@ -334,6 +334,8 @@ class HopfieldEstimator(BaseEstimator):
         yt = torch.as_tensor(y_enc, device=dev)
         train_idx = [np.flatnonzero(~holdout[m]) for m in range(M)]       # M × (n_m,)
         val_w = torch.as_tensor(holdout, dtype=torch.float32, device=dev)  # (M, n)
+        val_idx = np.flatnonzero(holdout.any(0))       # samples in some member's validation part
+        val_t = torch.as_tensor(val_idx, device=dev)
         opt, sched = self._make_optimizer(net.parameters())
         stopper = EarlyStopping(hp.tol, hp.n_iter_no_change, M)
         best = {k: v.detach().clone() for k, v in net.named_parameters()} if early else None
@@ -359,8 +361,9 @@ class HopfieldEstimator(BaseEstimator):
             if not early:
                 continue
             with torch.no_grad():
-                per = self._loss(self._forward(net, data, n), yt)             # (M, n)
-                vloss = ((per * val_w).sum(1) / val_w.sum(1)).cpu().numpy()   # (M,)
+                per = self._loss(self._forward(net, data, n, val_idx), yt[val_t])  # (M, n_val)
+                w = val_w[:, val_t]
+                vloss = ((per * w).sum(1) / w.sum(1)).cpu().numpy()             # (M,)
                 self.validation_scores_.append(-float(vloss.mean()))
                 improved = stopper.update(vloss, epoch)
                 if improved.any():
@@ -382,14 +385,15 @@ class HopfieldEstimator(BaseEstimator):
         self.module_ = net.eval()
 
     @torch.no_grad()
-    def _forward(self, net, data, n: int) -> torch.Tensor:
-        """Network outputs for every sample, (M, n, K), in eval mode and chunks."""
+    def _forward(self, net, data, n: int, idx: np.ndarray | None = None) -> torch.Tensor:
+        """Network outputs (M, len(idx), K) for samples ``idx`` (default all n), eval mode, chunks."""
         net.eval()
         chunk = self._eval_chunk
         M = self._hp.n_members
-        outs = [net(*self._collate(data, np.tile(np.arange(s, min(s + chunk, n)), (M, 1)),
-                                   train=False, generator=None))
-                for s in range(0, n, chunk)]
+        idx = np.arange(n) if idx is None else idx
+        outs = [net(*self._collate(data, np.tile(idx[s:s + chunk], (M, 1)), train=False,
+                                   generator=None))
+                for s in range(0, len(idx), chunk)]
         return torch.cat(outs, dim=1)
 
     def _outputs(self, X, **input_kw) -> torch.Tensor:
