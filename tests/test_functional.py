@@ -593,3 +593,21 @@ def test_driver_runs_every_step_under_vmap():
     for _ in range(4):
         manual = HF._associate(manual, x, x, 2.0)[0]
     close(torch.vmap(run)(s), manual)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+def test_energy_never_increases_under_the_update_in_every_dtype(dtype):
+    """Issue 15 item 3: a property per dtype (half states: scores and energies in float32)."""
+    rel = {torch.float64: 1e-10, torch.float32: 1e-6, torch.bfloat16: 1e-3, torch.float16: 1e-3}
+    for seed in range(10):
+        g = torch.Generator().manual_seed(seed)
+        x, s = 3 * torch.randn(20, 16, generator=g), 3 * torch.randn(5, 16, generator=g)
+        x, s = x.to(dtype), s.to(dtype)
+        for beta in (0.1, 1.0, 8.0):
+            e = [HF.energy(s, x, beta).double()]
+            _, info = HF.retrieve(s, x, beta, max_steps=3, return_info=True)
+            e += list(info.energy[1:].double())
+            for a, b in zip(e, e[1:]):
+                tol = rel[dtype] * max(1.0, float(a.abs().max()))
+                assert float((b - a).max()) <= tol, (dtype, seed, beta, float((b - a).max()))
+            assert bool(torch.isfinite(info.energy).all())
