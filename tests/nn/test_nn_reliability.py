@@ -6,6 +6,7 @@ Every test here failed (or could not be written) before the layers called
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from _nn_reference import naive_hopfield
@@ -22,8 +23,8 @@ def close(a, b, tol, what=""):
 def make(kind, dtype=torch.float32, **kw):
     torch.manual_seed(0)
     layer = {"hopfield": lambda: Hopfield(8, num_heads=2, **kw),
-             "pooling": lambda: HopfieldPooling(8, num_heads=2, quantity=3, **kw),
-             "lookup": lambda: HopfieldLayer(8, num_heads=2, quantity=5, **kw)}[kind]()
+             "pooling": lambda: HopfieldPooling(8, num_heads=2, **{"quantity": 3, **kw}),
+             "lookup": lambda: HopfieldLayer(8, num_heads=2, **{"quantity": 5, **kw})}[kind]()
     return layer.to(dtype)
 
 
@@ -436,3 +437,32 @@ def test_layers_work_under_vmap_ensembles():
             for i, m in enumerate(members):  # each member equals its own forward
                 ref = m.eval()(x[i], **{k: v[i] for k, v in kw.items()})
                 close(out_eval[i], ref, 1e-5, f"{type(m).__name__} member {i}")
+
+
+@pytest.mark.parametrize("kind", ["hopfield", "pooling", "lookup"])
+@pytest.mark.parametrize("flag", ["batch_first", "learnable_beta", "bias", "normalize_state",
+                                  "normalize_stored", "normalize_projection"])
+def test_flags_must_be_bool(kind, flag):
+    """``batch_first="False"`` used to be read as True (a silently transposed layout)."""
+    with pytest.raises(TypeError, match=f"{flag} must be a bool, got str"):
+        make(kind, **{flag: "False"})
+    make(kind, **{flag: np.bool_(True)})  # numpy bools are fine
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"quantity": 0}, ValueError, "quantity must be >= 1, got 0"),
+    ({"quantity": 2.5}, TypeError, "quantity must be an int, got float"),
+    ({"stored_pattern_size": 4}, TypeError, "does not take stored_pattern_size"),
+    ({"pattern_projection_size": 4}, TypeError, "does not take pattern_projection_size"),
+    ({"max_steps": -1}, ValueError, "max_steps must be >= 0"),
+    ({"scaling": 0.5}, TypeError, "unexpected keyword argument 'scaling'"),
+])
+@pytest.mark.parametrize("kind", ["pooling", "lookup"])
+def test_pooling_and_lookup_constructor_errors(kind, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        make(kind, **kwargs)
+
+
+def test_lookup_targets_must_be_bool():
+    with pytest.raises(TypeError, match="lookup_targets must be a bool, got str"):
+        HopfieldLayer(8, quantity=3, lookup_targets="yes")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .._validation import check_tensor, shape_str
@@ -22,9 +23,10 @@ def _kind(x: object) -> str:
 
 
 def check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
+    """A flag must be a bool (or a numpy bool): ``"False"`` or ``2`` would be read as True."""
+    if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
+    return bool(value)
 
 
 def check_features(x: torch.Tensor, name: str, size: int, dtype: torch.dtype) -> None:

@@ -181,7 +181,12 @@ class Hopfield(nn.Module):
         self.tol = check_positive_float(tol, "tol")
         self.separation = get_separation(separation)
         self.dropout = check_probability(dropout, "dropout")
-        self.batch_first = bool(batch_first)
+        self.batch_first = check_bool(batch_first, "batch_first")
+        for flag, name in ((learnable_beta, "learnable_beta"), (bias, "bias"),
+                           (normalize_state, "normalize_state"),
+                           (normalize_stored, "normalize_stored"),
+                           (normalize_projection, "normalize_projection")):
+            check_bool(flag, name)
 
         E = num_heads * self.head_size
         self.q_proj = nn.Linear(input_size, E, bias=bias)

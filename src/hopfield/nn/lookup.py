@@ -60,7 +60,7 @@ class HopfieldLayer(nn.Module):
                                  **hopfield_kwargs)
         self.patterns = nn.Parameter(torch.empty(self.quantity, input_size))  # (N, D)
         nn.init.normal_(self.patterns, std=input_size ** -0.5)
-        if lookup_targets:
+        if check_bool(lookup_targets, "lookup_targets"):
             self.targets = nn.Parameter(torch.empty(self.quantity, input_size))  # (N, D)
             nn.init.normal_(self.targets, std=input_size ** -0.5)
         else:
