@@ -1,12 +1,16 @@
 """PyTorch layers of modern Hopfield networks: ``Hopfield``, ``HopfieldPooling``, ``HopfieldLayer``.
 
-Thin ``torch.nn`` modules that own the projections and β and call the functional core
-(:mod:`hopfield.functional`). See docs/layers.md for examples.
+Thin ``torch.nn`` modules that own the projections and β and call one public functional core,
+:func:`hopfield.nn.functional.hopfield_forward` (as ``nn.MultiheadAttention`` calls
+``F.multi_head_attention_forward``). See docs/layers.md for examples.
 """
 
+from . import functional
+from .functional import hopfield_forward
 from .hopfield import Hopfield
 from .info import HopfieldInfo
 from .lookup import HopfieldLayer
 from .pooling import HopfieldPooling
 
-__all__ = ["Hopfield", "HopfieldInfo", "HopfieldLayer", "HopfieldPooling"]
+__all__ = ["Hopfield", "HopfieldInfo", "HopfieldLayer", "HopfieldPooling", "functional",
+           "hopfield_forward"]
