@@ -139,8 +139,13 @@ def test_bad_input():
         HopfieldOODDetector().fit(X, X_aux=X[:, :2])
     with pytest.raises(TypeError, match="numeric"):
         HopfieldOODDetector().fit(np.array([["a", "b"], ["c", "d"]]))
-    with pytest.raises(ValueError, match="invalid parameter"):
+    with pytest.raises(ValueError, match="(?i)invalid parameter"):
         HopfieldOODDetector().set_params(gamma=1)
+    from sklearn.base import clone
+
+    c = clone(HopfieldOODDetector(beta=2.0, per_class=True))
+    assert c.get_params()["beta"] == 2.0 and c.per_class
+    assert (det.fit_predict(X) != 0).all()
     assert det.score_samples(np.zeros((0, 4))).shape == (0,)
 
 

@@ -58,6 +58,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.exceptions import NotFittedError
 
 from . import streaming as HS
 from ._validation import check_beta, check_finite, check_positive_int, check_tensor, shape_str
@@ -148,7 +150,7 @@ def _as_2d(X: Any, name: str) -> np.ndarray:
     return arr
 
 
-class HopfieldOODDetector:
+class HopfieldOODDetector(OutlierMixin, BaseEstimator):
     """Out-of-distribution detector scoring queries by their modern Hopfield energy.
 
     Follows scikit-learn's outlier detectors (IsolationForest, LocalOutlierFactor): ``fit(X[, y])``,
@@ -183,23 +185,6 @@ class HopfieldOODDetector:
         self.target_recall = target_recall
         self.chunk_size = chunk_size
         self.random_state = random_state
-
-    # sklearn plumbing without a hard dependency on BaseEstimator internals
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("beta", "per_class", "normalize", "contamination",
-                                              "target_recall", "chunk_size", "random_state")}
-
-    def set_params(self, **params: Any) -> HopfieldOODDetector:
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"invalid parameter {k!r} for HopfieldOODDetector; valid: "
-                                 f"{sorted(valid)}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        return f"HopfieldOODDetector(beta={self.beta}, per_class={self.per_class})"
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
@@ -375,7 +360,7 @@ class HopfieldOODDetector:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "offset_"):
-            raise ValueError("this HopfieldOODDetector is not fitted yet; call fit(X) first")
+            raise NotFittedError("this HopfieldOODDetector is not fitted yet; call fit(X) first")
 
     def score_samples(self, X: Any) -> np.ndarray:
         """−E(ξ; X_in) of each row (n,), float64; higher = more normal."""
@@ -400,8 +385,6 @@ class HopfieldOODDetector:
         """+1 for inliers, −1 for outliers (``decision_function < 0``)."""
         return np.where(self.decision_function(X) < 0, -1, 1)
 
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
-        return self.fit(X, y).predict(X)
 
 
 # ----------------------------------------------------------------------------- Hopfield Boosting
