@@ -466,3 +466,31 @@ def test_pooling_and_lookup_constructor_errors(kind, kwargs, exc, match):
 def test_lookup_targets_must_be_bool():
     with pytest.raises(TypeError, match="lookup_targets must be a bool, got str"):
         HopfieldLayer(8, quantity=3, lookup_targets="yes")
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("self", 1), ("self+masks", 1), ("tuple+mask", 1), ("steps3", 3), ("pool+mask", 1),
+    ("lookup", 1), ("return_info", 1)])
+def test_host_syncs_per_forward(monkeypatch, case, expected):
+    """Validation costs one host sync per forward, whatever the inputs and masks (it used to be
+    one per input tensor plus one per mask); several updates add one per update before the last
+    (the driver's early-exit test)."""
+    x = torch.randn(2, 5, 8)
+    pad = torch.zeros(2, 5, dtype=torch.bool)
+    am = torch.zeros(5, 5, dtype=torch.bool)
+    y = torch.randn(2, 6, 8)
+    hop, steps = make("hopfield"), make("hopfield", max_steps=3, tol=1e-30)
+    pool, lookup = make("pooling"), make("lookup")
+    run = {"self": lambda: hop(x), "self+masks": lambda: hop(x, mask=pad, association_mask=am),
+           "tuple+mask": lambda: hop((y, x, y), mask=torch.zeros(2, 6, dtype=torch.bool)),
+           "steps3": lambda: steps(x), "pool+mask": lambda: pool(x, mask=pad),
+           "lookup": lambda: lookup(x), "return_info": lambda: hop(x, return_info=True)}[case]
+    run()  # parameters verified once
+    syncs = []
+    for name in ("__bool__", "item", "tolist", "__float__", "__int__"):
+        orig = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name,
+                            lambda self, *a, _o=orig, _n=name: syncs.append(_n) or _o(self, *a))
+    run()
+    monkeypatch.undo()
+    assert len(syncs) == expected, syncs
