@@ -324,6 +324,10 @@ class HopfieldOODDetector(OutlierMixin, BaseEstimator):
                     exclude: torch.Tensor | None) -> torch.Tensor:
         """−E(ξ; memory) in float64 (leaving ``exclude`` out of the sum and of N)."""
         beta = self.beta_
+        q2 = 0.5 * (q.double() ** 2).sum(-1)
+        if exclude is None:  # the core's streamed log-mean-exp: one fused pass, like one update
+            lme = HS.stream_lse(q, memory, beta, mean=True, chunk_size=self._chunk(memory))
+            return lme.double() - q2 - 0.5 * m2
         n = memory.shape[0] if isinstance(memory, torch.Tensor) else len(memory)
         lse = lse_scores(q, memory, beta, exclude=exclude, chunk_size=self._chunk(memory))
         log_n = torch.full_like(lse, math.log(n))
@@ -332,7 +336,6 @@ class HopfieldOODDetector(OutlierMixin, BaseEstimator):
             if n == 1:
                 raise ValueError("cannot leave the only stored pattern out")
             log_n[hit] = math.log(n - 1)
-        q2 = 0.5 * (q.double() ** 2).sum(-1)
         return lse / beta - q2 - log_n / beta - 0.5 * m2
 
     def _chunk(self, memory: Any) -> int:
