@@ -203,6 +203,9 @@ def test_dataframe_with_categories_and_missing_values():
     assert cfg["is_categorical"] == [False, True, True, False]
     assert cfg["categories"] == [["blue", "green", "red"], ["round", "square"]]
     assert est.predict(df).shape == (len(df),)
+    p = est.predict_proba(df)  # 2 classes, although 'color' has 3 categories
+    assert p.shape == (len(df), 2)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-6)
 
 
 def test_categorical_features_argument_on_numpy():

@@ -546,7 +546,7 @@ class _HopularBase(HopfieldEstimator):
                 y = c_[:, -1].clone()
                 c_[:, -1] = net.cards[-1]  # the target is masked
                 _, logits = net.predict_stream(n_, m_, c_, self._hp.chunk_size)
-                tot += float(F.cross_entropy(logits[:, -1], y, reduction="sum"))
+                tot += float(F.cross_entropy(logits[:, -1, :net.cards[-1]], y, reduction="sum"))
             else:
                 y = n_[:, target_tok].clone()
                 m_[:, target_tok] = True
@@ -565,7 +565,8 @@ class _HopularBase(HopfieldEstimator):
         for s in range(0, n, chunk):
             args = [torch.as_tensor(a[s:s + chunk], device=dev) for a in (num, miss, cat)]
             pred, logits = net.predict_stream(*args, chunk_size=self._hp.chunk_size)
-            outs.append(logits[:, -1] if self._is_classifier else pred[:, net.target:net.target + 1])
+            outs.append(logits[:, -1, :net.cards[-1]] if self._is_classifier  # drop padding
+                        else pred[:, net.target:net.target + 1])
         return torch.cat(outs).unsqueeze(0)
 
 
