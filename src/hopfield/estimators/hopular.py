@@ -298,7 +298,7 @@ class _HopularBase(HopfieldEstimator):
                  learning_rate: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int | str = "auto", max_iter: int = 100, anneal_iter: int = 20,
                  n_iter_no_change: int = 10, tol: float = 1e-4, early_stopping: bool = True,
-                 validation_fraction: float = 0.1, memory_size: int = 2048,
+                 validation_fraction: float = 0.1, memory_size: int = 1024,
                  chunk_size: int = 4096, categorical_features=None,
                  random_state: int | None = None, device: str | None = "cpu",
                  verbose: bool = False):
@@ -448,7 +448,7 @@ class _HopularBase(HopfieldEstimator):
         num_t, miss_t, cat_t = T(num), T(miss), T(cat)
         net.set_memory(num_t[train], miss_t[train], cat_t[train])
         n_tr = len(train)
-        bs = (int(np.clip(n_tr // 8, 32, 512)) if hp.batch_size == "auto"
+        bs = (int(np.clip(n_tr // 8, 32, 1024)) if hp.batch_size == "auto"
               else int(hp.batch_size))
         bs = min(bs, n_tr)
         opt = Lookahead(Lamb(net.parameters(), lr=hp.learning_rate,
@@ -579,7 +579,7 @@ _PARAMS_DOC = """
         dropout: dropout on embeddings, association weights and the head.
         mask_probability: BERT-style masking probability of each feature during training.
         learning_rate, weight_decay: LAMB settings (wrapped in Lookahead, k=5, α=0.8).
-        batch_size: rows per step; ``"auto"`` = clip(n_train // 8, 32, 512).
+        batch_size: rows per step; ``"auto"`` = clip(n_train // 8, 32, 1024).
         max_iter: maximum epochs; anneal_iter: epochs over which γ falls from 1 to 0.
         n_iter_no_change, tol, early_stopping, validation_fraction: early stopping on the target
             loss of a held-out split (stratified for classification); patience counts only
