@@ -223,14 +223,14 @@ def default_memories(seed: int = 0, betas: Sequence[float] = (0.3, 1.0, 3.0),
     from ..memory import ClassicalHopfield, DenseAssociativeMemory, ModernHopfield
 
     mems: dict[str, tuple[str, Callable[[], Any]]] = {
-        "hebbian": ("hebbian", lambda: ClassicalHopfield("hebbian", max_iter=30,
+        "hebbian": ("hebbian", lambda: ClassicalHopfield("hebbian", max_steps=30,
                                                          random_state=seed)),
-        "storkey": ("storkey", lambda: ClassicalHopfield("storkey", max_iter=30,
+        "storkey": ("storkey", lambda: ClassicalHopfield("storkey", max_steps=30,
                                                          random_state=seed)),
         f"polynomial n={degree}": ("polynomial", lambda: DenseAssociativeMemory(
-            "polynomial", degree, max_iter=30, random_state=seed)),
+            "polynomial", degree, max_steps=30, random_state=seed)),
         "exponential": ("exponential", lambda: DenseAssociativeMemory(
-            "exponential", max_iter=30, random_state=seed)),
+            "exponential", max_steps=30, random_state=seed)),
     }
     for b in betas:
         mems[f"modern β={b:g}"] = ("modern", lambda b=b: ModernHopfield(beta=b, max_steps=30))

@@ -26,7 +26,8 @@ import torch
 from .. import functional as HF
 from .._validation import check_beta, check_positive_int, check_tensor
 
-__all__ = ["ErrorBoundResult", "one_step_error", "sphere_patterns", "theorem5_bound"]
+__all__ = ["ErrorBoundResult", "one_step_error", "sphere_patterns", "theorem5_bound",
+           "theorem5_study"]
 
 
 def sphere_patterns(n: int, d: int, radius: float, gen: torch.Generator) -> torch.Tensor:
@@ -102,3 +103,18 @@ def one_step_error(
         res.bound_median.append(float(bound.median()))
         res.bound_holds.append(float((err <= bound * (1 + 1e-9) + 1e-12).double().mean()))
     return res
+
+
+def theorem5_study(*, quick: bool = False, seed: int = 0) -> ErrorBoundResult:
+    """The experiment of ``hopfield capacity`` (docs/analysis.md): N patterns uniform on the sphere
+    of radius √D in D dimensions (N = D = 64; 16 with ``quick``), starts at distance 0.1·√D, β
+    log-spaced over [0.01, 2] (16 values; 8 with ``quick``). Deterministic for a seed."""
+    import math
+
+    import numpy as np
+
+    n, d = (16, 16) if quick else (64, 64)
+    gen = torch.Generator().manual_seed(check_positive_int(seed, "seed", minimum=0))
+    patterns = sphere_patterns(n, d, math.sqrt(d), gen)
+    betas = [float(b) for b in np.geomspace(0.01, 2.0, 8 if quick else 16)]
+    return one_step_error(patterns, betas, 0.1 * math.sqrt(d), seed=seed)

@@ -31,6 +31,7 @@ from .._validation import check_beta, check_tensor
 from .metastable import _check_threshold, metastable_k
 
 __all__ = ["KINDS", "BetaSweep", "FixedPoints", "beta_sweep", "classify_fixed_points",
+           "noisy_queries",
            "classify_weights", "clustered_patterns"]
 
 KINDS = ("single", "metastable", "global")
@@ -159,3 +160,20 @@ def clustered_patterns(n_clusters: int, per_cluster: int, dim: int, *, spread: f
     noise = torch.randn(n_clusters, per_cluster, dim, generator=gen, dtype=torch.float64)
     noise = spread * radius * noise / dim ** 0.5
     return (centres[:, None, :] + noise).reshape(-1, dim)
+
+
+def noisy_queries(patterns: torch.Tensor, noise: float, *, seed: int = 0) -> torch.Tensor:
+    """Queries x_i + noise · ‖x_i‖/√D · ε_i, ε_i ~ N(0, I), one per pattern, float64 (N, D);
+    the starts of ``hopfield beta-sweep``. Deterministic for a seed."""
+    if not (isinstance(patterns, torch.Tensor) and patterns.ndim == 2 and patterns.shape[0] > 0
+            and bool(torch.isfinite(patterns).all())):
+        raise ValueError(f"patterns must be a finite (N, D) tensor with N >= 1, got "
+                         f"{getattr(patterns, 'shape', type(patterns).__name__)}")
+    if not 0 <= noise < float("inf"):
+        raise ValueError(f"noise must be finite and >= 0, got {noise}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    x = patterns.to(torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    scale = x.norm(dim=-1, keepdim=True) / x.shape[1] ** 0.5  # (N, 1)
+    return x + noise * scale * torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.device)

@@ -31,13 +31,10 @@ def capacity(
                                              "from a capacity.json written by this command."),
 ) -> int:
     """Retrieval success vs N and D for classical, dense and modern memories, against theory."""
-    import numpy as np
-    import torch
-
     from ..analysis import plotting
     from .._io import atomic_write_json as write_json
     from ..analysis.capacity import capacity_study
-    from ..analysis.error_bound import one_step_error, sphere_patterns
+    from ..analysis.error_bound import theorem5_study
 
     if seed < 0:
         raise usage_error("--seed", f"must be >= 0, got {seed}")
@@ -59,12 +56,7 @@ def capacity(
                                              f"command, got {from_json} ({type(e).__name__}: {e})") from None
     else:
         curves = capacity_study(quick=quick, seed=seed, n_queries=n_queries, progress=progress)
-        # Theorem 5: patterns uniform on the sphere of radius sqrt(D), starts at 0.1·sqrt(D).
-        n5, d5 = (16, 16) if quick else (64, 64)
-        gen = torch.Generator().manual_seed(seed)
-        pats = sphere_patterns(n5, d5, float(np.sqrt(d5)), gen)
-        betas = [float(b) for b in np.geomspace(0.01, 2.0, 8 if quick else 16)]
-        thm5 = one_step_error(pats, betas, 0.1 * float(np.sqrt(d5)), seed=seed)
+        thm5 = theorem5_study(quick=quick, seed=seed)
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "capacity.json", {

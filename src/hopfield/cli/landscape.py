@@ -79,7 +79,7 @@ def beta_sweep(
     from ..analysis import plotting
     from .._io import atomic_write_json as write_json
     from ..analysis.fixed_points import beta_sweep as sweep_fn
-    from ..analysis.fixed_points import clustered_patterns
+    from ..analysis.fixed_points import clustered_patterns, noisy_queries
 
     if not (0 < beta_min < beta_max < float("inf") and n_betas >= 2
             and 0 <= noise < float("inf") and seed >= 0):
@@ -102,9 +102,7 @@ def beta_sweep(
             raise usage_error("--patterns", f"must hold a finite (N, D) array, got shape "
                                             f"{arr.shape}")
         x, source = torch.as_tensor(arr, dtype=torch.float64), str(patterns)
-    gen = torch.Generator().manual_seed(seed)
-    scale = x.norm(dim=-1, keepdim=True) / x.shape[1] ** 0.5
-    queries = x + noise * scale * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    queries = noisy_queries(x, noise, seed=seed)
     betas = [float(b) for b in np.geomspace(beta_min, beta_max, n_betas)]
     res = sweep_fn(queries, x, betas, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
