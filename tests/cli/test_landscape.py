@@ -87,3 +87,20 @@ def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys, command):
     assert main([command, "--out", str(f)]) == 2
     assert "--out" in capsys.readouterr().err
     assert f.read_text() == "x"
+
+
+def test_noisy_queries_library_helper():
+    import torch
+
+    from hopfield.analysis.fixed_points import clustered_patterns, noisy_queries
+
+    x = clustered_patterns(2, 3, 8, seed=1)
+    q = noisy_queries(x, 0.1, seed=4)
+    assert q.shape == x.shape and q.dtype == torch.float64
+    assert torch.equal(q, noisy_queries(x, 0.1, seed=4)) and torch.equal(noisy_queries(x, 0.0), x)
+    with pytest.raises(ValueError, match="noise must be finite and >= 0"):
+        noisy_queries(x, float("nan"))
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        noisy_queries(x, 0.1, seed=-1)
+    with pytest.raises(ValueError, match=r"patterns must be a finite \(N, D\) tensor"):
+        noisy_queries(torch.full((2, 3), float("inf")), 0.1)
