@@ -61,7 +61,7 @@ def test_chunked_pooling_is_exact():
 
 
 def test_chunk_size_does_not_change_predictions(easy):
-    clf = DeepRCClassifier(max_iter=2, n_train_sequences=32, random_state=0,
+    clf = DeepRCClassifier(max_iter=2, n_train_sequences=32, random_state=0, pretrain_steps=5,
                            early_stopping=False).fit(easy.repertoires, easy.y)
     a = clf.decision_function(easy.repertoires[:4])
     clf.set_params(chunk_size=7)
@@ -76,7 +76,7 @@ def test_chunk_size_does_not_change_predictions(easy):
 def test_learns_easy_setting_and_finds_witnesses(easy):
     tr, te = np.arange(16), np.arange(16, 24)
     R = easy.repertoires
-    clf = DeepRCClassifier(max_iter=25, beta=8.0, random_state=0, early_stopping=False,
+    clf = DeepRCClassifier(max_iter=6, pretrain_steps=60, random_state=0, early_stopping=False,
                            num_threads=1).fit([R[i] for i in tr], easy.y[tr])
     from sklearn.metrics import roc_auc_score
 
@@ -91,7 +91,7 @@ def test_learns_easy_setting_and_finds_witnesses(easy):
 
 
 def test_deterministic_and_save_load(easy, tmp_path):
-    kw = dict(max_iter=2, n_train_sequences=40, random_state=3, use_counts=True)
+    kw = dict(max_iter=2, n_train_sequences=40, random_state=3, use_counts=True, pretrain_steps=5)
     a = DeepRCClassifier(**kw).fit(easy.repertoires, easy.y)
     b = DeepRCClassifier(**kw).fit(easy.repertoires, easy.y)
     da = a.decision_function(easy.repertoires[:5])
@@ -106,7 +106,8 @@ def test_deterministic_and_save_load(easy, tmp_path):
 def test_accepts_strings_and_string_labels():
     X = [["CASSLGF", "CASSQYF"], ["CARDF", "CASSLGF", "CAW"], ["CAF"], ["CASSF", "CAGGF"]]
     y = np.array(["healthy", "sick", "healthy", "sick"])
-    clf = DeepRCClassifier(max_iter=1, random_state=0, early_stopping=False).fit(X, y)
+    clf = DeepRCClassifier(max_iter=1, random_state=0, early_stopping=False,
+                           pretrain_steps=3).fit(X, y)
     assert set(clf.predict(X)) <= {"healthy", "sick"}
     assert clf.classes_.tolist() == ["healthy", "sick"]
 

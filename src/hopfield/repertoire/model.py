@@ -64,7 +64,7 @@ class _threads:
 
 _INT_PARAMS = {"n_kernels": 1, "kernel_size": 1, "embedding_size": 1, "num_heads": 1,
                "head_size": 1, "max_length": 1, "n_train_sequences": 1, "max_iter": 1,
-               "batch_size": 1, "n_iter_no_change": 1, "chunk_size": 1}
+               "batch_size": 1, "n_iter_no_change": 1, "chunk_size": 1, "pretrain_steps": 0}
 
 
 class DeepRCClassifier(ClassifierMixin, BaseEstimator):
@@ -96,7 +96,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, n_kernels=32, kernel_size=5, embedding_size=32, num_heads=4, head_size=16,
                  beta=None, use_counts=False, max_length=40, n_train_sequences=512,
-                 top_fraction=0.5, dropout=0.0, max_iter=30, batch_size=4, learning_rate=3e-3,
+                 top_fraction=0.5, pretrain_steps=500, sequence_loss=1.0, dropout=0.0, max_iter=30, batch_size=4, learning_rate=3e-3,
                  weight_decay=1e-4, early_stopping=True, validation_fraction=0.2,
                  n_iter_no_change=8, tol=1e-4, chunk_size=16384, random_state=None,
                  device="cpu", num_threads=None):
@@ -110,6 +110,8 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         self.max_length = max_length
         self.n_train_sequences = n_train_sequences
         self.top_fraction = top_fraction
+        self.pretrain_steps = pretrain_steps
+        self.sequence_loss = sequence_loss
         self.dropout = dropout
         self.max_iter = max_iter
         self.batch_size = batch_size
@@ -151,7 +153,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             v = getattr(self, name)
             if not isinstance(v, Real) or isinstance(v, bool) or not lo <= v <= hi:
                 raise self._bad(name, f"a float in [{lo}, {hi}]")
-        for name in ("learning_rate", "weight_decay", "tol"):
+        for name in ("learning_rate", "weight_decay", "tol", "sequence_loss"):
             v = getattr(self, name)
             if not isinstance(v, Real) or isinstance(v, bool) or not math.isfinite(v) or v < 0 \
                     or (name == "learning_rate" and v == 0):
@@ -211,7 +213,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, net: DeepRCNet, reps: list[Repertoire]) -> torch.Tensor:
         net.eval()
         z = torch.stack([self._stream(net, r) for r in reps])  # (B, E)
-        return net.head(z)  # (B, C)
+        return net.classify(z)  # (B, C)
 
     # ------------------------------------------------------------------ fit
 
@@ -265,10 +267,44 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         rand = rs.choice(rest, m - n_top, replace=False)
         return np.sort(np.concatenate([top, rand]))
 
+    def _pretrain(self, net, reps, y, tr, rs, opt, batch: int = 512, bags: int = 8):
+        """Sequence-level warm start (single-instance learning): every sequence inherits its
+        repertoire's label; each step draws ``bags`` training repertoires (balanced classes) and
+        ``batch // bags`` random sequences of each. Then the pooling is seeded to attend by the
+        learned sequence log-odds (:meth:`DeepRCNet.seed_attention`)."""
+        if self.pretrain_steps == 0:
+            return
+        dev = y.device
+        yt = y[tr].cpu().numpy()
+        by_class = [tr[yt == c] for c in np.unique(yt)]
+        per = max(1, batch // bags)
+        net.train()
+        for _ in range(self.pretrain_steps):
+            chosen = np.concatenate([rs.choice(g, max(1, bags // len(by_class))) for g in by_class])
+            parts = [self._chunk(reps[i], rs.randint(0, len(reps[i]), per), dev) for i in chosen]
+            L = max(p[0].shape[1] for p in parts)
+            codes = torch.cat([F.pad(p[0], (0, L - p[0].shape[1])) for p in parts])
+            lengths = torch.cat([p[1] for p in parts])
+            counts = torch.cat([p[2] for p in parts]) if self.use_counts else None
+            labels = y[torch.from_numpy(np.repeat(chosen, per)).to(dev)]
+            loss = F.cross_entropy(net.sequence_logits(net.sequences(codes, lengths, counts)),
+                                   labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        net.seed_attention()
+        net.eval()
+        with torch.no_grad():
+            Z = torch.stack([self._stream(net, reps[i]) for i in tr])  # (n_train, E)
+            net.pooled_mean.copy_(Z.mean(0))
+            sd = Z.std(0) if len(tr) > 1 else torch.ones_like(Z[0])
+            net.pooled_scale.copy_(sd.clamp(min=max(1e-2 * float(sd.max()), 1e-6)))
+
     def _train(self, net, reps, y, tr, va, rs, gen):
         dev = y.device
         opt = torch.optim.AdamW(net.parameters(), lr=self.learning_rate,
                                 weight_decay=self.weight_decay)
+        self._pretrain(net, reps, y, tr, rs, opt)
         best, best_state, wait = math.inf, None, 0
         self.loss_curve_, self.validation_scores_ = [], []
         self.n_iter_, self.best_iteration_ = 0, 0
@@ -287,6 +323,10 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
                     emb[k, :len(e)] = e
                     mask[k, :len(e)] = False
                 loss = F.cross_entropy(net(emb, mask), y[b])
+                if self.sequence_loss > 0:  # every sequence inherits its repertoire's label
+                    seq_y = y[b].unsqueeze(1).expand(mask.shape)[~mask]
+                    loss = loss + self.sequence_loss * F.cross_entropy(
+                        net.sequence_logits(emb[~mask]), seq_y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -380,7 +420,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             merged = _merge(part, group)
             if not bool(torch.isfinite(merged.m).all()):
                 raise ValueError("local is empty on every rank: the repertoire has no sequence")
-            z = net.head(pool_finish(net.pool, merged)[None])[0].double()
+            z = net.classify(pool_finish(net.pool, merged)[None])[0].double()
         return (z[1] - z[0]).numpy() if len(z) == 2 else z.numpy()
 
     # ------------------------------------------------------------------ persistence

@@ -141,6 +141,12 @@ class DeepRCNet(nn.Module):
                                     dropout=dropout)
         self.head = nn.Sequential(nn.Linear(embedding_size, embedding_size), nn.SELU(),
                                   nn.Dropout(dropout), nn.Linear(embedding_size, n_classes))
+        # auxiliary sequence-level classifier (training only: bag labels inherited by sequences)
+        self.sequence_head = nn.Linear(embedding_size, n_classes)
+        # standardisation of the pooled vector (set from the training repertoires after the
+        # warm start: pooled vectors of different repertoires can differ by only ~1e-3)
+        self.register_buffer("pooled_mean", torch.zeros(embedding_size))
+        self.register_buffer("pooled_scale", torch.ones(embedding_size))
 
     def sequences(self, codes: torch.Tensor, lengths: torch.Tensor,
                   counts: torch.Tensor | None = None) -> torch.Tensor:
@@ -151,9 +157,41 @@ class DeepRCNet(nn.Module):
             h = torch.cat([h, c.unsqueeze(1)], 1)
         return self.project(h)
 
+    def sequence_logits(self, emb: torch.Tensor) -> torch.Tensor:
+        """(M, E) -> (M, C) auxiliary per-sequence logits, on the pooling's key normalisation (so
+        the sequence score can seed the association scores, :meth:`seed_attention`)."""
+        norm = self.pool.hopfield.norm_stored
+        return self.sequence_head(norm(emb) if norm is not None else emb)
+
+    @torch.no_grad()
+    def seed_attention(self, scale: float = 4.0) -> None:
+        """Set the pooling so that every head's association score of a sequence equals ``scale``
+        × its sequence-level log-odds (class C-1 vs 0) from :attr:`sequence_head`: the pooling
+        then starts out attending to the sequences that the sequence-level classifier finds most
+        indicative of the positive class. Other key dimensions keep a small random part."""
+        hop = self.pool.hopfield
+        H, Dh = hop.num_heads, _head_size(hop)
+        w = self.sequence_head.weight[-1] - self.sequence_head.weight[0]  # (E,)
+        hop.k_proj.weight.mul_(0.1)
+        hop.q_proj.weight.zero_()
+        if hop.q_proj.bias is not None:
+            hop.q_proj.bias.zero_()
+        if hop.k_proj.bias is not None:
+            hop.k_proj.bias.zero_()
+        beta = hop.beta.detach()
+        for h in range(H):
+            hop.k_proj.weight[h * Dh] = w
+            if hop.q_proj.bias is not None:
+                hop.q_proj.bias[h * Dh] = scale / float(beta[h])
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, E) pooled vectors -> (B, C) logits (standardised, then the output network)."""
+        x = (z - self.pooled_mean) / self.pooled_scale
+        return self.head(5 * torch.tanh(x / 5))  # soft clip at ±5 standard deviations
+
     def forward(self, emb: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, M, E) embedded sequences (mask (B, M), True = padding) -> (B, C) logits."""
-        return self.head(self.pool(emb, mask=mask))
+        return self.classify(self.pool(emb, mask=mask))
 
 
 # ----------------------------------------------------------------------------- streaming pooling

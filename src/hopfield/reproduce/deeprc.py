@@ -56,13 +56,14 @@ _NOISE = {"motif_length": 4, "substitution_rate": 0.1}
 _DEEPRC = {"num_threads": 1}
 PROTOCOLS: dict[str, dict] = {
     "smoke": {"settings": ("wr1",), "n_repertoires": 16, "n_sequences": 400, "folds": 2,
-              "deeprc": {"max_iter": 2, "n_train_sequences": 128, "early_stopping": False},
+              "deeprc": {"max_iter": 2, "n_train_sequences": 128, "early_stopping": False,
+                         "pretrain_steps": 10},
               "kmer": {"Cs": (0.1, 1.0), "cv": 2}, "scale_sequences": 20_000},
-    "quick": {"settings": tuple(SETTINGS), "n_repertoires": 60, "n_sequences": 10_000,
-              "folds": 3, "deeprc": {}, "kmer": {"Cs": (0.03, 0.1, 0.3, 1.0)},
+    "quick": {"settings": tuple(SETTINGS), "n_repertoires": 40, "n_sequences": 5_000,
+              "folds": 3, "deeprc": {"max_iter": 8}, "kmer": {"Cs": (0.03, 0.1, 0.3, 1.0)},
               "scale_sequences": 300_000},
-    "full": {"settings": tuple(SETTINGS), "n_repertoires": 200, "n_sequences": 10_000,
-             "folds": 5, "deeprc": {"max_iter": 60, "n_iter_no_change": 12}, "kmer": {},
+    "full": {"settings": tuple(SETTINGS), "n_repertoires": 100, "n_sequences": 10_000,
+             "folds": 5, "deeprc": {"max_iter": 30, "pretrain_steps": 2000}, "kmer": {},
              "scale_sequences": 300_000},
 }
 _BINS = np.linspace(-9, 0, 37)  # log10 attention weight bins
@@ -343,7 +344,7 @@ def _report(out, mode, seed, settings, methods, rows, scale_rec, elapsed, cpu) -
                                             "seconds": elapsed, "cpu_seconds": cpu},
                       sort_keys=True)
     _plots(out, table, rows, settings, methods)
-    header = ["setting"] + [METHODS[m] for m in methods]
+    header = ["setting", "witnesses / positive rep."] + [METHODS[m] for m in methods]
     body = []
     for s in settings:
         best = max(table[s][m]["auc"] for m in methods if m != "oracle") \
@@ -353,7 +354,9 @@ def _report(out, mode, seed, settings, methods, rows, scale_rec, elapsed, cpu) -
             t = table[s][m]
             c = f"{t['auc']:.3f} ± {t['auc_std']:.3f}"
             cells.append(f"**{c}**" if m != "oracle" and t["auc"] == best else c)
-        body.append([SETTINGS[s][0]] + cells)
+        rate = SETTINGS[s][1]["witness_rate"] if mode != "smoke" else \
+            max(SETTINGS[s][1]["witness_rate"], 0.01)
+        body.append([SETTINGS[s][0], max(1, round(rate * proto["n_sequences"]))] + cells)
     rec_rows = []
     for s in settings:
         cells = []
