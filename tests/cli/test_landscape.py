@@ -104,3 +104,60 @@ def test_noisy_queries_library_helper():
         noisy_queries(x, 0.1, seed=-1)
     with pytest.raises(ValueError, match=r"patterns must be a finite \(N, D\) tensor"):
         noisy_queries(torch.full((2, 3), float("inf")), 0.1)
+
+
+def test_docs_analysis_landscape_numbers_are_the_output_of_the_command(tmp_path):
+    # docs/analysis.md §4 quotes `hopfield landscape --out out/landscape` (defaults)
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "analysis.md").read_text(encoding="utf-8")
+    text = " ".join(doc.replace("−", "-").split())
+    assert main(["landscape", "--out", str(tmp_path)]) == 0
+    panels = {p["beta"]: np.array(p["ends"]) for p in
+              json.loads((tmp_path / "landscape.json").read_text())["panels"]}
+    assert sorted(panels) == [1.0, 4.0, 64.0]
+
+    def groups(ends):
+        pts, counts = np.unique(np.round(ends, 3) + 0.0, axis=0, return_counts=True)
+        return {tuple(p): int(c) for p, c in zip(pts.tolist(), counts)}
+
+    e1 = panels[1.0]
+    mx, my = e1.mean(axis=0)
+    assert f"one global-average minimum near ({mx:.2f}, {my:.2f})" in text
+    assert f"the {len(e1)} end points still differ by up to {np.ptp(e1, axis=0).max():.3f}" in text
+    g4 = groups(panels[4.0])
+    assert len(g4) == 3 and "at β = 4 there are three end points" in text
+    (meta, n_meta), = [(p, c) for p, c in g4.items() if p[0] > 0.9]  # between the close pair
+    assert f"for {n_meta} starts, one metastable state ({meta[0]:.3f}, {meta[1]:.3f})" in text
+    g64 = groups(panels[64.0])
+    up, down, mid = g64[(1.0, 0.197)], g64[(1.0, -0.197)], g64[(1.0, 0.0)]
+    assert up == down and f"({up} starts end on each of (1, ±0.197))" in text
+    assert f"except for the {mid} starts on the symmetry axis" in text
+
+
+@pytest.mark.slow
+def test_docs_analysis_beta_sweep_numbers_are_the_output_of_the_command(tmp_path):
+    # docs/analysis.md §3 quotes `hopfield beta-sweep --out out/sweep` (defaults; ~25 s CPU)
+    import json
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "analysis.md").read_text(encoding="utf-8")
+    text = " ".join(doc.split())
+    assert main(["beta-sweep", "--out", str(tmp_path), "--no-progress"]) == 0
+    d = json.loads((tmp_path / "beta_sweep.json").read_text())
+    rows = list(zip(d["betas"], d["single"], d["metastable"], d["global"], d["k_median"]))
+    glob = [r for r in rows if r[3] == 1.0]
+    meta = [r for r in rows if r[2] == 1.0]
+    single = [r for r in rows if r[1] == 1.0]
+    assert glob and meta and single and len(glob) + len(meta) + len(single) == len(rows) - 1
+    k_glob = sorted({int(r[4]) for r in glob})
+    assert (f"global average for β ≤ {max(r[0] for r in glob):.2f} (median k = {k_glob[0]}–{k_glob[-1]} "
+            f"of N = {d['n_patterns']})") in text
+    assert (f"for {min(r[0] for r in meta):.2f} ≤ β ≤ {max(r[0] for r in meta):.2f} (median k falls "
+            f"from {int(meta[0][4])} to {int(meta[-1][4])}") in text
+    (mixed,) = [r for r in rows if 0 < r[1] < 1]
+    assert f"single pattern for β ≥ {min(r[0] for r in single):.2f} (at β = {mixed[0]:g}, " \
+           f"{100 * mixed[1]:.0f} % single)" in text
