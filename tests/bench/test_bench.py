@@ -201,3 +201,25 @@ def test_materialized_attention_old_argument_names_warn():
     assert (peer.max_steps, peer.tol) == (2, 1e-3)
     with pytest.raises(TypeError, match="unexpected keyword arguments"):
         MaterializedAttention(8, 2, steps=2)
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/benchmarks.md"])
+def test_quoted_ratios_are_those_of_the_committed_run(page):
+    """Every ratio in the page's benchmark tables ("0.70×") is a ratio of
+    benchmarks/results/latest.json (the output of the command the page names), rounded as shown."""
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    latest = json.loads((root / "benchmarks" / "results" / "latest.json").read_text())
+    values = [r["value"] for rec in latest["records"] for r in rec["ratios"] if r["value"] is not None]
+    text = (root / page).read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("|") and "×" in line]
+    rows = [re.sub(r"≤\s*\d+(?:\.\d+)?×", "", line) for line in rows]  # targets, not results
+    quoted = [m for line in rows for m in re.findall(r"(?<![\d.])(\d+(?:\.\d+)?)×", line)]
+    assert len(quoted) >= 10
+    for q in quoted:
+        decimals = len(q.split(".")[1]) if "." in q else 0
+        assert any(round(v, decimals) == float(q) for v in values), \
+            f"{page}: {q}× is not a ratio of benchmarks/results/latest.json"
