@@ -66,7 +66,7 @@ def test_chunk_size_does_not_change_predictions(easy):
     a = clf.decision_function(easy.repertoires[:4])
     clf.set_params(chunk_size=7)
     b = clf.decision_function(easy.repertoires[:4])
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # float32 merge order
     w = clf.sequence_weights(easy.repertoires[:2])
     assert [len(x) for x in w] == [120, 120]
     np.testing.assert_allclose([x.sum() for x in w], 1.0, atol=1e-9)

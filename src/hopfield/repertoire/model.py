@@ -299,6 +299,25 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             net.pooled_mean.copy_(Z.mean(0))
             sd = Z.std(0) if len(tr) > 1 else torch.ones_like(Z[0])
             net.pooled_scale.copy_(sd.clamp(min=max(1e-2 * float(sd.max()), 1e-6)))
+            self._init_readout(net, net.standardize(Z).numpy(), yt)
+
+    def _init_readout(self, net, Xs: np.ndarray, yt: np.ndarray) -> None:
+        """Linear read-out initialised by an L2 logistic regression on the standardised pooled
+        vectors of the training repertoires (the output MLP starts at zero)."""
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=1.0, max_iter=1000).fit(Xs, yt)
+        coef = torch.as_tensor(lr.coef_, dtype=torch.float32)
+        icpt = torch.as_tensor(lr.intercept_, dtype=torch.float32)
+        with torch.no_grad():
+            net.skip.weight.zero_()
+            net.skip.bias.zero_()
+            if coef.shape[0] == 1:  # binary: logit_1 - logit_0 = w x + b
+                net.skip.weight[-1] = coef[0]
+                net.skip.bias[-1] = icpt[0]
+            else:
+                net.skip.weight.copy_(coef)
+                net.skip.bias.copy_(icpt)
 
     def _train(self, net, reps, y, tr, va, rs, gen):
         dev = y.device
@@ -308,6 +327,12 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         best, best_state, wait = math.inf, None, 0
         self.loss_curve_, self.validation_scores_ = [], []
         self.n_iter_, self.best_iteration_ = 0, 0
+        if self.pretrain_steps:  # fine-tune the warm-started network gently, fresh moments
+            opt = torch.optim.AdamW(net.parameters(), lr=0.1 * self.learning_rate,
+                                    weight_decay=self.weight_decay)
+        if len(va) and self.pretrain_steps:  # the warm start itself is a candidate
+            best = F.cross_entropy(self._logits(net, [reps[i] for i in va]), y[va]).item()
+            best_state = copy.deepcopy(net.state_dict())
         for epoch in range(self.max_iter):
             order = tr[rs.permutation(len(tr))]
             total = 0.0

@@ -10,7 +10,8 @@ Plain-math reference (Widrich et al. 2020, with HopfieldPooling in place of the 
     h_m       = max_t SELU(conv1d_k(x_m))_t                   (K,)   max over valid windows
     e_m       = W_e [h_m ; log(1 + count_m)] + b_e             (E,)   (count only if use_counts)
     z         = HopfieldPooling(e_1..e_N)                      (E,)   softmax over all N sequences
-    logits    = W_2 SELU(W_1 z + b_1) + b_2                    (C,)
+    x         = standardise(z)                                 (E,)   training-set statistics
+    logits    = W_s x + b_s + W_2 SELU(W_1 x + b_1) + b_2      (C,)   linear read-out + MLP
 
 The convolution over a one-hot input is a sum of table lookups, ``conv(x)_t = Σ_o T_o[a_{t+o}] +
 P_ℓ[t]``, which is what :class:`SequenceEmbedding` computes (no one-hot tensor is built); the
@@ -141,6 +142,9 @@ class DeepRCNet(nn.Module):
                                     dropout=dropout)
         self.head = nn.Sequential(nn.Linear(embedding_size, embedding_size), nn.SELU(),
                                   nn.Dropout(dropout), nn.Linear(embedding_size, n_classes))
+        nn.init.zeros_(self.head[-1].weight)  # starts as the linear read-out `skip` alone
+        nn.init.zeros_(self.head[-1].bias)
+        self.skip = nn.Linear(embedding_size, n_classes)  # linear read-out beside the MLP
         # auxiliary sequence-level classifier (training only: bag labels inherited by sequences)
         self.sequence_head = nn.Linear(embedding_size, n_classes)
         # standardisation of the pooled vector (set from the training repertoires after the
@@ -186,8 +190,12 @@ class DeepRCNet(nn.Module):
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
         """(B, E) pooled vectors -> (B, C) logits (standardised, then the output network)."""
-        x = (z - self.pooled_mean) / self.pooled_scale
-        return self.head(5 * torch.tanh(x / 5))  # soft clip at ±5 standard deviations
+        x = self.standardize(z)
+        return self.skip(x) + self.head(x)
+
+    def standardize(self, z: torch.Tensor) -> torch.Tensor:
+        """Pooled vectors standardised with the training statistics, soft-clipped at ±5."""
+        return 5 * torch.tanh((z - self.pooled_mean) / self.pooled_scale / 5)
 
     def forward(self, emb: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, M, E) embedded sequences (mask (B, M), True = padding) -> (B, C) logits."""
