@@ -223,3 +223,19 @@ def test_quoted_ratios_are_those_of_the_committed_run(page):
         decimals = len(q.split(".")[1]) if "." in q else 0
         assert any(round(v, decimals) == float(q) for v in values), \
             f"{page}: {q}× is not a ratio of benchmarks/results/latest.json"
+
+
+def test_tabular_suite_wiring():
+    from hopfield.bench import SUITES
+    from hopfield.bench import tabular as T
+
+    assert {"ood", "tabular"} <= set(SUITES)
+    (full,) = T.cases(quick=False)
+    assert full.config["n_samples"] == 50_000 and full.config["n_features"] == 50
+    assert full.peers == ("hopular", "histgb") and full.max_repeats == 1 and not full.warmup
+    cfg = {"n_samples": 200, "n_features": 5, "seed": 0, "test_size": 0.2}
+    bench = T.setup(cfg, "histgb")
+    bench.fn()
+    assert bench.info["n_train"] == 160 and 0.5 <= bench.info["test_accuracy"] <= 1.0
+    with pytest.raises(ValueError, match="unknown peer"):
+        T.setup(cfg, "xgboost")

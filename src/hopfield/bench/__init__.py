@@ -6,7 +6,8 @@ Run them with ``hopfield bench [SUITE ...] [--quick]`` or from Python::
     report = run(["retrieval"], quick=True, repeats=3)
     write_report(report, "benchmarks/results")
 
-Suites (see each module's docstring): ``layers``, ``steps``, ``retrieval``, ``streaming``. Every
+Suites (see each module's docstring; registry :data:`SUITES`): ``layers``, ``steps``, ``retrieval``,
+``streaming``, ``ood``, ``tabular``. Every
 case runs its peers side by side (round-robin, medians of repeats) in a fresh process, and measures
 each peer's peak memory in a further fresh process (see :mod:`hopfield.bench._measure`).
 """

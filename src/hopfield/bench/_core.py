@@ -25,6 +25,8 @@ SUITES: dict[str, str] = {
     "steps": "hopfield.bench.steps",
     "retrieval": "hopfield.bench.retrieval",
     "streaming": "hopfield.bench.streaming",
+    "ood": "hopfield.bench.ood",
+    "tabular": "hopfield.bench.tabular",
 }
 
 

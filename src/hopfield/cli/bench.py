@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..bench._core import SUITES
 from ._app import app
 from ._common import out_option, usage_error
 
@@ -14,8 +15,8 @@ __all__ = ["bench"]
 
 @app.command()
 def bench(
-    suites: list[str] = typer.Argument(None, metavar="SUITE", help="Suites to run (default: all): layers, steps, "
-                                                  "retrieval, streaming."),
+    suites: list[str] = typer.Argument(None, metavar="SUITE", help="Suites to run (default: all): "
+                                                  + ", ".join(SUITES) + "."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes: a smoke run of a few minutes."),
     out: Path = out_option(Path("benchmarks/results"), "Folder for latest.json and latest.md."),
     repeats: int = typer.Option(None, "--repeats", help="Timed repeats per peer (default 5; "
@@ -23,8 +24,9 @@ def bench(
     threads: int = typer.Option(2, "--threads", help="torch (and faiss) threads."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> int:
-    """Benchmark the layers, multi-step updates, retrieval and streaming side by side."""
-    from hopfield.bench import SUITES, run, write_report  # noqa: PLC0415 - keeps the CLI fast
+    """Benchmark the layers, multi-step updates, retrieval, streaming, OOD scoring and tabular
+    fitting side by side with their peers."""
+    from hopfield.bench import run, write_report  # noqa: PLC0415
 
     names = list(suites or SUITES)
     unknown = [s for s in names if s not in SUITES]
