@@ -7,7 +7,6 @@ import torch
 
 from hopfield import losses as HL
 
-
 # ----------------------------------------------------------------------------- references
 
 
@@ -65,10 +64,10 @@ def _pairs(n=6, d=5, seed=0, dtype=torch.float64):
 
 
 CASES = [
-    ("info_nce", dict(loo=False)),
-    ("info_loob", dict(loo=True)),
-    ("nce_hopfield", dict(loo=False, beta=3.0)),
-    ("cloob", dict(loo=True, beta=3.0)),
+    ("info_nce", {"loo": False}),
+    ("info_loob", {"loo": True}),
+    ("nce_hopfield", {"loo": False, "beta": 3.0}),
+    ("cloob", {"loo": True, "beta": 3.0}),
 ]
 
 

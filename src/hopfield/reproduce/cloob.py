@@ -105,7 +105,7 @@ def _stdlib_pairs(max_pairs: int | None) -> list[tuple[str, str]]:
             continue
         try:
             mod = importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - platform-specific or broken optional modules
+        except Exception:  # noqa: BLE001, S112 - platform-specific or broken optional modules
             continue
         for a in sorted(dir(mod)):
             obj = getattr(mod, a, None)
@@ -153,7 +153,11 @@ def _features(pairs, text: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     from .ood import _embed_texts
 
     x = _embed_texts(docs, batch_size=32).astype(np.float32)
-    atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), x=x))
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, x=x)
+
+    atomic_write(path, save)
     return x, y
 
 
@@ -323,9 +327,9 @@ def _plots(out, rows, table):
     ax.legend(fontsize=8)
     atomic_savefig(fig, out / "recall.png")
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for o in OBJECTIVES:
+    for o, label in OBJECTIVES.items():
         spec = np.mean([np.r_[r["spectrum_x"]] for r in rows if r["objective"] == o], axis=0)
-        ax.semilogy(np.arange(1, len(spec) + 1), np.clip(spec, 1e-8, None), label=OBJECTIVES[o])
+        ax.semilogy(np.arange(1, len(spec) + 1), np.clip(spec, 1e-8, None), label=label)
     ax.set_xlabel("eigenvalue index")
     ax.set_ylabel("share of the trace (doc embeddings)")
     ax.legend(fontsize=7)
@@ -372,10 +376,10 @@ def _report(out, mode, seed, rows, n_tr, n_te, proto, elapsed, cpu) -> str:
     text = "two hashed views (smoke)" if proto["text"] == "hash" else "MiniLM doc vs hashed name"
     return "\n".join([
         "## CLOOB: contrastive objectives with and without Hopfield retrieval", "",
-        f"Mode `{mode}`, seed {seed}: Python standard-library docs ↔ names ({text}); "
+        (f"Mode `{mode}`, seed {seed}: Python standard-library docs ↔ names ({text}); "
         f"{n_tr} training pairs, {n_te} held-out pairs, batch {BATCH}, {proto['epochs']} epochs, "
         f"τ⁻¹ = {INV_TAU}, β = {BETA} (fixed); {proto['seeds']} seed(s), mean ± std. "
-        f"This invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU.", "",
+        f"This invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU."), "",
         markdown_table(["objective", "R@1 %", "R@5 %", "effective eigenvalues (99 %)",
                         "uniformity (lower = more uniform)"], body), "",
         "Ordering by R@1: " + " > ".join(OBJECTIVES[o] for o in order) + ". "
@@ -384,6 +388,6 @@ def _report(out, mode, seed, rows, n_tr, n_te, proto, elapsed, cpu) -> str:
            if paper else "The paper's ordering (CLOOB best, InfoNCE + Hopfield worst) does "
            "not reproduce here."), "",
         "![recall](cloob/recall.png)", "", "![spectrum](cloob/spectrum.png)", "",
-        "Files: `cloob/results.csv`, `cloob/summary.csv`, `cloob/cloob.json`, `cloob/recall.png`, "
-        "`cloob/spectrum.png`.", "",
+        ("Files: `cloob/results.csv`, `cloob/summary.csv`, `cloob/cloob.json`, `cloob/recall.png`, "
+        "`cloob/spectrum.png`."), "",
     ])

@@ -181,7 +181,11 @@ def _text_features(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     from ..analysis.transformer import load_corpus
 
     ind, ood = _embed_texts(load_corpus()), _embed_texts(stdlib_paragraphs())
-    atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), ind=ind, ood=ood))
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, ind=ind, ood=ood)
+
+    atomic_write(path, save)
     return ind, ood
 
 
@@ -278,6 +282,7 @@ def _scores(method, seed, F_tr, y_tr, F_eval, logits_eval, n_classes):
     """Scores (higher = more in-distribution) of the rows F_eval for one method."""
     from sklearn.ensemble import IsolationForest
     from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+
     from ..ood import HopfieldOODDetector
 
     if method in ("msp", "energy"):
@@ -613,10 +618,10 @@ def _report(out, mode, seed, names, rows, boost, elapsed, cpu) -> str:
                        f"({'met' if gap >= -1.0 else 'missed'})")
     lines = [
         "## Out-of-distribution detection (AUROC %, FPR@95 %TPR %)", "",
-        f"Mode `{mode}`, seed {seed}: {PROTOCOLS[mode]['seeds']} split seed(s); ID rows split "
+        (f"Mode `{mode}`, seed {seed}: {PROTOCOLS[mode]['seeds']} split seed(s); ID rows split "
         "70/30, every method fitted on the ID training rows; ± is the std over split seeds. "
         f"Best per set in bold. This invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min "
-        "CPU (single-threaded torch; cached results are not recomputed).", "",
+        "CPU (single-threaded torch; cached results are not recomputed)."), "",
         "AUROC (higher is better):", "", markdown_table(header, body_a), "",
         "FPR at 95 % TPR (lower is better):", "", markdown_table(header, body_f), "",
         "Target (Hopfield within 1 AUROC point of the best baseline): "
@@ -634,13 +639,13 @@ def _report(out, mode, seed, names, rows, boost, elapsed, cpu) -> str:
                 r += [f"{v['auroc'][0]:.1f} ± {v['auroc'][1]:.1f}",
                       f"{v['fpr95'][0]:.1f} ± {v['fpr95'][1]:.1f}"]
             bb.append(r)
-        lines += ["Hopfield Boosting on digits (the same MLP and seed; OOD = digits 5–9, never "
+        lines += [("Hopfield Boosting on digits (the same MLP and seed; OOD = digits 5–9, never "
                   "seen in training; auxiliary outliers: `photo` = 8×8 patches of scikit-learn's "
                   "sample photographs, `digits` = flipped, rotated and blended ID training digits; "
                   "the +aux columns score with the auxiliary memory, for `plain` the digits "
-                  f"set; boosting β = {BOOST['beta']}, weight {BOOST['weight']}):", "",
+                  f"set; boosting β = {BOOST['beta']}, weight {BOOST['weight']}):"), "",
                   markdown_table(bh, bb), ""]
     lines += ["![score histograms](ood/hist.png)", "", "![ROC curves](ood/roc.png)", "",
-              "Files: `ood/results.csv`, `ood/summary.csv`, `ood/boosting.csv`, `ood/ood.json`, "
-              "`ood/hist.png`, `ood/roc.png`.", ""]
+              ("Files: `ood/results.csv`, `ood/summary.csv`, `ood/boosting.csv`, `ood/ood.json`, "
+              "`ood/hist.png`, `ood/roc.png`."), ""]
     return "\n".join(lines)
