@@ -331,8 +331,8 @@ def _log_mean_exp(sims: torch.Tensor, beta: Beta, mask: torch.Tensor | None) -> 
     """β⁻¹ log( (1/n) Σ_i exp(β s_i) ) over the unmasked entries of ``sims`` (..., L, N).
 
     Written as max_i s_i + β⁻¹ log mean exp(β (s_i − max)), so β⁻¹ never multiplies a large
-    number. The log-sum-exp form has absolute error ~eps/β; for β < 1 (or a tensor β), rows where
-    β·(max − min) < 1 use log1p(mean(expm1(·))) instead (exact as β → 0, where the value tends to
+    number. The log-sum-exp form has absolute error ~eps/β; for β < 1e-2 (or a tensor β), rows
+    where β·(max − min) < 1 use log1p(mean(expm1(·))) instead (exact as β → 0, where the value tends to
     the mean of s). ``beta`` is a float, 0-d or (..., 1, 1) tensor.
     """
     if mask is not None:
@@ -351,12 +351,15 @@ def _log_mean_exp(sims: torch.Tensor, beta: Beta, mask: torch.Tensor | None) -> 
     else:
         n = (~mask).sum(dim=-1).to(sims.dtype)  # broadcast against (..., L)
         r = p.masked_fill(mask, 0.0).sum(dim=-1).log() - n.log()
-    if isinstance(beta, torch.Tensor) or float(beta) < 1.0:
+    if isinstance(beta, torch.Tensor) or float(beta) < _SMALL_BETA:
         e = torch.expm1(x)
         if mask is not None:
             e = e.masked_fill(mask, 0.0)  # masked entries are 0 in x: never the min below -1
         r = torch.where(x.amin(dim=-1) > -1.0, torch.log1p(e.sum(dim=-1) / n), r)  # (..., L)
     return m.squeeze(-1) + r / _scale(_beta_rows(beta), sims.dtype)
+
+
+_SMALL_BETA = 1e-2  # below it eps/β matters: the exact expm1 branch of _log_mean_exp
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
