@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 
 from . import functional, separations
+from ._validation import set_validation, validation, validation_enabled
 from .functional import RetrievalInfo
 from .separations import available_separations, get_separation, register_separation
 
@@ -32,6 +33,9 @@ __all__ = [
     "get_separation",
     "register_separation",
     "separations",
+    "set_validation",
+    "validation",
+    "validation_enabled",
     *_LAZY,
 ]
 

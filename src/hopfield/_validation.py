@@ -2,19 +2,32 @@
 
 Every public entry point validates its inputs here, so errors read the same everywhere:
 ``"<argument> must be <expected>, got <found>"``. Data-dependent checks (finiteness, positivity of a
-tensor ``beta``) are skipped while ``torch.compile`` traces, where they would break the graph.
+tensor ``beta``, fully masked rows) read a value back from the device — a host synchronisation on
+a GPU. They are skipped while ``torch.compile`` traces (they would break the graph) and when the
+user turns them off for a hot loop::
+
+    hopfield.set_validation(False)          # globally, e.g. after checking the data once
+    with hopfield.validation(False):        # or for one block
+        out = layer(x)
+
+Shape, dtype and argument checks (no device read) always run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 __all__ = [
+    "set_validation",
+    "skip_data_checks",
+    "validation",
+    "validation_enabled",
     "check_beta",
     "check_finite",
     "check_mask",
@@ -33,6 +46,43 @@ def is_compiling() -> bool:
     if compiler is not None and hasattr(compiler, "is_compiling"):
         return bool(compiler.is_compiling())
     return False
+
+
+_VALIDATION = True
+
+
+def validation_enabled() -> bool:
+    """Whether data-dependent checks (finiteness, positivity, fully masked rows) run."""
+    return _VALIDATION
+
+
+def set_validation(enabled: bool) -> None:
+    """Turn the data-dependent checks on or off for the whole process (default: on).
+
+    Off, no public entry point reads a value back from the device for validation, so a GPU hot
+    loop has no hidden host synchronisations; non-finite inputs are then the caller's
+    responsibility. Shape, dtype and argument checks still run.
+    """
+    global _VALIDATION
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+    _VALIDATION = enabled
+
+
+@contextlib.contextmanager
+def validation(enabled: bool) -> Iterator[None]:
+    """Context manager form of :func:`set_validation`; restores the previous setting on exit."""
+    previous = _VALIDATION
+    set_validation(enabled)
+    try:
+        yield
+    finally:
+        set_validation(previous)
+
+
+def skip_data_checks() -> bool:
+    """True when data-dependent checks must not run: validation is off or dynamo is tracing."""
+    return not _VALIDATION or is_compiling()
 
 
 def shape_str(shape: Sequence[int]) -> str:
@@ -74,7 +124,7 @@ def check_finite(x: torch.Tensor | np.ndarray, name: str) -> None:
             bad = int((~np.isfinite(x)).sum())
             raise ValueError(f"{name} must be finite, got {bad} NaN or infinite value(s)")
         return
-    if is_compiling() or not torch.is_floating_point(x):
+    if skip_data_checks() or not torch.is_floating_point(x):
         return
     # One reduction first: a NaN or inf anywhere makes the sum non-finite. Only then (or when a
     # large finite sum overflows) run the exact element-wise check, which allocates a mask.
@@ -91,7 +141,7 @@ def check_beta(beta: object, name: str = "beta") -> float | torch.Tensor:
     if isinstance(beta, torch.Tensor):
         if not torch.is_floating_point(beta):
             raise TypeError(f"{name} must be a float or a floating-point tensor, got dtype {beta.dtype}")
-        if not is_compiling():
+        if not skip_data_checks():
             b = beta.detach()
             if not bool(torch.isfinite(b).all()) or not bool((b > 0).all()):
                 raise ValueError(f"{name} must be > 0 and finite, got min {float(b.min()):g}")
@@ -155,7 +205,7 @@ def check_mask(
         torch.broadcast_shapes(full.shape, (*lead, L, N))
     except RuntimeError:
         raise ValueError(f"{name} must have shape {expected}, got {shape_str(mask.shape)}") from None
-    if not is_compiling() and bool(full.all(dim=-1).any()):
+    if not skip_data_checks() and bool(full.all(dim=-1).any()):
         raise ValueError(f"{name} hides every stored pattern for at least one state; "
                          "each state must see at least one pattern")
     return full
