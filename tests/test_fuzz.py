@@ -426,8 +426,8 @@ def _estimators():
 
 def _fast(est):
     params = est.get_params()
-    fast = {k: v for k, v in (("max_iter", 2), ("max_epochs", 2), ("n_members", 1),
-                              ("n_ensemble", 1), ("random_state", 0)) if k in params}
+    fast = {k: v for k, v in (("max_iter", 2), ("n_members", 1), ("random_state", 0))
+            if k in params}
     return est.set_params(**fast)
 
 
