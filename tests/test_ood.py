@@ -208,3 +208,20 @@ def test_boosting_bad_input():
         hopfield_boosting_loss(bad, O)
     with pytest.raises(ValueError, match="at least 2 samples"):
         hopfield_boosting_weights(O[:1], X)
+
+
+def test_bench_suite_runs_small():
+    from hopfield.bench import ood as B
+
+    (case,) = B.cases(quick=True)
+    assert case.peers == ("ood_score", "retrieve_1step") and case.config["L"] == 10_000
+    cfg = {"N": 300, "L": 7, "D": 8, "seed": 0}
+    x, q = B._data(cfg)
+    scores = B.setup(cfg, "ood_score", (x, q)).fn()
+    want = -HF.energy(q.double(), x.double(), 1 / math.sqrt(8)).numpy()
+    np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-4)
+    assert B.setup(cfg, "retrieve_1step", (x, q)).fn().shape == (7, 8)
+    rec = {"config": cfg, "time": {"ood_score": {"median": 0.5}}}
+    assert B.derive(case, rec)["ood_score scores/s"] == 14.0
+    with pytest.raises(ValueError, match="unknown peer"):
+        B.setup(cfg, "faiss", (x, q))
