@@ -89,6 +89,8 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         random_state: int seed (None = fresh randomness).
         device: torch device ("cpu" default).
         num_threads: torch CPU threads during fit/predict (restored afterwards; None = unchanged).
+            1 by default: the small per-chunk operations gain little from more threads and a
+            shared machine loses a lot to oversubscription; use 2+ for big-repertoire inference.
 
     Fitted attributes: ``classes_``, ``module_``, ``n_iter_``, ``best_iteration_``,
     ``loss_curve_``, ``validation_scores_`` (negative validation loss per epoch).
@@ -99,7 +101,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
                  top_fraction=0.5, pretrain_steps=500, sequence_loss=1.0, dropout=0.0, max_iter=30, batch_size=4, learning_rate=3e-3,
                  weight_decay=1e-4, early_stopping=True, validation_fraction=0.2,
                  n_iter_no_change=8, tol=1e-4, chunk_size=16384, random_state=None,
-                 device="cpu", num_threads=None):
+                 device="cpu", num_threads=1):
         self.n_kernels = n_kernels
         self.kernel_size = kernel_size
         self.embedding_size = embedding_size
