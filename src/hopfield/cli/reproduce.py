@@ -41,7 +41,7 @@ def _selected_parts(names: list[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))  # order as given, duplicates dropped
 
 
-@app.command(help="Reproduce the paper's real-data results next to baselines.\n\n" + _PARTS_HELP)
+@app.command(help="Reproduce published results of modern Hopfield networks next to baselines.\n\n" + _PARTS_HELP)
 def reproduce(
     part: list[str] = typer.Argument(None, metavar="PART",
                                      help="Parts to run (see the list above); default: "
