@@ -241,7 +241,7 @@ def test_corrupt_store_is_detected(sim, tmp_path):
 
 def test_interrupted_conversion_leaves_nothing(tmp_path):
     """Ctrl-C (SIGINT) in the middle of a conversion: no dataset, no temporary directory."""
-    big = simulate_repertoires(3, 40_000, 0.01, seed=0)
+    big = simulate_repertoires(3, 5_000, 0.01, seed=0)
     path = write_repertoires(big, tmp_path / "big")
     script = textwrap.dedent(f"""
         import hopfield.repertoire.io as rio
