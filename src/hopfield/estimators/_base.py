@@ -190,6 +190,8 @@ class HopfieldEstimator(BaseEstimator):
     _extra_fitted: tuple[str, ...] = ()
     #: samples per forward pass when evaluating (validation loss, predict)
     _eval_chunk = 1024
+    #: all members train on the same mini-batches (see ``_epoch_batches``)
+    _shared_batches = False
 
     # ------------------------------------------------------------------ hooks (subclasses)
     def _check_input(self, X, y=None, *, reset: bool, **input_kw):  # -> (data, n, y)
@@ -339,25 +341,27 @@ class HopfieldEstimator(BaseEstimator):
         opt, sched = self._make_optimizer(net.parameters())
         stopper = EarlyStopping(hp.tol, hp.n_iter_no_change, M)
         best = {k: v.detach().clone() for k, v in net.named_parameters()} if early else None
-        n_train = min(len(t) for t in train_idx)
-        bs = min(hp.batch_size, n_train)
         self.loss_curve_, self.validation_scores_ = [], []
         epoch = 0
         for epoch in range(1, hp.max_iter + 1):
             net.train()
-            order = np.stack([t[rng.permutation(len(t))][:n_train] for t in train_idx])  # (M, n_t)
-            total = 0.0
-            for s in range(0, n_train, bs):
-                idx = order[:, s:s + bs]                                      # (M, B)
+            total, seen = 0.0, 0
+            for idx, w in self._epoch_batches(train_idx, holdout, rng, gen):  # (M, B), (M, B)
                 out = net(*self._collate(data, idx, train=True, generator=gen))  # (M, B, K)
-                loss = self._loss(out, yt[torch.as_tensor(idx, device=dev)]).mean(1).sum()
+                per = self._loss(out, yt[torch.as_tensor(idx, device=dev)])      # (M, B)
+                if w is None:
+                    loss = per.mean(1).sum()
+                else:
+                    w = torch.as_tensor(w, dtype=per.dtype, device=dev)
+                    loss = ((per * w).sum(1) / w.sum(1).clamp_min(1.0)).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * idx.shape[1] / M
+                seen += idx.shape[1]
             if sched is not None:
                 sched.step()
-            self.loss_curve_.append(total / n_train)
+            self.loss_curve_.append(total / seen)
             if not early:
                 continue
             with torch.no_grad():
@@ -383,6 +387,29 @@ class HopfieldEstimator(BaseEstimator):
             self.best_validation_score_ = None
         self.n_iter_ = epoch
         self.module_ = net.eval()
+
+    def _epoch_batches(self, train_idx, holdout, rng, gen):
+        """One epoch's mini-batches: yields ``(idx (M, B), weights (M, B) or None)``.
+
+        Default: every member draws its own batches from its own training part (``rng``).
+        With ``_shared_batches = True`` all members see the same batch of all samples (one
+        ``torch.randperm`` from ``gen`` per epoch) and a member's validation samples get weight 0
+        — cheaper when the members share their input (the tabular network).
+        """
+        bs = self._hp.batch_size
+        M, n = holdout.shape
+        if self._shared_batches:
+            perm = torch.randperm(n, generator=gen).numpy()
+            keep = ~holdout
+            for s in range(0, n, min(bs, n)):
+                b = perm[s:s + bs]
+                yield np.tile(b, (M, 1)), keep[:, b]
+            return
+        n_train = min(len(t) for t in train_idx)
+        bs = min(bs, n_train)
+        order = np.stack([t[rng.permutation(len(t))][:n_train] for t in train_idx])  # (M, n_t)
+        for s in range(0, n_train, bs):
+            yield order[:, s:s + bs], None
 
     @torch.no_grad()
     def _forward(self, net, data, n: int, idx: np.ndarray | None = None) -> torch.Tensor:
