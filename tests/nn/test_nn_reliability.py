@@ -494,3 +494,31 @@ def test_host_syncs_per_forward(monkeypatch, case, expected):
     run()
     monkeypatch.undo()
     assert len(syncs) == expected, syncs
+
+
+def test_replaced_parameters_are_rechecked():
+    """The verified-parameters cache is dropped when a parameter or submodule is (re)assigned or
+    a parameter changes in place (load_state_dict, an optimizer step)."""
+    from torch import nn
+
+    layer = make("lookup")
+    x = torch.randn(2, 5, 8)
+    layer(x)  # verified
+    layer.patterns = nn.Parameter(torch.full((5, 8), float("nan")))
+    with pytest.raises(ValueError, match="patterns must be finite, got 40 NaN"):
+        layer(x)
+    layer.patterns = nn.Parameter(torch.randn(5, 8))
+    layer(x)
+    bad = nn.Linear(8, 8)
+    with torch.no_grad():
+        bad.weight[1, 1] = float("inf")
+    layer.hopfield.q_proj = bad
+    with pytest.raises(ValueError, match=r"hopfield.q_proj.weight must be finite, got 1 NaN"):
+        layer(x)
+    layer.hopfield.q_proj = nn.Linear(8, 8)
+    layer(x)
+    state = {k: v.clone() for k, v in layer.state_dict().items()}
+    state["hopfield.k_proj.bias"][0] = float("nan")
+    layer.load_state_dict(state)
+    with torch.no_grad(), pytest.raises(ValueError, match="hopfield.k_proj.bias must be finite"):
+        layer.eval()(x)
