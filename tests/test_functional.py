@@ -611,3 +611,34 @@ def test_energy_never_increases_under_the_update_in_every_dtype(dtype):
                 tol = rel[dtype] * max(1.0, float(a.abs().max()))
                 assert float((b - a).max()) <= tol, (dtype, seed, beta, float((b - a).max()))
             assert bool(torch.isfinite(info.energy).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+@given(problems())
+def test_energy_never_increases_under_the_update_property_per_dtype(dtype, problem):
+    """Issue 15 item 3 as a hypothesis property, per supported dtype. Half states are stored in
+    their dtype after every update (rounding moves ξ by ~eps·‖ξ‖); scores and energies are float32.
+    The slack is that rounding's effect on E: eps·(‖ξ‖² + β‖ξ‖·max‖x‖ + max‖x‖²)."""
+    state, patterns, beta = problem
+    state, patterns = state.to(dtype), patterns.to(dtype)
+    eps = torch.finfo(dtype).eps if dtype in (torch.bfloat16, torch.float16) else 1e-6
+    if dtype == torch.float64:
+        eps = 1e-12
+    xmax = float(patterns.double().norm(dim=-1).max())
+    e0 = HF.energy(state, patterns, beta).double()
+    for _ in range(3):
+        new = HF.update(state, patterns, beta)
+        assert new.dtype == dtype
+        e1 = HF.energy(new, patterns, beta).double()
+        smax = float(torch.maximum(state.double().norm(dim=-1).max(), new.double().norm(dim=-1).max()))
+        slack = 4 * eps * (1 + smax ** 2 + beta * smax * xmax + xmax ** 2)
+        assert bool(torch.isfinite(e1).all())
+        assert float((e1 - e0).max()) <= slack, (dtype, beta, float((e1 - e0).max()), slack)
+        state, e0 = new, e1
+
+
+def test_hopfield_forward_is_re_exported_from_functional():
+    from hopfield.nn import functional as NF
+
+    assert HF.hopfield_forward is NF.hopfield_forward
+    assert "hopfield_forward" in HF.__all__

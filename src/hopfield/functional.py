@@ -61,8 +61,8 @@ from ._validation import (
     check_positive_int,
     check_probability,
     check_tensor,
-    is_compiling,
     shape_str,
+    skip_data_checks,
 )
 from .separations import Separation, get_separation
 
@@ -70,6 +70,7 @@ __all__ = [
     "RetrievalInfo",
     "associate",
     "energy",
+    "hopfield_forward",
     "lse",
     "retrieve",
     "separation",
@@ -171,7 +172,7 @@ def _safe_dtype(named: dict[str, torch.Tensor], beta: Beta) -> torch.dtype:
     """
     tensors = list(named.values())
     dtype = tensors[0].dtype
-    if is_compiling():
+    if skip_data_checks():  # validation off / tracing: no host sync, compute in the inputs' dtype
         return dtype
     stats = [_max_abs(t) for t in tensors]
     if isinstance(beta, torch.Tensor):
@@ -228,7 +229,7 @@ def _check_mask(mask: object, name: str, *, lead: tuple[int, ...], L: int, N: in
         ok = as_padding or as_rows
     if not ok:
         raise ValueError(f"{name} must have shape {expected}, got {shape_str(mask.shape)}")
-    if not is_compiling() and bool(full.all(dim=-1).any()):
+    if not skip_data_checks() and bool(full.all(dim=-1).any()):
         raise ValueError(f"{name} hides every stored pattern for at least one state; "
                          "each state must see at least one pattern")
     return full
@@ -403,7 +404,7 @@ def _energy_from(state: torch.Tensor, lme: torch.Tensor, max_norm: torch.Tensor)
 def _check_output(x: torch.Tensor, what: str, dtype: torch.dtype) -> torch.Tensor:
     """Cast ``x`` to ``dtype``; raise when a value does not fit (never return inf silently)."""
     out = x.to(dtype)
-    if not is_compiling() and not bool(torch.isfinite(out).all()):
+    if not skip_data_checks() and not bool(torch.isfinite(out).all()):
         raise ValueError(f"{what} overflows {dtype} (the true values exceed its range); use "
                          "float64 inputs or rescale them")
     return out
@@ -676,3 +677,8 @@ def separation(patterns: torch.Tensor) -> torch.Tensor:
     only means the normalisation parameter (``separation="softmax"``)."""
     _warn_renamed("hopfield.functional.separation", "hopfield.functional.separation_margin")
     return separation_margin(patterns)
+
+
+# The public layer core (multi-head association with projections) lives in hopfield.nn.functional,
+# which imports this module: re-exported here at the bottom to avoid the import cycle.
+from .nn.functional import hopfield_forward

@@ -16,7 +16,7 @@ import torch
 
 from .. import functional as HF
 from .. import streaming as HS
-from .._validation import check_positive_float, check_positive_int, shape_str
+from .._validation import check_positive_float, check_positive_int, shape_str, skip_data_checks
 from ..separations import Separation, get_separation
 from ..storage import PatternStore
 from ._backends import ChunkedBackend, InMemoryBackend
@@ -142,7 +142,8 @@ class ModernHopfield(AssociativeMemory):
         if t.dim() != 2 or t.shape[1] != self.dim_:
             raise ValueError(f"{name} must have shape (L, {self.dim_}) or ({self.dim_},), got "
                              f"{shape_str(t.shape)}")
-        qmax = float(HF._max_abs(t)) if in_memory else None
+        # validation off / tracing: no host sync (no bound: compute in the patterns' dtype)
+        qmax = float(HF._max_abs(t)) if in_memory and not skip_data_checks() else None
         if qmax is not None and not math.isfinite(qmax):
             from_user(queries, name, dtype=dtype, device=device)  # raises the precise error
             raise ValueError(f"{name} must be finite")  # pragma: no cover - defensive
