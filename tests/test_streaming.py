@@ -291,3 +291,78 @@ def test_stream_energy_and_lse_exact_at_small_beta(beta):
     _, info = stream_retrieve(q, x, beta, max_steps=2, chunk_size=64, return_info=True)
     _, ref_info = HF.retrieve(q.double(), x.double(), beta, max_steps=2, return_info=True)
     torch.testing.assert_close(info.energy.double(), ref_info.energy, atol=2e-4, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- pinned ring (CUDA path)
+# The ring is the host half of the CUDA streaming pipeline (issue 15 item 4); on CPU it runs with
+# unpinned buffers, so its ordering, reuse and error paths are tested here.
+
+
+def _ring_rows(ring):
+    rows = {}
+    for start, n, i in ring:
+        rows[start] = ring.buffers[i][:n].clone()
+        ring.release(i)
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["tensor", "store16", "store32"])
+def test_pinned_ring_reads_every_chunk_in_order(tmp_path, kind):
+    from hopfield.streaming import _PinnedRing
+
+    x = torch.randn(1003, 8)
+    if kind == "tensor":
+        src, ref = x, x
+    else:
+        dtype = "float16" if kind == "store16" else "float32"
+        src = PatternStore.create(tmp_path / "s", dim=8, dtype=dtype).append(x)
+        ref = x.half() if kind == "store16" else x
+    ring = _PinnedRing(src, 100, depth=3, pin=False)
+    rows = _ring_rows(ring)
+    assert sorted(rows) == list(range(0, 1003, 100))
+    assert all(b.dtype == ref.dtype for b in ring.buffers)  # cast happens on the device, later
+    torch.testing.assert_close(torch.cat([rows[s] for s in sorted(rows)]), ref, rtol=0, atol=0)
+
+
+def test_pinned_ring_reuses_depth_buffers_and_raises_store_errors(tmp_path):
+    from hopfield.streaming import _PinnedRing
+
+    s = PatternStore.create(tmp_path / "s", dim=8).append(torch.randn(1000, 8))
+    ring = _PinnedRing(s, 100, depth=2, pin=False)
+    used = {i for _, _, i in _released(ring)}
+    assert used == {0, 1}
+    with open(tmp_path / "s" / DATA_FILE, "r+b") as f:
+        f.truncate(300 * 32)
+    with pytest.raises(ValueError, match="truncated"):
+        list(_released(_PinnedRing(s, 100, depth=2, pin=False)))
+
+
+def _released(ring):
+    for item in ring:
+        ring.release(item[2])
+        yield item
+
+
+def test_pinned_ring_stops_its_reader_when_the_consumer_stops():
+    from hopfield.streaming import _PinnedRing
+
+    ring = _PinnedRing(torch.randn(10_000, 4), 10, depth=2, pin=False)
+    it = iter(ring)
+    next(it)
+    it.close()  # consumer gave up: the reader thread must not block forever
+    ring._thread.join(timeout=5)
+    assert not ring._thread.is_alive()
+
+
+def test_cpu_states_never_take_the_cuda_path(tmp_path, monkeypatch):
+    import hopfield.streaming as HS
+
+    def boom(*a, **k):
+        raise AssertionError("CUDA pipeline used for CPU states")
+
+    monkeypatch.setattr(HS, "_cuda_chunks", boom)
+    x = torch.randn(500, 8)
+    s = PatternStore.create(tmp_path / "s", dim=8).append(x)
+    q = torch.randn(3, 8)
+    torch.testing.assert_close(stream_update(q, s, 1.0, chunk_size=64),
+                               stream_update(q, x, 1.0, chunk_size=64))
