@@ -1,0 +1,430 @@
+"""Convert ``hflayers`` (ml-jku/hopfield-layers) modules and checkpoints to :mod:`hopfield.nn`.
+
+``hflayers`` is not on PyPI; this module does not import it. It maps the documented state-dict
+layout of ``hflayers.Hopfield``, ``hflayers.HopfieldPooling`` and ``hflayers.HopfieldLayer`` to
+:class:`hopfield.nn.Hopfield`, :class:`~hopfield.nn.HopfieldPooling` and
+:class:`~hopfield.nn.HopfieldLayer` so that the converted layer computes the same output
+(≤ 1e-5 in float32; exact up to rounding):
+
+- ``association_core.in_proj_weight`` (3E, D) or ``q/k/v_proj_weight`` → ``q_proj`` /
+  ``k_proj`` / ``v_proj``; ``association_core.in_proj_bias`` (3E,) is split the same way;
+  ``association_core.out_proj`` → ``out_proj``.
+- ``norm_stored_pattern`` / ``norm_state_pattern`` / ``norm_pattern_projection`` (LayerNorms)
+  → ``norm_stored`` / ``norm_state`` / ``norm_projection`` (a non-affine LayerNorm becomes an
+  affine one with weight 1 and bias 0).
+- ``scaling`` (β; hflayers checkpoints do not contain it, it comes from the constructor
+  arguments) → ``beta``. A per-head tensor ``scaling`` is applied by hflayers as
+  ``q * scaling.repeat(E // H)``, i.e. feature j of the query gets ``scaling[j % H]`` (interleaved,
+  not per head block); this exact per-feature scale is folded into the query projection and
+  ``beta`` is 1.
+- ``pooling_weights`` (1, Q, D) → ``query`` (Q, D); ``lookup_weights`` / ``target_weights``
+  (1, N, D) → ``patterns`` / ``targets`` (N, D).
+- ``pattern_projection_as_connected=True`` (V projected by W_k, then by W_v) → one ``v_proj``
+  with weight W_v W_k and bias W_v b_k + b_v.
+
+Configurations that cannot be converted raise a ``ValueError`` that says why (an option the
+layers do not have yet, or an hflayers behaviour that is a bug and would not be reproduced).
+See docs/hflayers.md for the full argument table and how to verify a conversion.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+
+import torch
+
+from .._validation import shape_str
+
+__all__ = ["convert_state_dict", "from_hflayers"]
+
+# hflayers' constructor arguments and their defaults (hflayers/__init__.py).
+_HOPFIELD_ARGS: dict[str, object] = {
+    "input_size": None, "hidden_size": None, "output_size": None, "pattern_size": None,
+    "num_heads": 1, "scaling": None, "update_steps_max": 0, "update_steps_eps": 1e-4,
+    "normalize_stored_pattern": True, "normalize_stored_pattern_affine": True,
+    "normalize_stored_pattern_eps": 1e-5,
+    "normalize_state_pattern": True, "normalize_state_pattern_affine": True,
+    "normalize_state_pattern_eps": 1e-5,
+    "normalize_pattern_projection": True, "normalize_pattern_projection_affine": True,
+    "normalize_pattern_projection_eps": 1e-5,
+    "normalize_hopfield_space": False, "normalize_hopfield_space_affine": False,
+    "normalize_hopfield_space_eps": 1e-5,
+    "stored_pattern_as_static": False, "state_pattern_as_static": False,
+    "pattern_projection_as_static": False, "pattern_projection_as_connected": False,
+    "stored_pattern_size": None, "pattern_projection_size": None,
+    "batch_first": True, "association_activation": None, "dropout": 0.0, "input_bias": True,
+    "concat_bias_pattern": False, "add_zero_association": False, "disable_out_projection": False,
+}
+_POOLING_ARGS: dict[str, object] = {
+    **{k: v for k, v in _HOPFIELD_ARGS.items() if not k.endswith("_eps")
+       or k == "update_steps_eps"},
+    "quantity": 1, "trainable": True,
+}
+_LAYER_ARGS: dict[str, object] = {
+    **_POOLING_ARGS, "lookup_weights_as_separated": False, "lookup_targets_as_trainable": True,
+}
+_KINDS = {"Hopfield": _HOPFIELD_ARGS, "HopfieldPooling": _POOLING_ARGS,
+          "HopfieldLayer": _LAYER_ARGS}
+_NORMS = (("stored_pattern", "norm_stored_pattern", "normalize_stored", "norm_stored"),
+          ("state_pattern", "norm_state_pattern", "normalize_state", "norm_state"),
+          ("pattern_projection", "norm_pattern_projection", "normalize_projection",
+           "norm_projection"))
+
+
+def _kind_of(state_dict: Mapping[str, object]) -> str:
+    if "pooling_weights" in state_dict:
+        return "HopfieldPooling"
+    if "lookup_weights" in state_dict:
+        return "HopfieldLayer"
+    return "Hopfield"
+
+
+def _resolve(kind: str, kwargs: Mapping[str, object]) -> dict[str, object]:
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"hflayers_kwargs must be a dict of the hflayers constructor arguments, "
+                        f"got {type(kwargs).__name__}")
+    known = _KINDS[kind]
+    for key in kwargs:
+        if key not in known:
+            raise TypeError(f"hflayers_kwargs: {key!r} is not an argument of hflayers.{kind} "
+                            f"(known: {', '.join(known)})")
+    a = {**known, **kwargs}
+    if a["input_size"] is None:
+        raise ValueError("hflayers_kwargs must give input_size (hflayers allows None only when "
+                         "every projection is static, which cannot be converted)")
+    return a
+
+
+def _refuse(a: dict[str, object], kind: str) -> None:
+    """Raise for configurations without an exact equivalent, saying why."""
+    why = {
+        "stored_pattern_as_static": "no projection of the stored patterns",
+        "state_pattern_as_static": "no projection of the state patterns",
+        "pattern_projection_as_static": "no projection of the pattern projections",
+        "normalize_hopfield_space": "LayerNorm of the projected patterns in head space",
+        "add_zero_association": "an extra all-zero stored pattern",
+        "disable_out_projection": "no output projection",
+    }
+    for name, what in why.items():
+        if a[name]:
+            raise ValueError(f"hflayers_kwargs: {name}=True ({what}) has no equivalent in "
+                             "hopfield.nn yet, so it cannot be converted exactly")
+    if a["association_activation"] is not None:
+        raise ValueError("hflayers_kwargs: association_activation="
+                         f"{a['association_activation']!r} cannot be converted; apply "
+                         f"torch.{a['association_activation']} to the layer's output yourself")
+    for base, *_ in _NORMS:
+        eps = a.get(f"normalize_{base}_eps", 1e-5)
+        if a[f"normalize_{base}"] and eps != 1e-5:
+            raise ValueError(f"hflayers_kwargs: normalize_{base}_eps={eps} cannot be converted "
+                             "(the hopfield.nn LayerNorms use eps=1e-5)")
+        if a[f"normalize_{base}_affine"] and not a[f"normalize_{base}"]:
+            raise ValueError(f"hflayers_kwargs: normalize_{base}_affine=True needs "
+                             f"normalize_{base}=True (hflayers asserts the same)")
+    steps, eps = a["update_steps_max"], a["update_steps_eps"]
+    if steps is None:
+        raise ValueError("hflayers_kwargs: update_steps_max=None (iterate until converged) "
+                         "cannot be converted; give a number of steps")
+    if isinstance(steps, torch.Tensor):
+        if steps.numel() == 0 or not bool((steps == steps.flatten()[0]).all()):
+            raise ValueError("hflayers_kwargs: a per-head update_steps_max tensor with different "
+                             "entries cannot be converted (the layers step all heads together)")
+        if int(steps.flatten()[0]) < 0:
+            raise ValueError("hflayers_kwargs: update_steps_max < 0 (iterate until converged) "
+                             "cannot be converted; give a number of steps")
+    if isinstance(eps, torch.Tensor) and (eps.numel() == 0
+                                          or not bool((eps == eps.flatten()[0]).all())):
+        raise ValueError("hflayers_kwargs: a per-head update_steps_eps tensor with different "
+                         "entries cannot be converted (the layers use one tol)")
+    if kind != "Hopfield":
+        D = a["input_size"]
+        for name in ("stored_pattern_size", "pattern_projection_size"):
+            if a[name] not in (None, D):
+                raise ValueError(f"hflayers_kwargs: {name}={a[name]} != input_size={D} cannot "
+                                 f"be converted (hopfield.nn.{kind} stores patterns of size "
+                                 "input_size)")
+
+
+def _as_int(x: object) -> int:
+    return int(x.flatten()[0]) if isinstance(x, torch.Tensor) else int(x)
+
+
+def _as_float(x: object) -> float:
+    return float(x.flatten()[0]) if isinstance(x, torch.Tensor) else float(x)
+
+
+def convert_state_dict(
+    hflayers_state_dict: Mapping[str, torch.Tensor], hflayers_kwargs: Mapping[str, object],
+) -> tuple[dict[str, object], dict[str, torch.Tensor]]:
+    """Convert an hflayers checkpoint to (constructor kwargs, state dict) of a hopfield.nn layer.
+
+    Args:
+        hflayers_state_dict: ``module.state_dict()`` of an ``hflayers.Hopfield``,
+            ``HopfieldPooling`` or ``HopfieldLayer`` (the kind is read from the keys:
+            ``pooling_weights`` → pooling, ``lookup_weights`` → lookup layer).
+        hflayers_kwargs: the keyword arguments the hflayers module was constructed with (its
+            defaults fill the rest, e.g. ``normalize_*=True``). hflayers checkpoints do not store
+            ``scaling`` (β), so it must be given here if it was not the default.
+
+    Returns:
+        ``(kwargs, state_dict)``: build the matching class (``Hopfield``, ``HopfieldPooling`` or
+        ``HopfieldLayer``) with ``**kwargs`` and ``load_state_dict(state_dict)``.
+
+    Raises:
+        TypeError: an argument that hflayers' class does not have.
+        ValueError: a missing, extra or wrongly shaped key (named), or a configuration that
+            cannot be converted exactly (the message says why).
+    """
+    if not isinstance(hflayers_state_dict, Mapping):
+        raise TypeError("hflayers_state_dict must be a mapping of names to tensors (a "
+                        f"state_dict), got {type(hflayers_state_dict).__name__}")
+    sd = dict(hflayers_state_dict)
+    kind = _kind_of(sd)
+    a = _resolve(kind, hflayers_kwargs)
+    _refuse(a, kind)
+    for key, t in sd.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"hflayers_state_dict[{key!r}] must be a tensor, got "
+                            f"{type(t).__name__}")
+        if not torch.is_floating_point(t):
+            raise TypeError(f"hflayers_state_dict[{key!r}] must be floating point, got {t.dtype}")
+
+    D, H = int(a["input_size"]), int(a["num_heads"])
+    if a["hidden_size"] is None:
+        if D % H:
+            raise ValueError(f"hflayers_kwargs: input_size={D} is not divisible by "
+                             f"num_heads={H}; give hidden_size")
+        Dh = D // H
+    else:
+        Dh = int(a["hidden_size"])
+    E = H * Dh
+    if a["pattern_size"] is not None and int(a["pattern_size"]) != Dh:
+        raise ValueError(f"hflayers_kwargs: pattern_size={a['pattern_size']} != hidden_size={Dh} "
+                         "(value size different from the head size) has no equivalent in "
+                         "hopfield.nn yet")
+    Dk = D if a["stored_pattern_size"] is None else int(a["stored_pattern_size"])
+    Dv = D if a["pattern_projection_size"] is None else int(a["pattern_projection_size"])
+    O = D if a["output_size"] is None else int(a["output_size"])
+    connected = bool(a["pattern_projection_as_connected"])
+    if connected and Dk != Dv:
+        raise ValueError(f"hflayers_kwargs: pattern_projection_as_connected=True needs "
+                         f"stored_pattern_size == pattern_projection_size, got {Dk} and {Dv}")
+    same = Dk == D and Dv == D and a["pattern_size"] is None and not connected
+    bias = bool(a["input_bias"])
+    pre = "" if kind == "Hopfield" else "hopfield."
+    core = pre + "association_core."
+
+    expected: dict[str, tuple[int, ...]] = {}
+    if same:
+        expected[core + "in_proj_weight"] = (3 * E, D)
+    else:
+        expected[core + "q_proj_weight"] = (E, D)
+        expected[core + "k_proj_weight"] = (E, Dk)
+        expected[core + "v_proj_weight"] = (E, E if connected else Dv)
+    if bias:
+        expected[core + "in_proj_bias"] = (3 * E,)
+    expected[core + "out_proj.weight"] = (O, E)
+    if bias:
+        expected[core + "out_proj.bias"] = (O,)
+    if a["concat_bias_pattern"]:
+        expected[core + "bias_k"] = (1, 1, E)
+        expected[core + "bias_v"] = (1, 1, E)
+    sizes = {"stored_pattern": Dk, "state_pattern": D, "pattern_projection": Dv}
+    for base, hf_name, _, _ in _NORMS:
+        if a[f"normalize_{base}"] and a[f"normalize_{base}_affine"]:
+            expected[pre + hf_name + ".weight"] = (sizes[base],)
+            expected[pre + hf_name + ".bias"] = (sizes[base],)
+    batch_first = bool(a["batch_first"])
+    if kind != "Hopfield":
+        Q = int(a["quantity"])
+        lead = (1, Q) if batch_first else (Q, 1)
+        if kind == "HopfieldPooling":
+            expected["pooling_weights"] = (*lead, D)
+        else:
+            expected["lookup_weights"] = (*lead, Dk)
+            if a["lookup_weights_as_separated"]:
+                expected["target_weights"] = (*lead, Dv)
+
+    for key, shape in expected.items():
+        if key not in sd:
+            raise ValueError(f"hflayers_state_dict is missing key {key!r} (expected shape "
+                             f"{shape_str(shape)} for hflayers.{kind} with these kwargs)")
+        if tuple(sd[key].shape) != shape:
+            raise ValueError(f"hflayers_state_dict[{key!r}] must have shape {shape_str(shape)} "
+                             f"for these hflayers_kwargs, got {shape_str(sd[key].shape)}")
+    extra = sorted(set(sd) - set(expected))
+    if extra:
+        raise ValueError(f"hflayers_state_dict has unexpected key(s) {extra} for hflayers.{kind} "
+                         "with these kwargs (check hflayers_kwargs: e.g. input_bias, "
+                         "concat_bias_pattern, normalize_*_affine, lookup_weights_as_separated)")
+    if a["concat_bias_pattern"]:
+        warnings.warn("hflayers' concat_bias_pattern=True creates bias_k/bias_v but its forward "
+                      "never concatenates them (they do not change its output); they are "
+                      "dropped", UserWarning, stacklevel=2)
+
+    # ----------------------------------------------------------- the projections
+    if same:
+        wq, wk, wv = sd[core + "in_proj_weight"].chunk(3)
+    else:
+        wq, wk, wv = (sd[core + n] for n in ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
+    bq = bk = bv = None
+    if bias:
+        bq, bk, bv = sd[core + "in_proj_bias"].split(E)
+    if connected:  # v = W_v (W_k V + b_k) + b_v
+        wv64 = wv.double()
+        new_wv = (wv64 @ wk.double()).to(wv.dtype)
+        if bias:
+            bv = (wv64 @ bk.double() + bv.double()).to(wv.dtype)
+        wv = new_wv
+
+    steps = _as_int(a["update_steps_max"])
+    tol = _as_float(a["update_steps_eps"])
+    scaling = a["scaling"]
+    if scaling is None:
+        beta, fold = 1.0 / math.sqrt(Dh), None
+    elif isinstance(scaling, torch.Tensor):
+        s = scaling.detach().flatten()
+        if s.numel() == 1:
+            s = s.expand(H)
+        if s.shape != (H,):
+            raise ValueError(f"hflayers_kwargs: scaling must be a float or a tensor of shape "
+                             f"({H},) (one per head), got shape {shape_str(scaling.shape)}")
+        if bool((s == s[0]).all()) and float(s[0]) > 0 and math.isfinite(float(s[0])):
+            beta, fold = float(s[0]), None
+        else:
+            if steps:
+                raise ValueError(
+                    "hflayers_kwargs: a per-head scaling tensor with update_steps_max > 0 cannot "
+                    "be converted: after the first step hflayers multiplies each head's "
+                    "state by scaling.repeat(head_dim // num_heads) along the feature axis (a "
+                    "per-feature, not per-head, scale), which has no per-head β equivalent")
+            beta, fold = 1.0, s.to(torch.float64).repeat(E // H)  # feature j gets s[j % H]
+    else:
+        scaling = float(scaling)
+        if scaling > 0 and math.isfinite(scaling):
+            beta, fold = scaling, None
+        elif steps:
+            raise ValueError(f"hflayers_kwargs: scaling={scaling} <= 0 cannot be converted with "
+                             "update_steps_max > 0 (beta must be > 0)")
+        else:
+            beta, fold = 1.0, torch.full((E,), scaling, dtype=torch.float64)
+    if fold is not None:
+        wq = (wq.double() * fold[:, None]).to(wq.dtype)
+        if bq is not None:
+            bq = (bq.double() * fold).to(bq.dtype)
+
+    # ----------------------------------------------------------- the new layer
+    hk: dict[str, object] = {
+        "input_size": D, "head_size": Dh, "output_size": O, "num_heads": H, "beta": beta,
+        "max_steps": steps, "dropout": float(a["dropout"]), "bias": bias,
+        "batch_first": batch_first,
+    }
+    if steps:
+        hk["tol"] = tol
+    if kind == "Hopfield":
+        hk["stored_pattern_size"] = Dk
+        hk["pattern_projection_size"] = Dv
+    out: dict[str, torch.Tensor] = {}
+    dtype = wq.dtype
+    for name, w, b in (("q_proj", wq, bq), ("k_proj", wk, bk), ("v_proj", wv, bv),
+                       ("out_proj", sd[core + "out_proj.weight"],
+                        sd.get(core + "out_proj.bias"))):
+        out[f"{pre}{name}.weight"] = w.detach().clone()
+        if b is not None:
+            out[f"{pre}{name}.bias"] = b.detach().clone()
+    for base, hf_name, flag, ours in _NORMS:
+        hk[flag] = bool(a[f"normalize_{base}"])
+        if not hk[flag]:
+            continue
+        if a[f"normalize_{base}_affine"]:
+            wn, bn = sd[pre + hf_name + ".weight"], sd[pre + hf_name + ".bias"]
+        else:  # a LayerNorm without affine parameters == weight 1, bias 0
+            wn = torch.ones(sizes[base], dtype=dtype)
+            bn = torch.zeros(sizes[base], dtype=dtype)
+        out[f"{pre}{ours}.weight"] = wn.detach().clone()
+        out[f"{pre}{ours}.bias"] = bn.detach().clone()
+    out[f"{pre}fixed_beta"] = torch.full((H,), beta, dtype=torch.get_default_dtype())
+    if kind == "HopfieldPooling":
+        hk["quantity"] = int(a["quantity"])
+        out["query"] = sd["pooling_weights"].detach().reshape(-1, D).clone()
+    elif kind == "HopfieldLayer":
+        hk["quantity"] = int(a["quantity"])
+        hk["lookup_targets"] = bool(a["lookup_weights_as_separated"])
+        out["patterns"] = sd["lookup_weights"].detach().reshape(-1, Dk).clone()
+        if a["lookup_weights_as_separated"]:
+            out["targets"] = sd["target_weights"].detach().reshape(-1, Dv).clone()
+    return hk, out
+
+
+def from_hflayers(module: torch.nn.Module) -> torch.nn.Module:
+    """A :mod:`hopfield.nn` layer computing what an hflayers ``Hopfield``, ``HopfieldPooling``
+    or ``HopfieldLayer`` computes (weights copied, same dtype/device and train/eval mode).
+
+    ``trainable=False`` / ``lookup_targets_as_trainable=False`` carry over as
+    ``requires_grad=False`` on the learned query / stored / target patterns.
+    """
+    from ..nn import Hopfield, HopfieldLayer, HopfieldPooling
+
+    kind = type(module).__name__
+    if kind not in _KINDS or not type(module).__module__.startswith("hflayers"):
+        raise TypeError("module must be an hflayers Hopfield, HopfieldPooling or HopfieldLayer, "
+                        f"got {type(module).__module__}.{kind}")
+    hop = module if kind == "Hopfield" else module.hopfield
+    kwargs = _kwargs_of(hop)
+    if kind != "Hopfield":
+        kwargs = {k: v for k, v in kwargs.items() if k in _KINDS[kind]}
+        kwargs["quantity"] = int(module.quantity)
+    sd = module.state_dict()
+    if kind == "HopfieldLayer":
+        kwargs["lookup_weights_as_separated"] = module.target_weights is not None
+    hk, new_sd = convert_state_dict(sd, kwargs)
+    cls = {"Hopfield": Hopfield, "HopfieldPooling": HopfieldPooling,
+           "HopfieldLayer": HopfieldLayer}[kind]
+    ref = next(iter(sd.values()))
+    layer = cls(**hk).to(device=ref.device, dtype=ref.dtype)
+    layer.load_state_dict(new_sd)
+    if kind == "HopfieldPooling":
+        layer.query.requires_grad_(module.pooling_weights.requires_grad)
+    elif kind == "HopfieldLayer":
+        layer.patterns.requires_grad_(module.lookup_weights.requires_grad)
+        if module.target_weights is not None:
+            layer.targets.requires_grad_(module.target_weights.requires_grad)
+    return layer.train(module.training)
+
+
+def _kwargs_of(hop: torch.nn.Module) -> dict[str, object]:
+    """The constructor arguments of an hflayers ``Hopfield``, read back from its attributes."""
+    core = hop.association_core
+    act = hop.association_activation
+    kwargs: dict[str, object] = {
+        "input_size": core.embed_dim, "hidden_size": core.head_dim, "output_size": core.out_dim,
+        "pattern_size": None if core.pattern_dim == core.head_dim else core.pattern_dim,
+        "num_heads": core.num_heads, "scaling": hop.scaling,
+        "update_steps_max": hop.update_steps_max, "update_steps_eps": hop.update_steps_eps,
+        "normalize_hopfield_space": bool(core.normalize_pattern),
+        "normalize_hopfield_space_affine": bool(core.normalize_pattern_affine),
+        "stored_pattern_as_static": bool(core.key_as_static),
+        "state_pattern_as_static": bool(core.query_as_static),
+        "pattern_projection_as_static": bool(core.value_as_static),
+        "pattern_projection_as_connected": bool(core.value_as_connected),
+        "stored_pattern_size": core.kdim, "pattern_projection_size": core.vdim,
+        "batch_first": bool(hop.batch_first),
+        "association_activation": None if act is None else getattr(act, "__name__", str(act)),
+        "dropout": float(core.dropout), "input_bias": core.in_proj_bias is not None,
+        "concat_bias_pattern": core.bias_k is not None or core.bias_v is not None,
+        "add_zero_association": bool(core.add_zero_attn),
+        "disable_out_projection": bool(core.disable_out_projection),
+    }
+    if core._qkv_same_embed_dim is False and core.pattern_dim == core.head_dim \
+            and not core.value_as_connected and core.kdim == core.embed_dim \
+            and core.vdim == core.embed_dim:
+        kwargs["pattern_size"] = core.pattern_dim  # separate weights although sizes agree
+    for base, hf_name, _, _ in _NORMS:
+        norm = getattr(hop, hf_name)
+        kwargs[f"normalize_{base}"] = norm is not None
+        kwargs[f"normalize_{base}_affine"] = norm is not None and bool(norm.elementwise_affine)
+        if norm is not None:
+            kwargs[f"normalize_{base}_eps"] = float(norm.eps)
+    return kwargs

@@ -1,0 +1,273 @@
+"""hopfield.compat.hflayers: converted layers equal a float64 reference of hflayers' math.
+
+hflayers is not installable here, so the checkpoints are built from its documented state-dict
+layout, and the reference below is written from its documented forward (hflayers/functional.py):
+LayerNorms on the inputs, q/k/v projections split from ``in_proj_weight`` / ``in_proj_bias``,
+``q * scaling`` (a per-head tensor applied as ``scaling.repeat(E // H)`` along the features),
+softmax association, update steps ``q ← softmax(q kᵀ) k`` (scaled again), read-out, out_proj.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hopfield.compat.hflayers import convert_state_dict, from_hflayers
+from hopfield.nn import Hopfield, HopfieldLayer, HopfieldPooling
+
+DEF = {
+    "hidden_size": None, "output_size": None, "pattern_size": None, "num_heads": 1,
+    "scaling": None, "update_steps_max": 0, "update_steps_eps": 1e-4,
+    "normalize_stored_pattern": True, "normalize_stored_pattern_affine": True,
+    "normalize_state_pattern": True, "normalize_state_pattern_affine": True,
+    "normalize_pattern_projection": True, "normalize_pattern_projection_affine": True,
+    "pattern_projection_as_connected": False, "stored_pattern_size": None,
+    "pattern_projection_size": None, "batch_first": True, "input_bias": True,
+    "concat_bias_pattern": False, "quantity": 1, "lookup_weights_as_separated": False,
+}
+
+
+def _dims(kw):
+    a = {**DEF, **kw}
+    D, H = a["input_size"], a["num_heads"]
+    Dh = a["hidden_size"] or D // H
+    return a, D, H, Dh, H * Dh, a["stored_pattern_size"] or D, a["pattern_projection_size"] or D, \
+        a["output_size"] or D
+
+
+def make_sd(kind, kw, gen):
+    """A random hflayers-shaped state dict (documented key layout)."""
+    a, D, H, Dh, E, Dk, Dv, O = _dims(kw)
+    r = lambda *s: torch.randn(*s, generator=gen) * 0.5  # noqa: E731
+    pre = "" if kind == "Hopfield" else "hopfield."
+    c = pre + "association_core."
+    sd = {}
+    same = Dk == D and Dv == D and a["pattern_size"] is None and not a["pattern_projection_as_connected"]
+    if same:
+        sd[c + "in_proj_weight"] = r(3 * E, D)
+    else:
+        sd[c + "q_proj_weight"] = r(E, D)
+        sd[c + "k_proj_weight"] = r(E, Dk)
+        sd[c + "v_proj_weight"] = r(E, E if a["pattern_projection_as_connected"] else Dv)
+    if a["input_bias"]:
+        sd[c + "in_proj_bias"] = r(3 * E)
+    sd[c + "out_proj.weight"] = r(O, E)
+    if a["input_bias"]:
+        sd[c + "out_proj.bias"] = r(O)
+    if a["concat_bias_pattern"]:
+        sd[c + "bias_k"], sd[c + "bias_v"] = r(1, 1, E), r(1, 1, E)
+    for base, n in (("stored_pattern", Dk), ("state_pattern", D), ("pattern_projection", Dv)):
+        if a[f"normalize_{base}"] and a[f"normalize_{base}_affine"]:
+            hf = {"stored_pattern": "norm_stored_pattern", "state_pattern": "norm_state_pattern",
+                  "pattern_projection": "norm_pattern_projection"}[base]
+            sd[pre + hf + ".weight"] = 1 + r(n)
+            sd[pre + hf + ".bias"] = r(n)
+    lead = (1, a["quantity"]) if a["batch_first"] else (a["quantity"], 1)
+    if kind == "HopfieldPooling":
+        sd["pooling_weights"] = r(*lead, D)
+    if kind == "HopfieldLayer":
+        sd["lookup_weights"] = r(*lead, Dk)
+        if a["lookup_weights_as_separated"]:
+            sd["target_weights"] = r(*lead, Dv)
+    return sd
+
+
+def hf_reference(kind, sd, kw, x):
+    """float64 hflayers forward (batch-first tensors in, batch-first out)."""
+    a, D, H, Dh, E, Dk, Dv, O = _dims(kw)
+    sd = {k: v.double() for k, v in sd.items()}
+    pre = "" if kind == "Hopfield" else "hopfield."
+    c = pre + "association_core."
+    if kind == "Hopfield":
+        y, rr, v = x if isinstance(x, tuple) else (x, x, x)
+    elif kind == "HopfieldPooling":
+        y = v = x
+        rr = sd["pooling_weights"].reshape(-1, D).expand(x.shape[0], -1, -1)
+    else:
+        rr = x
+        y = sd["lookup_weights"].reshape(-1, Dk).expand(x.shape[0], -1, -1)
+        v = sd["target_weights"].reshape(-1, Dv).expand(x.shape[0], -1, -1) \
+            if a["lookup_weights_as_separated"] else y
+
+    def norm(t, base, hf):
+        if not a[f"normalize_{base}"]:
+            return t
+        w = sd.get(pre + hf + ".weight")
+        b = sd.get(pre + hf + ".bias")
+        return F.layer_norm(t, (t.shape[-1],), w, b, eps=1e-5)
+
+    y = norm(y, "stored_pattern", "norm_stored_pattern")
+    rr = norm(rr, "state_pattern", "norm_state_pattern")
+    v = norm(v, "pattern_projection", "norm_pattern_projection")
+    b = sd.get(c + "in_proj_bias")
+    bq, bk, bv = (None, None, None) if b is None else b.split(E)
+    if c + "in_proj_weight" in sd:
+        wq, wk, wv = sd[c + "in_proj_weight"].chunk(3)
+    else:
+        wq, wk, wv = sd[c + "q_proj_weight"], sd[c + "k_proj_weight"], sd[c + "v_proj_weight"]
+    q, k = F.linear(rr, wq, bq), F.linear(y, wk, bk)
+    if a["pattern_projection_as_connected"]:
+        v = F.linear(v, wk, bk)
+    v = F.linear(v, wv, bv)
+    s = a["scaling"]
+    if s is None:
+        s = 1 / math.sqrt(Dh)
+    if isinstance(s, torch.Tensor):
+        q = q * s.double().repeat(E // H)  # hflayers: feature j gets scaling[j % H]
+    else:
+        q = q * s
+    heads = lambda t: t.unflatten(-1, (H, -1)).transpose(1, 2)  # noqa: E731
+    q, k, v = heads(q), heads(k), heads(v)
+    w = torch.softmax(q @ k.mT, -1)
+    for _ in range(int(a["update_steps_max"])):
+        q = (w @ k) * s  # float scaling only (tensor + steps is refused)
+        w = torch.softmax(q @ k.mT, -1)
+    out = F.linear((w @ v).transpose(1, 2).flatten(2), sd[c + "out_proj.weight"],
+                   sd.get(c + "out_proj.bias"))
+    return out.flatten(1) if kind == "HopfieldPooling" else out
+
+
+CASES = [
+    ("Hopfield", {"input_size": 8, "num_heads": 2}, "self"),
+    ("Hopfield", {"input_size": 6, "hidden_size": 3, "output_size": 7, "num_heads": 3,
+                  "stored_pattern_size": 5, "pattern_projection_size": 4,
+                  "scaling": torch.tensor([0.3, 0.7, 1.1]),
+                  "normalize_state_pattern_affine": False}, "tuple"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "scaling": torch.tensor([0.2, 0.9]),
+                  "input_bias": False, "normalize_stored_pattern": False,
+                  "normalize_stored_pattern_affine": False}, "self"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "stored_pattern_size": 6,
+                  "pattern_projection_size": 6, "pattern_projection_as_connected": True}, "tuple"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "scaling": 0.4, "update_steps_max": 2,
+                  "update_steps_eps": 1e-12}, "self"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "pattern_size": 4, "scaling": -0.5}, "tuple"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "batch_first": False}, "tuple"),
+    ("HopfieldPooling", {"input_size": 8, "num_heads": 2, "quantity": 3,
+                         "scaling": torch.tensor([0.5, 1.5])}, "pool"),
+    ("HopfieldPooling", {"input_size": 6, "hidden_size": 4, "output_size": 5, "quantity": 2,
+                         "update_steps_max": torch.tensor([1]), "update_steps_eps": 1e-12,
+                         "normalize_pattern_projection": False,
+                         "normalize_pattern_projection_affine": False}, "pool"),
+    ("HopfieldLayer", {"input_size": 8, "num_heads": 2, "quantity": 5,
+                       "lookup_weights_as_separated": True,
+                       "scaling": torch.tensor([0.3, 0.8])}, "layer"),
+    ("HopfieldLayer", {"input_size": 8, "num_heads": 4, "quantity": 4, "batch_first": False},
+     "layer"),
+]
+CLASSES = {"Hopfield": Hopfield, "HopfieldPooling": HopfieldPooling,
+           "HopfieldLayer": HopfieldLayer}
+
+
+def _inputs(kind, kw, how, gen, dtype):
+    a, D, H, Dh, E, Dk, Dv, O = _dims(kw)
+    B, L, N = 3, 4, 5
+    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)  # noqa: E731
+    if how == "self":
+        return r(B, N, D)
+    if how == "tuple":
+        return (r(B, N, Dk), r(B, L, D), r(B, N, Dv))
+    return r(B, N, D)
+
+
+def _run(layer, x, batch_first):
+    if batch_first:
+        return layer(x)
+    t = (lambda u: u.transpose(0, 1))
+    if isinstance(x, tuple):
+        return layer(tuple(t(u) for u in x)).transpose(0, 1)
+    out = layer(t(x))
+    return out if isinstance(layer, HopfieldPooling) else out.transpose(0, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kind,kw,how", CASES)
+def test_converted_layer_equals_hflayers_reference(kind, kw, how, dtype):
+    gen = torch.Generator().manual_seed(0)
+    sd = make_sd(kind, kw, gen)
+    x = _inputs(kind, kw, how, gen, dtype)
+    ref = hf_reference(kind, sd, kw, x)
+    hk, new = convert_state_dict(sd, kw)
+    layer = CLASSES[kind](**hk).to(dtype)
+    layer.load_state_dict(new)
+    xin = tuple(u.to(dtype) for u in x) if isinstance(x, tuple) else x.to(dtype)
+    with torch.no_grad():
+        out = _run(layer, xin, hk["batch_first"])
+    assert out.shape == ref.shape
+    assert (out.double() - ref).abs().max() <= 1e-5
+
+
+def test_concat_bias_pattern_is_dropped_with_a_warning():
+    kw = {"input_size": 8, "num_heads": 2, "concat_bias_pattern": True}
+    sd = make_sd("Hopfield", kw, torch.Generator().manual_seed(1))
+    with pytest.warns(UserWarning, match="never concatenates"):
+        hk, new = convert_state_dict(sd, kw)
+    layer = Hopfield(**hk).double()
+    layer.load_state_dict(new)
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    ref = hf_reference("Hopfield", sd, kw, x)
+    assert (layer(x) - ref).abs().max() <= 1e-10
+
+
+def test_beta_is_kept_as_beta():
+    kw = {"input_size": 8, "num_heads": 2, "scaling": 0.25}
+    hk, new = convert_state_dict(make_sd("Hopfield", kw, torch.Generator().manual_seed(2)), kw)
+    assert hk["beta"] == 0.25
+    assert torch.equal(new["fixed_beta"], torch.full((2,), 0.25))
+    kw = {"input_size": 8, "num_heads": 2}
+    hk, _ = convert_state_dict(make_sd("Hopfield", kw, torch.Generator().manual_seed(2)), kw)
+    assert hk["beta"] == pytest.approx(0.5)
+
+
+def _sd(kind="Hopfield", **kw):
+    kw = {"input_size": 8, "num_heads": 2, **kw}
+    return make_sd(kind, kw, torch.Generator().manual_seed(3)), kw
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda sd, kw: sd.pop("association_core.in_proj_bias"), "missing key 'association_core.in_proj_bias'"),
+    (lambda sd, kw: sd.__setitem__("association_core.extra", torch.zeros(1)), "unexpected key"),
+    (lambda sd, kw: sd.__setitem__("association_core.in_proj_weight", torch.zeros(24, 7)),
+     r"in_proj_weight'\] must have shape \(24, 8\)"),
+    (lambda sd, kw: kw.__setitem__("input_size", 10), "in_proj_weight"),
+    (lambda sd, kw: kw.__setitem__("stored_pattern_as_static", True), "stored_pattern_as_static=True"),
+    (lambda sd, kw: kw.__setitem__("normalize_hopfield_space", True), "normalize_hopfield_space"),
+    (lambda sd, kw: kw.__setitem__("add_zero_association", True), "add_zero_association"),
+    (lambda sd, kw: kw.__setitem__("disable_out_projection", True), "disable_out_projection"),
+    (lambda sd, kw: kw.__setitem__("association_activation", "tanh"), "association_activation"),
+    (lambda sd, kw: kw.__setitem__("update_steps_max", None), "update_steps_max=None"),
+    (lambda sd, kw: kw.__setitem__("update_steps_max", torch.tensor([1, 2])), "per-head update_steps_max"),
+    (lambda sd, kw: kw.update(scaling=torch.tensor([0.5, 1.0]), update_steps_max=1), "per-feature"),
+    (lambda sd, kw: kw.__setitem__("scaling", torch.tensor([0.5, 1.0, 2.0])), r"scaling must be .* shape \(2,\)"),
+    (lambda sd, kw: kw.__setitem__("pattern_size", 3), "pattern_size=3"),
+    (lambda sd, kw: kw.__setitem__("normalize_state_pattern_eps", 1e-3), "normalize_state_pattern_eps"),
+    (lambda sd, kw: kw.__setitem__("input_size", None), "must give input_size"),
+])
+def test_bad_input_is_a_clear_error(edit, match):
+    sd, kw = _sd()
+    edit(sd, kw)
+    with pytest.raises(ValueError, match=match):
+        convert_state_dict(sd, kw)
+
+
+def test_bad_types():
+    sd, kw = _sd()
+    with pytest.raises(TypeError, match="'scalling' is not an argument of hflayers.Hopfield"):
+        convert_state_dict(sd, {**kw, "scalling": 1.0})
+    with pytest.raises(TypeError, match="hflayers_kwargs must be a dict"):
+        convert_state_dict(sd, [1])
+    with pytest.raises(TypeError, match="hflayers_state_dict must be a mapping"):
+        convert_state_dict([1], kw)
+    sd["association_core.in_proj_bias"] = torch.zeros(24, dtype=torch.long)
+    with pytest.raises(TypeError, match="in_proj_bias'\\] must be floating point"):
+        convert_state_dict(sd, kw)
+    with pytest.raises(TypeError, match="must be an hflayers"):
+        from_hflayers(Hopfield(8))
+    sd, kw = _sd("HopfieldPooling", quantity=2)
+    with pytest.raises(TypeError, match="not an argument of hflayers.HopfieldPooling"):
+        convert_state_dict(sd, {**kw, "normalize_state_pattern_eps": 1e-5})
+    sd, kw = _sd("HopfieldLayer", quantity=2)
+    with pytest.raises(ValueError, match="stored_pattern_size=6 != input_size=8"):
+        convert_state_dict(sd, {**kw, "stored_pattern_size": 6})
