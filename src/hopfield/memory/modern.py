@@ -84,10 +84,15 @@ class ModernHopfield(AssociativeMemory):
         return InMemoryBackend(patterns, self.beta, self.separation, self._chunk())
 
     def _fit(self, patterns: torch.Tensor) -> None:
-        self._pmax = float(HF._max_abs(patterns))  # max |x|, for the overflow bound of queries
+        # max |x|, for the overflow bound of queries; with validation off it is computed at the
+        # first validated retrieval instead (no host sync here)
+        self._pmax = None if skip_data_checks() else float(HF._max_abs(patterns))
 
     def _fit_add(self, new: torch.Tensor) -> None:
-        self._pmax = max(self._pmax or 0.0, float(HF._max_abs(new)))
+        if skip_data_checks() or getattr(self, "_pmax", None) is None:
+            self._pmax = None
+        else:
+            self._pmax = max(self._pmax, float(HF._max_abs(new)))
 
     def store(self, patterns: Any) -> ModernHopfield:
         """Replace the content with ``patterns``: an (N, D) array/tensor, or a
@@ -152,9 +157,11 @@ class ModernHopfield(AssociativeMemory):
     def _work_dtype(self, q: torch.Tensor, qmax: float | None) -> torch.dtype | None:
         """float64 when β·D·max|ξ|·max|x| could overflow the queries' dtype (in-memory patterns;
         max|x| is kept from ``store``/``add``), else None. Streaming raises on overflow instead."""
-        pmax = getattr(self, "_pmax", None)
-        if pmax is None or qmax is None or q.dtype == torch.float64:
+        if qmax is None or q.dtype == torch.float64:
             return None
+        pmax = getattr(self, "_pmax", None)
+        if pmax is None:  # stored with validation off: bound the stored patterns now, once
+            pmax = self._pmax = float(HF._max_abs(self.patterns_))
         bound = float(self.beta) * self.dim_ * max(1.0, pmax) * max(1.0, qmax)
         return torch.float64 if bound >= 1e-3 * torch.finfo(q.dtype).max else None
 
