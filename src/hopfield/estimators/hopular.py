@@ -240,15 +240,19 @@ class HopularNet(nn.Module):
         """Projected sample-memory keys/values of every block over all stored rows, computed in
         chunks (eval mode)."""
         if self._kv is None:
-            parts = [([], []) for _ in self.blocks]
-            for s in range(0, len(self.mem_num), chunk_size):
+            N, kv = len(self.mem_num), []
+            for blk in self.blocks:  # preallocated: no list + cat copy of the cache
+                H = blk.sample.num_heads
+                Dh = blk.sample.q_proj.out_features // H
+                like = self.mem_num
+                kv.append((like.new_empty(N, H, Dh), like.new_empty(N, H, Dh)))
+            for s in range(0, N, chunk_size):
                 m = self.embed(self.mem_num[s:s + chunk_size], self.mem_absent[s:s + chunk_size],
                                self.mem_cat[s:s + chunk_size]).flatten(1)
-                for (ks, vs), blk in zip(parts, self.blocks):
+                for (k_all, v_all), blk in zip(kv, self.blocks):
                     k, v = blk.sample_kv(m)
-                    ks.append(k)
-                    vs.append(v)
-            self._kv = [(torch.cat(k), torch.cat(v)) for k, v in parts]
+                    k_all[s:s + chunk_size], v_all[s:s + chunk_size] = k, v
+            self._kv = kv
         return self._kv
 
     @torch.no_grad()
