@@ -40,8 +40,8 @@ def _dims(kw):
 
 def make_sd(kind, kw, gen):
     """A random hflayers-shaped state dict (documented key layout)."""
-    a, D, H, Dh, E, Dk, Dv, O = _dims(kw)
-    r = lambda *s: torch.randn(*s, generator=gen) * 0.5  # noqa: E731
+    a, D, _H, _Dh, E, Dk, Dv, O = _dims(kw)
+    r = lambda *s: torch.randn(*s, generator=gen) * 0.5
     pre = "" if kind == "Hopfield" else "hopfield."
     c = pre + "association_core."
     sd = {}
@@ -77,7 +77,7 @@ def make_sd(kind, kw, gen):
 
 def hf_reference(kind, sd, kw, x):
     """float64 hflayers forward (batch-first tensors in, batch-first out)."""
-    a, D, H, Dh, E, Dk, Dv, O = _dims(kw)
+    a, D, H, Dh, E, Dk, Dv, _O = _dims(kw)
     sd = {k: v.double() for k, v in sd.items()}
     pre = "" if kind == "Hopfield" else "hopfield."
     c = pre + "association_core."
@@ -119,7 +119,7 @@ def hf_reference(kind, sd, kw, x):
         q = q * s.double().repeat(E // H)  # hflayers: feature j gets scaling[j % H]
     else:
         q = q * s
-    heads = lambda t: t.unflatten(-1, (H, -1)).transpose(1, 2)  # noqa: E731
+    heads = lambda t: t.unflatten(-1, (H, -1)).transpose(1, 2)
     q, k, v = heads(q), heads(k), heads(v)
     w = torch.softmax(q @ k.mT, -1)
     for _ in range(int(a["update_steps_max"])):
@@ -162,9 +162,9 @@ CLASSES = {"Hopfield": Hopfield, "HopfieldPooling": HopfieldPooling,
 
 
 def _inputs(kind, kw, how, gen, dtype):
-    a, D, H, Dh, E, Dk, Dv, O = _dims(kw)
+    _a, D, _H, _Dh, _E, Dk, Dv, _O = _dims(kw)
     B, L, N = 3, 4, 5
-    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)  # noqa: E731
+    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)
     if how == "self":
         return r(B, N, D)
     if how == "tuple":

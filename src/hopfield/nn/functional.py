@@ -31,8 +31,10 @@ iterated in float32 (then cast back), so both paths give the same output.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -86,8 +88,8 @@ def hopfield_forward(
     separation: str | Separation = "softmax",
     dropout_p: float = 0.0,
     training: bool = True,
-    max_steps: int = 0,
-    tol: float = 1e-4,
+    max_steps: int | None | Sequence[int] = 0,
+    tol: float | Sequence[float] = 1e-4,
     return_info: bool = False,
     check_input: bool = True,
 ) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
@@ -113,8 +115,13 @@ def hopfield_forward(
         dropout_p: dropout probability on the association weights, applied when ``training``.
         training: apply dropout (as in ``multi_head_attention_forward``).
         max_steps: head-space state updates ξ ← sep(β ξ kᵀ) k before the read-out (0 = one
-            association, i.e. attention).
-        tol: stop updating once every state moved less than ``tol`` (L2 norm).
+            association, i.e. attention); ``None`` = until every state moved less than ``tol``
+            (at most ``MAX_STEPS_UNTIL_CONVERGED`` steps; not under torch.compile / vmap); or
+            one int per head (a sequence or tensor of length H): head h stops after its own
+            count (the others go on).
+        tol: stop updating once every state moved less than ``tol`` (L2 norm); or one float
+            per head: a head stops (for that batch element) once all its states moved less
+            than its ``tol``.
         return_info: also return a :class:`~hopfield.nn.HopfieldInfo` from this same pass.
         check_input: validate every argument and, after the pass, that inputs and output are
             finite (one host sync). Set False only when the caller has validated (the layers
@@ -136,8 +143,7 @@ def hopfield_forward(
         sep = get_separation(separation)
         dropout_p = check_probability(dropout_p, "dropout_p")
         training = check_bool(training, "training")
-        max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
-        tol = check_positive_float(tol, "tol")
+        max_steps, tol = check_steps(max_steps, tol, H)
         return_info = check_bool(return_info, "return_info")
         B = batch_size(y, r, v)
         check_masks(mask, association_mask, (B, H, r.shape[1], y.shape[1]))
@@ -194,10 +200,13 @@ def _forward(
             return F.scaled_dot_product_attention(xi, kb, k, attn_mask=allow, scale=1.0), None
         return _math(xi, k, k, bgrid, ignore, dead, sep)[0], None
 
+    cap, tol_all = max_steps, tol
+    if max_steps is None or not isinstance(max_steps, int) or not isinstance(tol, float):
+        step, cap, tol_all = _per_head(step, max_steps, tol, H, r, B)
     track = return_info and sep.is_softmax
     # the one retrieval driver, in the layers' mode: all states step together, the early exit
     # (all converged) is skipped under torch.compile / vmap, gradients flow through every step
-    xi, rinfo = iterate(step, q, max_steps=max_steps, tol=tol, freeze=False,
+    xi, rinfo = iterate(step, q, max_steps=cap, tol=tol_all, freeze=False,
                         energy=(lambda s: _energy(s, k, bgrid, ignore, dead)) if track else None,
                         need_energy=track)
     if fused:
@@ -210,9 +219,47 @@ def _forward(
     if not return_info:
         return out, None
     info = HopfieldInfo(weights=weights, steps=rinfo.iterations,
-                        converged=rinfo.converged if max_steps else None, energy=rinfo.energy,
+                        converged=rinfo.converged if max_steps != 0 else None,
+                        energy=rinfo.energy,
                         beta=beta.detach())
     return out, info
+
+
+#: ``max_steps=None`` iterates until every state moved less than ``tol``, at most this many steps.
+MAX_STEPS_UNTIL_CONVERGED = 10_000
+
+
+def _per_head(step, max_steps, tol, H: int, r: torch.Tensor, B: int):
+    """Wrap ``step`` for ``max_steps=None`` and per-head ``max_steps`` / ``tol`` (no host sync):
+    each (batch element, head) keeps its state once it used up its steps or once all its states
+    moved less than its tol (that last update is kept). Returns (step, driver max_steps, tol)."""
+    if max_steps is None:
+        if _traced(r):
+            raise ValueError("max_steps=None (iterate until converged) needs a data-dependent "
+                             "stop and cannot run under torch.compile or vmap; give an int")
+        cap, limit = MAX_STEPS_UNTIL_CONVERGED, None
+    elif isinstance(max_steps, int):
+        cap, limit = max_steps, None
+    else:
+        cap = max(max_steps)
+        limit = torch.tensor(max_steps, device=r.device).view(H, 1, 1)  # (H, 1, 1)
+    tols = (tol,) * H if isinstance(tol, float) else tol
+    tol_all = min(tols)
+    tol_h = torch.tensor(tols, device=r.device, dtype=torch.float64).view(1, H, 1)  # (1, H, 1)
+    count, frozen = [0], [None]  # (B, H, 1, 1) heads that met their own tol
+
+    def wrapped(xi: torch.Tensor, need_energy: bool) -> tuple[torch.Tensor, None]:
+        new, _ = step(xi, need_energy)
+        count[0] += 1
+        keep = None if limit is None else (count[0] > limit)  # (H, 1, 1)
+        if frozen[0] is not None:
+            keep = frozen[0] if keep is None else keep | frozen[0]
+        moved = (new.detach() - xi.detach()).norm(dim=-1)  # (B, H, L)
+        done = (moved < tol_h.to(moved.dtype)).all(dim=-1)[..., None, None]  # (B, H, 1, 1)
+        frozen[0] = done if frozen[0] is None else frozen[0] | done
+        return (new if keep is None else torch.where(keep, xi, new)), None
+
+    return wrapped, cap, tol_all
 
 
 def _project(y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, w: _Weights, H: int, Dh: int,
@@ -277,7 +324,7 @@ def _empty(r: torch.Tensor, w: _Weights, B: int, H: int, L: int, N: int, cdt: to
         return out, None
     info = HopfieldInfo(
         weights=r.new_zeros(B, H, L, N, dtype=cdt), steps=0,
-        converged=r.new_zeros(B, H, L, dtype=torch.bool) if max_steps else None,
+        converged=r.new_zeros(B, H, L, dtype=torch.bool) if max_steps != 0 else None,
         energy=r.new_zeros(1, B, H, L, dtype=cdt) if sep.is_softmax else None,
         beta=beta.detach())
     return out, info
@@ -352,6 +399,44 @@ def _check_inputs(y: object, r: object, v: object,
         raise ValueError("stored must hold at least one pattern for the states to retrieve from, "
                          f"got shape {shape_str(y.shape)}")
     return y, r, v
+
+
+def check_steps(max_steps: object, tol: object, H: int,
+                ) -> tuple[int | None | tuple[int, ...], float | tuple[float, ...]]:
+    """``max_steps``: int >= 0, None, or H ints >= 0; ``tol``: float > 0 or H floats > 0.
+    Per-head values that are all equal become one int / float (the default path)."""
+    if max_steps is not None and not isinstance(max_steps, (bool, int, np.integer)):
+        steps = _per_head_values(max_steps, "max_steps", H, int)
+        for x in steps:
+            check_positive_int(x, "max_steps", minimum=0)
+        max_steps = steps[0] if len(set(steps)) == 1 else steps
+    elif max_steps is not None:
+        max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
+    if isinstance(tol, (Sequence, torch.Tensor, np.ndarray)):
+        tols = _per_head_values(tol, "tol", H, float)
+        for x in tols:
+            check_positive_float(x, "tol")
+        tol = tols[0] if len(set(tols)) == 1 else tols
+    else:
+        tol = check_positive_float(tol, "tol")
+    return max_steps, tol
+
+
+def _per_head_values(x: object, name: str, H: int, kind: type) -> tuple:
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        if x.ndim != 1:
+            raise ValueError(f"{name} must be a number or one value per head (length {H}), got "
+                             f"shape {shape_str(tuple(x.shape))}")
+        if kind is int and (x.dtype.is_floating_point if isinstance(x, torch.Tensor)
+                            else np.issubdtype(x.dtype, np.floating)):
+            raise TypeError(f"{name} must hold ints, got dtype {x.dtype}")
+        x = x.tolist()
+    if not isinstance(x, Sequence) or isinstance(x, str):
+        raise TypeError(f"{name} must be a number or a sequence of {H} numbers (one per head), "
+                        f"got {type(x).__name__}")
+    if len(x) != H:
+        raise ValueError(f"{name} must have one value per head ({H}), got {len(x)}")
+    return tuple(kind(v) if kind is float and not isinstance(v, bool) else v for v in x)
 
 
 def _check_beta(beta: object, H: int) -> float | torch.Tensor:

@@ -21,14 +21,13 @@ from torch import nn
 
 from .._validation import (
     check_beta,
-    check_positive_float,
     check_positive_int,
     check_probability,
     shape_str,
 )
 from ..separations import Separation, get_separation
 from ._inputs import check_bool, check_masks, split_input
-from .functional import batch_size, check_result, hopfield_forward
+from .functional import batch_size, check_result, check_steps, hopfield_forward
 from .info import HopfieldInfo
 
 __all__ = ["Hopfield"]
@@ -47,7 +46,8 @@ def renamed_kwargs(owner: str, deprecated: dict[str, object], new: dict[str, obj
     """
     for old, value in deprecated.items():
         if old not in RENAMED:
-            raise TypeError(f"{owner}.__init__() got an unexpected keyword argument {old!r}")
+            raise TypeError(f"{owner}.__init__() got an unexpected keyword argument {old!r}"
+                            + hflayers_hint(old))
         name = RENAMED[old]
         if new[name] != defaults[name]:
             raise TypeError(f"{owner} got both {name}= and its deprecated alias {old}=; pass "
@@ -56,6 +56,45 @@ def renamed_kwargs(owner: str, deprecated: dict[str, object], new: dict[str, obj
                       f"use {name}=", FutureWarning, stacklevel=stacklevel)
         new[name] = value
     return new
+
+
+#: hflayers (ml-jku/hopfield-layers) argument names that are not names here → what to use.
+#: An unknown keyword that hflayers has raises a TypeError with this hint (docs/hflayers.md).
+HFLAYERS_NAMES: dict[str, str] = {
+    "scaling": "beta=",
+    "input_bias": "bias=",
+    "normalize_stored_pattern": "normalize_stored=",
+    "normalize_state_pattern": "normalize_state=",
+    "normalize_pattern_projection": "normalize_projection=",
+    "stored_pattern_padding_mask": "mask=",
+    "return_raw_associations": "return_info=True (info.weights)",
+    "return_projected_patterns": "return_info=True",
+    "need_weights": "return_info=True",
+    "lookup_weights_as_separated": "lookup_targets= (HopfieldLayer)",
+    "concat_bias_pattern": "nothing: hflayers never uses these biases in its forward (dropped)",
+}
+
+
+def hflayers_hint(name: str) -> str:
+    """``"; hflayers' X is Y here (…)"`` for an hflayers argument name, else ``""``."""
+    if name in HFLAYERS_NAMES:
+        return (f"; hflayers' {name} is {HFLAYERS_NAMES[name]} here (see docs/hflayers.md for "
+                "every hflayers argument)")
+    hflayers_only = ("normalize_", "stored_pattern_as_static", "state_pattern_as_static",
+                     "pattern_projection_as", "pattern_size", "association_activation",
+                     "add_zero_association", "disable_out_projection", "trainable",
+                     "lookup_targets_as_trainable")
+    if name.startswith(hflayers_only):
+        return ("; this hflayers argument has no equivalent here yet (docs/hflayers.md lists "
+                "every hflayers argument and its status)")
+    return ""
+
+
+def reject_forward_kwargs(module: nn.Module, unexpected: dict[str, object]) -> None:
+    """TypeError for unknown forward keywords, with the hflayers hint when there is one."""
+    name = next(iter(unexpected))
+    raise TypeError(f"{type(module).__name__}.forward() got an unexpected keyword argument "
+                    f"{name!r}" + hflayers_hint(name))
 
 
 def _deprecated_attribute(old: str) -> property:
@@ -114,8 +153,10 @@ class Hopfield(nn.Module):
             tensor of shape (H,), one β per head.
         learnable_beta: learn β per head (stored as ``log_beta`` so it stays positive).
         max_steps: number of state updates in head space before the read-out
-            (0 = one association, like attention).
-        tol: stop updating once every state moved less than this (L2 norm).
+            (0 = one association, like attention); ``None`` = until every state moved less
+            than ``tol``; or one int per head (head h stops after ``max_steps[h]`` updates).
+        tol: stop updating once every state moved less than this (L2 norm); or one float per
+            head (a head stops once all its states moved less than its ``tol``).
         normalize_state, normalize_stored, normalize_projection: LayerNorm on R, Y, V inputs.
         separation: ``"softmax"`` (default), ``"sparsemax"``, ``"entmax"`` or a Separation.
         dropout: dropout probability on the association weights (training only).
@@ -143,8 +184,8 @@ class Hopfield(nn.Module):
         pattern_projection_size: int | None = None,
         beta: float | torch.Tensor | None = None,
         learnable_beta: bool = False,
-        max_steps: int = 0,
-        tol: float = 1e-4,
+        max_steps: int | None | Sequence[int] = 0,
+        tol: float | Sequence[float] = 1e-4,
         normalize_state: bool = False,
         normalize_stored: bool = False,
         normalize_projection: bool = False,
@@ -177,8 +218,7 @@ class Hopfield(nn.Module):
         self.output_size = size(output_size, "output_size")
         self.stored_pattern_size = size(stored_pattern_size, "stored_pattern_size")
         self.pattern_projection_size = size(pattern_projection_size, "pattern_projection_size")
-        self.max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
-        self.tol = check_positive_float(tol, "tol")
+        self.max_steps, self.tol = check_steps(max_steps, tol, num_heads)
         self.separation = get_separation(separation)
         self.dropout = check_probability(dropout, "dropout")
         self.batch_first = check_bool(batch_first, "batch_first")
@@ -227,8 +267,9 @@ class Hopfield(nn.Module):
             parts.append(f"pattern_projection_size={self.pattern_projection_size}")
         parts += [f"beta={beta}" + (" (learnable)" if self.learnable_beta else ""),
                   f"max_steps={self.max_steps}", f"separation={self.separation.name}"]
-        if self.max_steps:
-            parts.append(f"tol={self.tol:g}")
+        if self.max_steps != 0:
+            parts.append(f"tol={self.tol:g}" if isinstance(self.tol, float) else
+                         f"tol={list(self.tol)}")
         if self.dropout:
             parts.append(f"dropout={self.dropout}")
         parts.append(f"batch_first={self.batch_first}")
@@ -282,6 +323,7 @@ class Hopfield(nn.Module):
         mask: torch.Tensor | None = None,
         association_mask: torch.Tensor | None = None,
         return_info: bool = False,
+        **unexpected: object,
     ) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
         """Associate the state patterns with the stored patterns.
 
@@ -307,6 +349,8 @@ class Hopfield(nn.Module):
             hides every stored pattern of a batch element, NaN/inf in an input, or an input so
             large that the association overflows.
         """
+        if unexpected:
+            reject_forward_kwargs(self, unexpected)
         check_bool(return_info, "return_info")
         sizes = (self.stored_pattern_size, self.input_size, self.pattern_projection_size)
         stored, state, proj = split_input(input, sizes, self.batch_first, self.q_proj.weight.dtype)

@@ -18,7 +18,7 @@ from torch import nn
 from .._validation import check_positive_int, check_tensor
 from ._inputs import check_bool, check_features
 from .functional import check_result
-from .hopfield import _DEFAULTS, RENAMED, Hopfield, renamed_kwargs
+from .hopfield import _DEFAULTS, RENAMED, Hopfield, reject_forward_kwargs, renamed_kwargs
 from .info import HopfieldInfo
 
 __all__ = ["HopfieldLayer"]
@@ -70,7 +70,8 @@ class HopfieldLayer(nn.Module):
         return f"quantity={self.quantity}, lookup_targets={self.targets is not None}"
 
     def forward(self, input: torch.Tensor, *,
-                return_info: bool = False) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
+                return_info: bool = False, **unexpected: object,
+                ) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
         """Retrieve from the learned stored patterns.
 
         Args:
@@ -82,6 +83,8 @@ class HopfieldLayer(nn.Module):
             where ``info.weights`` is (B, H, L, quantity). B = 0 or L = 0 gives an empty output
             of that shape.
         """
+        if unexpected:
+            reject_forward_kwargs(self, unexpected)
         check_bool(return_info, "return_info")
         hop = self.hopfield
         check_tensor(input, "input", ndim=3, finite=False,

@@ -19,7 +19,7 @@ from torch import nn
 from .._validation import check_positive_int, check_tensor, shape_str
 from ._inputs import check_bool, check_features, check_masks
 from .functional import check_result
-from .hopfield import _DEFAULTS, RENAMED, Hopfield, renamed_kwargs
+from .hopfield import _DEFAULTS, RENAMED, Hopfield, reject_forward_kwargs, renamed_kwargs
 from .info import HopfieldInfo
 
 __all__ = ["HopfieldPooling"]
@@ -75,7 +75,8 @@ class HopfieldPooling(nn.Module):
         return f"quantity={self.quantity}, output=(B, {self.output_size})"
 
     def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
-                return_info: bool = False) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
+                return_info: bool = False, **unexpected: object,
+                ) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
         """Pool each set of instances with the learned queries.
 
         Args:
@@ -88,6 +89,8 @@ class HopfieldPooling(nn.Module):
             ``info.weights`` is (B, H, quantity, N). B = 0 gives an empty (0, quantity *
             output_size) output; N = 0 with B > 0 is a ValueError.
         """
+        if unexpected:
+            reject_forward_kwargs(self, unexpected)
         check_bool(return_info, "return_info")
         hop = self.hopfield
         check_tensor(input, "input", ndim=3, finite=False,
