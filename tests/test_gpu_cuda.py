@@ -261,6 +261,17 @@ def test_streaming_sources_to_cuda_states_with_a_peak_memory_bound(tmp_path, sou
         assert peak < bound < n * d * 4, (peak, bound)
 
 
+@cuda
+def test_streaming_gradients_reach_cpu_patterns_from_cuda_states():
+    """A CPU source that requires grad keeps the differentiable copy path (not the pinned ring)."""
+    s, x = _data(torch.float64)
+    x.requires_grad_()
+    HS.stream_update(s.to(DEV), x, 1.3, chunk_size=10).sum().backward()
+    x2 = x.detach().clone().requires_grad_()
+    HF.update(s, x2, 1.3).sum().backward()
+    _close(x.grad, x2.grad, torch.float64)
+
+
 # ----------------------------------------------------------------------------- estimators
 
 

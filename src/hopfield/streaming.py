@@ -374,11 +374,13 @@ def _iter_chunks(source: Any, chunk_size: int,
                  like: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
     """(start, (C, D) chunk on ``like``'s device and dtype) over ``source``.
 
-    States on CUDA with a CPU tensor or a PatternStore source go through :func:`_cuda_chunks`
-    (pinned ring, side-stream copies, cast on the device); every other case is unchanged."""
+    States on CUDA with a CPU tensor (not requiring grad) or a PatternStore source go through
+    :func:`_cuda_chunks` (pinned ring, side-stream copies, cast on the device); every other case
+    is unchanged."""
     if like.device.type == "cuda" and (
             isinstance(source, PatternStore)
-            or (isinstance(source, torch.Tensor) and source.device.type == "cpu")):
+            or (isinstance(source, torch.Tensor) and source.device.type == "cpu"
+                and not (source.requires_grad and torch.is_grad_enabled()))):  # keep autograd
         yield from _cuda_chunks(source, chunk_size, like)
         return
     if isinstance(source, torch.Tensor):
