@@ -122,9 +122,12 @@ def hf_reference(kind, sd, kw, x):
     heads = lambda t: t.unflatten(-1, (H, -1)).transpose(1, 2)
     q, k, v = heads(q), heads(k), heads(v)
     w = torch.softmax(q @ k.mT, -1)
-    for _ in range(int(a["update_steps_max"])):
-        q = (w @ k) * s  # float scaling only (tensor + steps is refused)
-        w = torch.softmax(q @ k.mT, -1)
+    steps = a["update_steps_max"]
+    steps = steps.tolist() if isinstance(steps, torch.Tensor) else [steps] * H
+    for n in range(max(steps)):  # eps is tiny in these cases: only the step limits stop
+        active = torch.tensor([n < t for t in steps]).view(1, H, 1, 1)
+        qn = (w @ k) * s  # float scaling only (tensor + steps is refused)
+        w = torch.where(active, torch.softmax(qn @ k.mT, -1), w)
     out = F.linear((w @ v).transpose(1, 2).flatten(2), sd[c + "out_proj.weight"],
                    sd.get(c + "out_proj.bias"))
     return out.flatten(1) if kind == "HopfieldPooling" else out
@@ -144,6 +147,8 @@ CASES = [
     ("Hopfield", {"input_size": 8, "num_heads": 2, "scaling": 0.4, "update_steps_max": 2,
                   "update_steps_eps": 1e-12}, "self"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "pattern_size": 4, "scaling": -0.5}, "tuple"),
+    ("Hopfield", {"input_size": 9, "num_heads": 3, "scaling": 0.6,
+                  "update_steps_max": torch.tensor([0, 3, 1]), "update_steps_eps": 1e-12}, "self"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "batch_first": False}, "tuple"),
     ("HopfieldPooling", {"input_size": 8, "num_heads": 2, "quantity": 3,
                          "scaling": torch.tensor([0.5, 1.5])}, "pool"),
@@ -211,6 +216,24 @@ def test_concat_bias_pattern_is_dropped_with_a_warning():
     assert (layer(x) - ref).abs().max() <= 1e-10
 
 
+def test_until_converged_converts_with_a_warning():
+    kw = {"input_size": 8, "num_heads": 2, "scaling": 0.3, "update_steps_max": None,
+          "update_steps_eps": 1e-9}
+    sd = make_sd("Hopfield", kw, torch.Generator().manual_seed(4))
+    with pytest.warns(UserWarning, match="agree only to about that tolerance"):
+        hk, new = convert_state_dict(sd, kw)
+    assert hk["max_steps"] is None and hk["tol"] == 1e-9
+    layer = Hopfield(**hk).double()
+    layer.load_state_dict(new)
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    ref = hf_reference("Hopfield", sd, {**kw, "update_steps_max": 200}, x)
+    assert (layer(x) - ref).abs().max() <= 1e-5
+    kw["update_steps_max"] = torch.tensor([-1, 2])
+    with pytest.warns(UserWarning):
+        hk, _ = convert_state_dict(sd, kw)
+    assert hk["max_steps"][1] == 2 and hk["max_steps"][0] >= 1000
+
+
 def test_beta_is_kept_as_beta():
     kw = {"input_size": 8, "num_heads": 2, "scaling": 0.25}
     hk, new = convert_state_dict(make_sd("Hopfield", kw, torch.Generator().manual_seed(2)), kw)
@@ -237,14 +260,16 @@ def _sd(kind="Hopfield", **kw):
     (lambda sd, kw: kw.__setitem__("add_zero_association", True), "add_zero_association"),
     (lambda sd, kw: kw.__setitem__("disable_out_projection", True), "disable_out_projection"),
     (lambda sd, kw: kw.__setitem__("association_activation", "tanh"), "association_activation"),
-    (lambda sd, kw: kw.__setitem__("update_steps_max", None), "update_steps_max=None"),
-    (lambda sd, kw: kw.__setitem__("update_steps_max", torch.tensor([1, 2])), "per-head update_steps_max"),
+    (lambda sd, kw: kw.__setitem__("update_steps_max", torch.tensor([1, 2, 3])), r"update_steps_max must be .* shape \(2,\)"),
+    (lambda sd, kw: kw.__setitem__("update_steps_eps", torch.tensor([1e-3])), r"update_steps_eps must be .* shape \(2,\)"),
+    (lambda sd, kw: kw.update(scaling=torch.tensor([0.5, 1.0]), update_steps_max=None), "per-feature"),
     (lambda sd, kw: kw.update(scaling=torch.tensor([0.5, 1.0]), update_steps_max=1), "per-feature"),
     (lambda sd, kw: kw.__setitem__("scaling", torch.tensor([0.5, 1.0, 2.0])), r"scaling must be .* shape \(2,\)"),
     (lambda sd, kw: kw.__setitem__("pattern_size", 3), "pattern_size=3"),
     (lambda sd, kw: kw.__setitem__("normalize_state_pattern_eps", 1e-3), "normalize_state_pattern_eps"),
     (lambda sd, kw: kw.__setitem__("input_size", None), "must give input_size"),
 ])
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_bad_input_is_a_clear_error(edit, match):
     sd, kw = _sd()
     edit(sd, kw)

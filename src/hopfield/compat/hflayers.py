@@ -36,6 +36,7 @@ from collections.abc import Mapping
 import torch
 
 from .._validation import shape_str
+from ..nn.functional import MAX_STEPS_UNTIL_CONVERGED
 
 __all__ = ["convert_state_dict", "from_hflayers"]
 
@@ -123,21 +124,14 @@ def _refuse(a: dict[str, object], kind: str) -> None:
         if a[f"normalize_{base}_affine"] and not a[f"normalize_{base}"]:
             raise ValueError(f"hflayers_kwargs: normalize_{base}_affine=True needs "
                              f"normalize_{base}=True (hflayers asserts the same)")
-    steps, eps = a["update_steps_max"], a["update_steps_eps"]
-    if steps is None:
-        raise ValueError("hflayers_kwargs: update_steps_max=None (iterate until converged) "
-                         "cannot be converted; give a number of steps")
-    if isinstance(steps, torch.Tensor):
-        if steps.numel() == 0 or not bool((steps == steps.flatten()[0]).all()):
-            raise ValueError("hflayers_kwargs: a per-head update_steps_max tensor with different "
-                             "entries cannot be converted (the layers step all heads together)")
-        if int(steps.flatten()[0]) < 0:
-            raise ValueError("hflayers_kwargs: update_steps_max < 0 (iterate until converged) "
-                             "cannot be converted; give a number of steps")
-    if isinstance(eps, torch.Tensor) and (eps.numel() == 0
-                                          or not bool((eps == eps.flatten()[0]).all())):
-        raise ValueError("hflayers_kwargs: a per-head update_steps_eps tensor with different "
-                         "entries cannot be converted (the layers use one tol)")
+    steps = a["update_steps_max"]
+    if isinstance(steps, torch.Tensor) and (steps.dim() != 1 or steps.numel() != a["num_heads"]):
+        raise ValueError(f"hflayers_kwargs: update_steps_max must be an int, None or a tensor of "
+                         f"shape ({a['num_heads']},), got shape {shape_str(steps.shape)}")
+    eps = a["update_steps_eps"]
+    if isinstance(eps, torch.Tensor) and (eps.dim() != 1 or eps.numel() != a["num_heads"]):
+        raise ValueError(f"hflayers_kwargs: update_steps_eps must be a float or a tensor of "
+                         f"shape ({a['num_heads']},), got shape {shape_str(eps.shape)}")
     if kind != "Hopfield":
         D = a["input_size"]
         for name in ("stored_pattern_size", "pattern_projection_size"):
@@ -147,12 +141,16 @@ def _refuse(a: dict[str, object], kind: str) -> None:
                                  "input_size)")
 
 
-def _as_int(x: object) -> int:
-    return int(x.flatten()[0]) if isinstance(x, torch.Tensor) else int(x)
-
-
-def _as_float(x: object) -> float:
-    return float(x.flatten()[0]) if isinstance(x, torch.Tensor) else float(x)
+def _steps(x: object, H: int) -> int | None | tuple[int, ...]:
+    """hflayers update_steps_max (int, None, or an (H,) tensor with -1 = unlimited)."""
+    if x is None:
+        return None
+    if isinstance(x, torch.Tensor):
+        v = tuple(int(t) for t in x.tolist())
+        if len(set(v)) == 1:
+            return None if v[0] < 0 else v[0]
+        return v
+    return None if int(x) < 0 else int(x)
 
 
 def convert_state_dict(
@@ -279,8 +277,18 @@ def convert_state_dict(
             bv = (wv64 @ bk.double() + bv.double()).to(wv.dtype)
         wv = new_wv
 
-    steps = _as_int(a["update_steps_max"])
-    tol = _as_float(a["update_steps_eps"])
+    steps = _steps(a["update_steps_max"], H)
+    tol = a["update_steps_eps"]
+    tol = tuple(float(t) for t in tol.tolist()) if isinstance(tol, torch.Tensor) else float(tol)
+    unlimited = steps is None or (isinstance(steps, tuple) and min(steps) < 0)
+    if unlimited:
+        warnings.warn("hflayers update_steps_max=None (or < 0) iterates until its stop test "
+                      "holds: the change of the association weights <= update_steps_eps; the "
+                      "converted layer (max_steps=None) stops once every state moved less than "
+                      "tol=update_steps_eps, so the outputs agree only to about that tolerance",
+                      UserWarning, stacklevel=2)
+        if isinstance(steps, tuple):  # -1 = unlimited for that head
+            steps = tuple(MAX_STEPS_UNTIL_CONVERGED if t < 0 else t for t in steps)
     scaling = a["scaling"]
     if scaling is None:
         beta, fold = 1.0 / math.sqrt(Dh), None
@@ -294,7 +302,7 @@ def convert_state_dict(
         if bool((s == s[0]).all()) and float(s[0]) > 0 and math.isfinite(float(s[0])):
             beta, fold = float(s[0]), None
         else:
-            if steps:
+            if steps != 0:
                 raise ValueError(
                     "hflayers_kwargs: a per-head scaling tensor with update_steps_max > 0 cannot "
                     "be converted: after the first step hflayers multiplies each head's "
@@ -305,7 +313,7 @@ def convert_state_dict(
         scaling = float(scaling)
         if scaling > 0 and math.isfinite(scaling):
             beta, fold = scaling, None
-        elif steps:
+        elif steps != 0:
             raise ValueError(f"hflayers_kwargs: scaling={scaling} <= 0 cannot be converted with "
                              "update_steps_max > 0 (beta must be > 0)")
         else:
@@ -321,7 +329,7 @@ def convert_state_dict(
         "max_steps": steps, "dropout": float(a["dropout"]), "bias": bias,
         "batch_first": batch_first,
     }
-    if steps:
+    if steps != 0:
         hk["tol"] = tol
     if kind == "Hopfield":
         hk["stored_pattern_size"] = Dk
