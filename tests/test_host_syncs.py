@@ -94,10 +94,37 @@ def _cases(X, q):
     }
 
 
-@pytest.mark.parametrize("case", list(_cases(torch.zeros(2, 2), torch.zeros(1, 2))))
+def _more_cases(X, q):
+    import hopfield.streaming as HS
+
+    memory = ModernHopfield(beta=2.0).store(X)
+    chunked = ModernHopfield(beta=2.0, chunk_size=16).store(X)
+    return {
+        "functional.energy": lambda: HF.energy(q, X, 2.0),
+        "functional.lse": lambda: HF.lse(q, X, 2.0),
+        "functional.similarity": lambda: HF.similarity(q, X, 2.0),
+        "functional.retrieve(return_info)": lambda: HF.retrieve(q, X, 2.0, max_steps=1,
+                                                                return_info=True),
+        "streaming.stream_update": lambda: HS.stream_update(q, X, 2.0, chunk_size=16),
+        "streaming.stream_retrieve(max_steps=1)": lambda: HS.stream_retrieve(
+            q, X, 2.0, max_steps=1, chunk_size=16),
+        "streaming.stream_topk": lambda: HS.stream_topk(q, X, 2.0, 3, chunk_size=16),
+        "ModernHopfield.energy": lambda: memory.energy(q),
+        "ModernHopfield.lse": lambda: memory.lse(q),
+        "ModernHopfield.weights": lambda: memory.weights(q),
+        "ModernHopfield.retrieve_topk": lambda: memory.retrieve_topk(q, 3),
+        "ModernHopfield(chunk_size).retrieve(max_steps=1)": lambda: chunked.retrieve(q, max_steps=1),
+    }
+
+
+def _all_cases(X, q):
+    return {**_cases(X, q), **_more_cases(X, q)}
+
+
+@pytest.mark.parametrize("case", list(_all_cases(torch.zeros(2, 2), torch.zeros(1, 2))))
 def test_zero_host_syncs_with_validation_off(data, case):
     X, q = data
-    fn = _cases(X, q)[case]
+    fn = _all_cases(X, q)[case]
     with hopfield.validation(False):
         hits = _syncs(fn)
     assert sum(hits.values()) == 0, _explain(hits)
