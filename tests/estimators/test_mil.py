@@ -283,6 +283,10 @@ def test_members_train_as_one_module_and_average():
     np.testing.assert_allclose(clf.predict_proba(bags), torch.stack(probs).mean(0).numpy(), atol=1e-5)
     w = clf.instance_weights(bags[:3])
     np.testing.assert_allclose([wi.sum() for wi in w], 1.0, atol=1e-6)
+    import copy
+    ref = clf.predict_proba(bags)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(bags), ref)
+    np.testing.assert_array_equal(copy.deepcopy(clf).predict_proba(bags), ref)
     one = HopfieldMILClassifier(**{**FAST, "max_iter": 6}, n_members=1, random_state=0).fit(bags, y)
     assert not np.allclose(one.predict_proba(bags), clf.predict_proba(bags))
 

@@ -53,9 +53,29 @@ class StackedEnsemble(nn.Module):
             self.register_parameter(_key(k), nn.Parameter(v.detach()))
         for k, v in buffers.items():
             self.register_buffer(_key(k), v)
-        object.__setattr__(self, "_base", copy.deepcopy(members[0]))  # structure only, not a child
+        # structure only, not children: ``_base`` runs every functional_call; ``_template`` is never
+        # run, so copies of it (member(), pickling) never carry state a layer left behind in a call
+        object.__setattr__(self, "_template", copy.deepcopy(members[0]))
+        object.__setattr__(self, "_base", copy.deepcopy(members[0]))
         self.n_members = len(members)
         self.vectorize = vectorize
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_base", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        object.__setattr__(self, "_base", copy.deepcopy(self._template))
+        self._base.train(self.training)
+
+    def __deepcopy__(self, memo):
+        new = copy.copy(self)
+        new.__dict__ = {k: copy.deepcopy(v, memo) for k, v in self.__getstate__().items()}
+        object.__setattr__(new, "_base", copy.deepcopy(self._template, memo))
+        new._base.train(self.training)
+        return new
 
     def train(self, mode: bool = True) -> StackedEnsemble:
         super().train(mode)
@@ -68,7 +88,7 @@ class StackedEnsemble(nn.Module):
 
     def member(self, m: int) -> nn.Module:
         """Member ``m`` as an ordinary module (a copy with its weights)."""
-        mod = copy.deepcopy(self._base)
+        mod = copy.deepcopy(self._template)
         p, b = self._state()
         mod.load_state_dict({k: v[m].detach() for k, v in {**p, **b}.items()})
         return mod.to(next(iter(p.values())).device)
