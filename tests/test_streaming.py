@@ -366,3 +366,44 @@ def test_cpu_states_never_take_the_cuda_path(tmp_path, monkeypatch):
     q = torch.randn(3, 8)
     torch.testing.assert_close(stream_update(q, s, 1.0, chunk_size=64),
                                stream_update(q, x, 1.0, chunk_size=64))
+
+
+class _FakeCuda:
+    """Stand-ins for torch.cuda streams/events so the CUDA pipeline's ordering logic runs on CPU."""
+
+    class Stream:
+        def __init__(self, device=None):
+            pass
+
+        def wait_event(self, event):
+            pass
+
+    class Event:
+        def record(self, stream=None):
+            pass
+
+        def synchronize(self):
+            pass
+
+
+@pytest.mark.parametrize("kind", ["tensor", "store16"])
+def test_cuda_chunk_pipeline_logic_with_fake_streams(tmp_path, monkeypatch, kind):
+    import contextlib
+
+    import hopfield.streaming as HS
+
+    monkeypatch.setattr(torch.cuda, "Stream", _FakeCuda.Stream)
+    monkeypatch.setattr(torch.cuda, "Event", _FakeCuda.Event)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: _FakeCuda.Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, s: None, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # unpinned ring buffers
+    x = torch.randn(1000, 8)
+    src = x if kind == "tensor" else PatternStore.create(tmp_path / "s", dim=8,
+                                                          dtype="float16").append(x)
+    ref = x if kind == "tensor" else x.half()
+    like = torch.empty(0, 8, dtype=torch.float64)
+    chunks = list(HS._cuda_chunks(src, 64, like))
+    assert [s for s, _ in chunks] == list(range(0, 1000, 64))
+    assert all(c.dtype == torch.float64 for _, c in chunks)  # cast after the copy
+    torch.testing.assert_close(torch.cat([c for _, c in chunks]), ref.double(), rtol=0, atol=0)

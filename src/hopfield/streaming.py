@@ -348,7 +348,9 @@ def _cuda_chunks(source: Any, chunk_size: int,
     def issue(item: tuple[int, int, int]) -> tuple[int, torch.Tensor, Any]:
         start, n, i = item
         with torch.cuda.stream(side):
-            dev = ring.buffers[i][:n].to(like.device, non_blocking=True)
+            host = ring.buffers[i][:n]
+            dev = torch.empty(host.shape, dtype=host.dtype, device=like.device)  # never aliases
+            dev.copy_(host, non_blocking=True)
             copied = torch.cuda.Event()
             copied.record(side)
         ring.release(i, copied)
