@@ -220,6 +220,11 @@ class ShardedModernHopfield:
         mem = ShardedModernHopfield(beta=8.0).store(my_shard)     # (N_r, D) on this rank
         out = mem.retrieve(queries)                                # same (L, D) on every rank
         w, idx = mem.retrieve_topk(queries, k=5)                   # global indices
+
+    Under NCCL every rank must use its own GPU: call ``torch.cuda.set_device(local_rank)``
+    before ``init_process_group("nccl")`` (ranks that do not all use GPU 0). Queries (numpy,
+    CPU tensors) are then moved to ``cuda:torch.cuda.current_device()``; a CPU or PatternStore
+    shard is streamed to that GPU chunk by chunk. See docs/gpu.md.
     """
 
     def __init__(self, beta: float = 1.0, group: Any = None, *, max_steps: int = 100,
