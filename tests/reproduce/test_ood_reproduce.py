@@ -50,3 +50,9 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="sets must be a non-empty subset"):
         R.run(tmp_path, mode="smoke", sets=("cifar",))
     assert not (tmp_path / "ood").exists()
+
+
+def test_missing_letter_data_fails_early(tmp_path):
+    with pytest.raises(FileNotFoundError, match="LetterRecognition"):
+        R.run(tmp_path / "o", mode="smoke", sets=("letters_raw",), data_dir=tmp_path / "empty")
+    assert not (tmp_path / "o").exists()

