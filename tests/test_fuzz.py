@@ -37,6 +37,8 @@ from hopfield import (
     ModernHopfield,
     PatternStore,
 )
+from hopfield.losses import cloob, info_loob, info_nce
+from hopfield.ood import HopfieldOODDetector, hopfield_boosting_loss
 
 D = 8  # pattern dimension used throughout
 
@@ -263,12 +265,26 @@ ENTRIES = [
     Entry("HopfieldLayer.forward",
           lambda x: HopfieldLayer(D, num_heads=2, quantity=3)(x),
           lambda: dict(x=_gen(2, 4, D)), ("x", "input", "state")),
+    Entry("losses.info_nce", lambda **k: info_nce(**k),
+          lambda: dict(x=_gen(6, D), y=_gen(6, D, seed=1)), ("x", "y")),
+    Entry("losses.info_loob", lambda **k: info_loob(**k),
+          lambda: dict(x=_gen(6, D), y=_gen(6, D, seed=1)), ("x", "y")),
+    Entry("losses.cloob", lambda **k: cloob(**k),
+          lambda: dict(x=_gen(6, D), y=_gen(6, D, seed=1)), ("x", "y")),
+    Entry("ood.hopfield_boosting_loss", lambda **k: hopfield_boosting_loss(**k),
+          lambda: dict(in_embeddings=_gen(6, D), aux_embeddings=_gen(4, D, seed=1)),
+          ("in_embeddings", "aux_embeddings")),
+    Entry("HopfieldOODDetector.fit", lambda X: HopfieldOODDetector(beta=1.0).fit(X),
+          lambda: dict(X=_gen(20, D).numpy()), ("X",)),
+    Entry("HopfieldOODDetector.score_samples",
+          lambda X: HopfieldOODDetector(beta=1.0).fit(_gen(20, D, seed=1).numpy()).score_samples(X),
+          lambda: dict(X=_gen(5, D).numpy()), ("X",)),
 ]
 
 
 def _is_numpy_entry(entry: Entry) -> bool:
     return entry.name.split(".")[0] in {"ModernHopfield", "DenseAssociativeMemory",
-                                        "ClassicalHopfield"}
+                                        "ClassicalHopfield", "HopfieldOODDetector"}
 
 
 TENSOR_CASES = [
@@ -290,7 +306,7 @@ def test_bad_tensor(entry: Entry, arg: str, bad: str) -> None:
     kwargs[arg] = bad_value
     reference = None
     if entry.reference is not None and isinstance(bad_value, (torch.Tensor, np.ndarray)):
-        reference = lambda: entry.reference(**kwargs)  # noqa: E731
+        reference = lambda: entry.reference(**kwargs)
     with torch.no_grad():
         run_case(lambda: entry.call(**kwargs), names=(arg, *entry.tensor_args), reference=reference,
                  atol=1e-3)
@@ -308,6 +324,13 @@ BETA_ENTRIES = [
     ("ModernHopfield.energy", lambda b: ModernHopfield(beta=b).store(_gen(5, D, seed=1).numpy())
      .energy(_gen(3, D).numpy()), None),
     ("Hopfield", lambda b: Hopfield(D, num_heads=2, beta=b)(_gen(2, 4, D)), None),
+    ("losses.cloob", lambda b: cloob(_gen(6, D), _gen(6, D, seed=1), beta=b), None),
+    ("losses.info_nce(inverse_temperature)",
+     lambda b: info_nce(_gen(6, D), _gen(6, D, seed=1), inverse_temperature=b), None),
+    ("ood.hopfield_boosting_loss",
+     lambda b: hopfield_boosting_loss(_gen(6, D), _gen(4, D, seed=1), beta=b), None),
+    ("HopfieldOODDetector", lambda b: HopfieldOODDetector(beta=b).fit(_gen(20, D).numpy())
+     .score_samples(_gen(5, D, seed=1).numpy()), None),
     ("HopfieldPooling", lambda b: HopfieldPooling(D, num_heads=2, beta=b)(_gen(2, 4, D)), None),
 ]
 
@@ -320,9 +343,10 @@ def test_bad_beta(name: str, call, reference, bad: str) -> None:
     if reference is not None and isinstance(beta, (float, np.floating, np.ndarray)) \
             and not isinstance(beta, bool) and np.ndim(beta) == 0 and math.isfinite(float(beta)) \
             and float(beta) > 0:
-        ref = lambda: reference(float(beta))  # noqa: E731
+        ref = lambda: reference(float(beta))
     with torch.no_grad():
-        run_case(lambda: call(beta), names=("beta",), reference=ref, atol=1e-3)
+        run_case(lambda: call(beta), names=("beta", "inverse_temperature"), reference=ref,
+                 atol=1e-3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,7 +417,6 @@ def test_pattern_store_append_leaves_files(tmp_path: Path, bad: str) -> None:
     def call():
         with PatternStore.open(path, "r+") as st:
             st.append(value)
-        return None
 
     outcome = run_case(call, names=("patterns",), files=tmp_path)
     if outcome == "finite":  # an accepted append must keep everything finite

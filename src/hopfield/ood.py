@@ -62,7 +62,14 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError
 
 from . import streaming as HS
-from ._validation import check_beta, check_finite, check_positive_int, check_tensor, shape_str
+from ._validation import (
+    check_beta,
+    check_finite,
+    check_positive_int,
+    check_tensor,
+    shape_str,
+    skip_data_checks,
+)
 from .storage import PatternStore
 
 __all__ = [
@@ -453,9 +460,18 @@ def hopfield_boosting_loss(in_embeddings: torch.Tensor, aux_embeddings: torch.Te
     if in_embeddings.shape[1] != aux_embeddings.shape[1]:
         raise ValueError(f"in_embeddings and aux_embeddings must have the same dim D, got "
                          f"{shape_str(in_embeddings.shape)} and {shape_str(aux_embeddings.shape)}")
+    for name, x in (("in_embeddings", in_embeddings), ("aux_embeddings", aux_embeddings)):
+        if x.shape[0] < 2:
+            raise ValueError(f"{name} must hold at least 2 samples (each query leaves itself "
+                             f"out), got shape {shape_str(x.shape)}")
     q = torch.cat([in_embeddings, aux_embeddings])  # (N + K, D)
-    return boundary_energy(q, in_embeddings, aux_embeddings, beta, exclude_self=True,
+    loss = boundary_energy(q, in_embeddings, aux_embeddings, beta, exclude_self=True,
                            normalize=normalize).mean()
+    if not skip_data_checks() and not bool(torch.isfinite(loss)):
+        raise ValueError(f"beta={float(beta) if not isinstance(beta, torch.Tensor) else beta} "
+                         "makes the boundary energy overflow (it scales like 1/beta): use a "
+                         "larger beta or float64 embeddings")
+    return loss
 
 
 @torch.no_grad()
