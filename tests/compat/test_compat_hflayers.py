@@ -19,6 +19,7 @@ from hopfield.compat.hflayers import convert_state_dict, from_hflayers
 from hopfield.nn import Hopfield, HopfieldLayer, HopfieldPooling
 
 DEF = {
+    "association_activation": None,
     "hidden_size": None, "output_size": None, "pattern_size": None, "num_heads": 1,
     "scaling": None, "update_steps_max": 0, "update_steps_eps": 1e-4,
     "normalize_stored_pattern": True, "normalize_stored_pattern_affine": True,
@@ -130,6 +131,8 @@ def hf_reference(kind, sd, kw, x):
         w = torch.where(active, torch.softmax(qn @ k.mT, -1), w)
     out = F.linear((w @ v).transpose(1, 2).flatten(2), sd[c + "out_proj.weight"],
                    sd.get(c + "out_proj.bias"))
+    if a.get("association_activation"):
+        out = getattr(torch, a["association_activation"])(out)
     return out.flatten(1) if kind == "HopfieldPooling" else out
 
 
@@ -150,6 +153,7 @@ CASES = [
     ("Hopfield", {"input_size": 9, "num_heads": 3, "scaling": 0.6,
                   "update_steps_max": torch.tensor([0, 3, 1]), "update_steps_eps": 1e-12}, "self"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "batch_first": False}, "tuple"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "association_activation": "tanh"}, "self"),
     ("HopfieldPooling", {"input_size": 8, "num_heads": 2, "quantity": 3,
                          "scaling": torch.tensor([0.5, 1.5])}, "pool"),
     ("HopfieldPooling", {"input_size": 6, "hidden_size": 4, "output_size": 5, "quantity": 2,
@@ -259,7 +263,7 @@ def _sd(kind="Hopfield", **kw):
     (lambda sd, kw: kw.__setitem__("normalize_hopfield_space", True), "normalize_hopfield_space"),
     (lambda sd, kw: kw.__setitem__("add_zero_association", True), "add_zero_association"),
     (lambda sd, kw: kw.__setitem__("disable_out_projection", True), "disable_out_projection"),
-    (lambda sd, kw: kw.__setitem__("association_activation", "tanh"), "association_activation"),
+    (lambda sd, kw: kw.__setitem__("association_activation", "no_such_fn"), "association_activation"),
     (lambda sd, kw: kw.__setitem__("update_steps_max", torch.tensor([1, 2, 3])), r"update_steps_max must be .* shape \(2,\)"),
     (lambda sd, kw: kw.__setitem__("update_steps_eps", torch.tensor([1e-3])), r"update_steps_eps must be .* shape \(2,\)"),
     (lambda sd, kw: kw.update(scaling=torch.tensor([0.5, 1.0]), update_steps_max=None), "per-feature"),

@@ -120,3 +120,69 @@ def test_hflayers_forward_names_point_to_the_new_argument(layer):
         layer(x, stored_pattern_padding_mask=torch.zeros(2, 3, dtype=torch.bool))
     with pytest.raises(TypeError, match="unexpected keyword argument 'foo'$"):
         layer(x, foo=1)
+
+
+# ----------------------------------------------------------------------------- masks, activation
+
+
+def test_3d_association_mask_matches_multihead_attention():
+    torch.manual_seed(1)
+    B, H, L, N, E = 2, 2, 4, 5, 8
+    mha = torch.nn.MultiheadAttention(E, H, batch_first=True).double().eval()
+    layer = Hopfield.from_attention(mha).double().eval()
+    q, kv = torch.randn(B, L, E, dtype=torch.float64), torch.randn(B, N, E, dtype=torch.float64)
+    am = torch.rand(B * H, L, N) < 0.4
+    am[..., 0] = False  # every state sees a pattern (MHA gives NaN otherwise)
+    ref = mha(q, kv, kv, attn_mask=am, need_weights=False)[0]
+    out = layer((kv, q, kv), association_mask=am)
+    assert (out - ref).abs().max() <= 1e-10
+    out4 = layer((kv, q, kv), association_mask=am.view(B, H, L, N), return_info=True)[0]
+    assert (out4 - ref).abs().max() <= 1e-10
+
+
+def test_lookup_layer_masks_equal_the_explicit_tuple_call():
+    torch.manual_seed(2)
+    layer = HopfieldLayer(8, num_heads=2, quantity=6, lookup_targets=True).double()
+    x = torch.randn(3, 4, 8, dtype=torch.float64)
+    mask = torch.zeros(3, 6, dtype=torch.bool)
+    mask[0, :3] = True
+    mask[2, 5] = True
+    am = torch.rand(4, 6) < 0.3
+    y = layer.patterns.unsqueeze(0).expand(3, -1, -1)
+    t = layer.targets.unsqueeze(0).expand(3, -1, -1)
+    ref = layer.hopfield((y, x, t), mask=mask, association_mask=am)
+    assert (layer(x, mask=mask, association_mask=am) - ref).abs().max() <= 1e-12
+    assert not torch.allclose(layer(x), ref)
+    with pytest.raises(ValueError, match=r"mask must have shape \(B, N\) = \(3, 6\)"):
+        layer(x, mask=torch.zeros(3, 5, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("act", ["tanh", torch.relu])
+def test_association_activation_is_applied_to_the_output(act):
+    torch.manual_seed(3)
+    plain = Hopfield(8, num_heads=2).double()
+    layer = Hopfield(8, num_heads=2, association_activation=act).double()
+    layer.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 8, dtype=torch.float64)
+    f = torch.tanh if act == "tanh" else act
+    assert (layer(x) - f(plain(x))).abs().max() <= 1e-12
+    assert (layer(x, return_info=True)[0] - f(plain(x))).abs().max() <= 1e-12
+    pool = HopfieldPooling(8, association_activation=act)
+    assert pool(torch.randn(2, 5, 8)).shape == (2, 8)
+
+
+def test_association_activation_errors():
+    with pytest.raises(ValueError, match="association_activation must name a torch function"):
+        Hopfield(8, association_activation="no_such_fn")
+    with pytest.raises(TypeError, match="association_activation must be None"):
+        Hopfield(8, association_activation=3)
+
+
+def test_trainable_flags():
+    assert not HopfieldPooling(8, trainable=False).query.requires_grad
+    layer = HopfieldLayer(8, quantity=3, lookup_targets=True, trainable=False,
+                          trainable_targets=False)
+    assert not layer.patterns.requires_grad and not layer.targets.requires_grad
+    assert HopfieldLayer(8, quantity=3).patterns.requires_grad
+    with pytest.raises(TypeError, match="trainable must be a bool"):
+        HopfieldPooling(8, trainable="no")

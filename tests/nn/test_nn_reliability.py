@@ -252,10 +252,10 @@ def test_bad_masks_raise_naming_mask(kind, bad, return_info):
 @pytest.mark.parametrize("am,exc,match", [
     (torch.zeros(5, 5), TypeError, "association_mask must be a bool tensor .*additive float mask"),
     (torch.zeros(5, 6, dtype=torch.bool), ValueError,
-     r"association_mask must have shape \(5, 5\) or 4-D broadcastable to \(2, 2, 5, 5\), "
-     + r"got \(5, 6\)"),
-    (torch.zeros(4, 5, 5, dtype=torch.bool), ValueError,
-     r"association_mask must have shape .* got \(4, 5, 5\)"),
+     r"association_mask must have shape \(5, 5\), \(4, 5, 5\) \(B·H, L, N as in PyTorch\) or "
+     + r"4-D broadcastable to \(2, 2, 5, 5\), got \(5, 6\)"),
+    (torch.zeros(3, 5, 5, dtype=torch.bool), ValueError,
+     r"association_mask must have shape .* got \(3, 5, 5\)"),
     (torch.zeros(2, 3, 5, 5, dtype=torch.bool), ValueError, r"got \(2, 3, 5, 5\)"),
     ("causal", TypeError, "association_mask must be a bool tensor .*got str"),
 ])

@@ -112,10 +112,10 @@ def _refuse(a: dict[str, object], kind: str) -> None:
         if a[name]:
             raise ValueError(f"hflayers_kwargs: {name}=True ({what}) has no equivalent in "
                              "hopfield.nn yet, so it cannot be converted exactly")
-    if a["association_activation"] is not None:
-        raise ValueError("hflayers_kwargs: association_activation="
-                         f"{a['association_activation']!r} cannot be converted; apply "
-                         f"torch.{a['association_activation']} to the layer's output yourself")
+    act = a["association_activation"]
+    if act is not None and not (isinstance(act, str) and callable(getattr(torch, act, None))):
+        raise ValueError(f"hflayers_kwargs: association_activation={act!r} must name a torch "
+                         "function (hflayers applies getattr(torch, name))")
     for base, *_ in _NORMS:
         eps = a.get(f"normalize_{base}_eps", 1e-5)
         if a[f"normalize_{base}"] and eps != 1e-5:
@@ -324,11 +324,13 @@ def convert_state_dict(
             bq = (bq.double() * fold).to(bq.dtype)
 
     # ----------------------------------------------------------- the new layer
-    hk: dict[str, object] = {
+    hk: dict[str, object] = {  # hopfield.nn constructor arguments
         "input_size": D, "head_size": Dh, "output_size": O, "num_heads": H, "beta": beta,
         "max_steps": steps, "dropout": float(a["dropout"]), "bias": bias,
         "batch_first": batch_first,
     }
+    if a["association_activation"] is not None:
+        hk["association_activation"] = a["association_activation"]
     if steps != 0:
         hk["tol"] = tol
     if kind == "Hopfield":

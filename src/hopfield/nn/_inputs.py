@@ -102,11 +102,14 @@ def check_masks(mask: object, association_mask: object, shape: Sequence[int]) ->
         if not isinstance(am, torch.Tensor) or am.dtype != torch.bool:
             raise TypeError("association_mask must be a bool tensor (True = ignore), got "
                             f"{_kind(am)}" + _FLOAT_HINT * _is_float(am))
-        if not (am.dim() == 2 and am.shape == (L, N)) and (
+        H = shape[1]
+        if not (am.dim() == 2 and am.shape == (L, N)) and not (
+                am.dim() == 3 and am.shape == (B * H, L, N)) and (
                 am.dim() != 4 or am.shape[-1] != N
                 or any(a not in (1, b) for a, b in zip(am.shape, shape))):
-            raise ValueError(f"association_mask must have shape ({L}, {N}) or 4-D broadcastable "
-                             f"to {shape_str(shape)}, got {shape_str(am.shape)}")
+            raise ValueError(f"association_mask must have shape ({L}, {N}), ({B * H}, {L}, {N}) "
+                             f"(B·H, L, N as in PyTorch) or 4-D broadcastable to "
+                             f"{shape_str(shape)}, got {shape_str(am.shape)}")
 
 
 _FLOAT_HINT = "; an additive float mask converts with `float_mask == float('-inf')`"
@@ -116,12 +119,15 @@ def _is_float(x: object) -> bool:
     return isinstance(x, torch.Tensor) and torch.is_floating_point(x)
 
 
-def combine_masks(mask: torch.Tensor | None,
-                  association_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """The union of validated masks as bool (B|1, H|1, L|1, N), True = ignore; None if none."""
+def combine_masks(mask: torch.Tensor | None, association_mask: torch.Tensor | None,
+                  num_heads: int = 1) -> torch.Tensor | None:
+    """The union of validated masks as bool (B|1, H|1, L|1, N), True = ignore; None if none.
+    A 3-D association mask is (B·H, L, N), batch-major like PyTorch's ``attn_mask``."""
     ignore = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, N)
     am = association_mask
     if am is not None:
+        if am.dim() == 3:
+            am = am.unflatten(0, (-1, num_heads))  # (B, H, L, N)
         am = am[None, None] if am.dim() == 2 else am  # (1, 1, L, N)
         ignore = am if ignore is None else ignore | am
     return ignore

@@ -109,7 +109,8 @@ def hopfield_forward(
         q_proj_bias, k_proj_bias, v_proj_bias, out_proj_bias: (E,), (E,), (E,), (O,) or None.
         mask: bool (B, N), True = ignore that stored pattern (``key_padding_mask`` convention).
             Every batch element must keep at least one stored pattern.
-        association_mask: bool (L, N), or 4-D broadcastable to (B, H, L, N), True = ignore.
+        association_mask: bool (L, N), (B·H, L, N) (PyTorch's 3-D ``attn_mask`` layout) or
+            4-D broadcastable to (B, H, L, N), True = ignore.
             A state it blocks from every stored pattern gets zero weights and a zero retrieval.
         separation: ``"softmax"`` (default), ``"sparsemax"``, ``"entmax"`` or a Separation.
         dropout_p: dropout probability on the association weights, applied when ``training``.
@@ -156,7 +157,7 @@ def hopfield_forward(
         beta = torch.full((H,), float(beta), dtype=r.dtype, device=r.device)
     elif beta.dim() == 0:
         beta = beta.expand(H)
-    ignore = combine_masks(mask, association_mask)
+    ignore = combine_masks(mask, association_mask, H)
     out, info = _forward(y, r, v, w, H, beta, ignore, sep, dropout_p if training else 0.0,
                          max_steps, tol, return_info)
     if check_input:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -72,6 +72,7 @@ HFLAYERS_NAMES: dict[str, str] = {
     "need_weights": "return_info=True",
     "lookup_weights_as_separated": "lookup_targets= (HopfieldLayer)",
     "concat_bias_pattern": "nothing: hflayers never uses these biases in its forward (dropped)",
+    "lookup_targets_as_trainable": "trainable_targets= (HopfieldLayer)",
 }
 
 
@@ -81,9 +82,8 @@ def hflayers_hint(name: str) -> str:
         return (f"; hflayers' {name} is {HFLAYERS_NAMES[name]} here (see docs/hflayers.md for "
                 "every hflayers argument)")
     hflayers_only = ("normalize_", "stored_pattern_as_static", "state_pattern_as_static",
-                     "pattern_projection_as", "pattern_size", "association_activation",
-                     "add_zero_association", "disable_out_projection", "trainable",
-                     "lookup_targets_as_trainable")
+                     "pattern_projection_as", "pattern_size",
+                     "add_zero_association", "disable_out_projection")
     if name.startswith(hflayers_only):
         return ("; this hflayers argument has no equivalent here yet (docs/hflayers.md lists "
                 "every hflayers argument and its status)")
@@ -111,6 +111,19 @@ def _deprecated_attribute(old: str) -> property:
         setattr(self, new, value)
 
     return property(fget, fset, doc=f"Deprecated alias of ``{new}``.")
+
+
+def _activation(act: object) -> str | Callable[[torch.Tensor], torch.Tensor] | None:
+    if act is None or (callable(act) and not isinstance(act, str)):
+        return act
+    if not isinstance(act, str):
+        raise TypeError("association_activation must be None, a torch function name or a "
+                        f"callable, got {type(act).__name__}")
+    if not callable(getattr(torch, act, None)):  # a value error: the name, not its type
+        raise ValueError(  # noqa: TRY004
+            f"association_activation must name a torch function (e.g. 'tanh', "
+                         f"'relu'), got {act!r}")
+    return act
 
 
 _DEFAULTS: dict[str, object] = {"head_size": None, "max_steps": 0, "tol": 1e-4}
@@ -162,6 +175,8 @@ class Hopfield(nn.Module):
         dropout: dropout probability on the association weights (training only).
         bias: biases in the four projections.
         batch_first: inputs and output are (B, T, D); otherwise (T, B, D).
+        association_activation: applied to the output: a ``torch`` function name (``"tanh"``,
+            as in hflayers) or a callable; ``None`` = none.
 
     Deprecated aliases (FutureWarning, removed in the next release): ``hidden_size`` →
     ``head_size``, ``update_steps_max`` → ``max_steps``, ``update_steps_eps`` → ``tol``.
@@ -193,6 +208,7 @@ class Hopfield(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         batch_first: bool = True,
+        association_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
         **deprecated: object,
     ) -> None:
         super().__init__()
@@ -222,6 +238,7 @@ class Hopfield(nn.Module):
         self.separation = get_separation(separation)
         self.dropout = check_probability(dropout, "dropout")
         self.batch_first = check_bool(batch_first, "batch_first")
+        self.association_activation = _activation(association_activation)
         for flag, name in ((learnable_beta, "learnable_beta"), (bias, "bias"),
                            (normalize_state, "normalize_state"),
                            (normalize_stored, "normalize_stored"),
@@ -333,7 +350,8 @@ class Hopfield(nn.Module):
                 (time-major (T, B, D) with ``batch_first=False``).
             mask: bool (B, N), True = ignore that stored pattern (``key_padding_mask``
                 convention). Every batch element must keep at least one stored pattern.
-            association_mask: bool (L, N) or 4-D broadcastable to (B, H, L, N), True = ignore
+            association_mask: bool (L, N), (B·H, L, N) (PyTorch's 3-D ``attn_mask``) or 4-D
+                broadcastable to (B, H, L, N), True = ignore
                 (PyTorch's bool ``attn_mask``). A state it blocks from every stored pattern
                 gets zero association weights and a zero retrieval, so its output is the
                 output bias (``nn.MultiheadAttention`` gives NaN there).
@@ -385,4 +403,8 @@ class Hopfield(nn.Module):
             association_mask=association_mask, separation=self.separation,
             dropout_p=self.dropout, training=self.training, max_steps=self.max_steps,
             tol=self.tol, return_info=return_info, check_input=False)
-        return result if return_info else (result, None)
+        out, info = result if return_info else (result, None)
+        act = self.association_activation
+        if act is not None:
+            out = (getattr(torch, act) if isinstance(act, str) else act)(out)
+        return out, info

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
-from ._inputs import check_bool, check_features
+from ._inputs import check_bool, check_features, check_masks
 from .functional import check_result
 from .hopfield import _DEFAULTS, RENAMED, Hopfield, reject_forward_kwargs, renamed_kwargs
 from .info import HopfieldInfo
@@ -34,15 +34,20 @@ class HopfieldLayer(nn.Module):
         quantity: N, number of learned stored patterns.
         lookup_targets: learn separate targets (pattern projections) instead of reading out the
             stored patterns themselves: a learned key → value lookup table.
+        trainable: learn the stored patterns (False: they stay at their initial or loaded
+            values, ``requires_grad=False``).
+        trainable_targets: learn the targets (with ``lookup_targets=True``).
         **hopfield_kwargs: any keyword of :class:`Hopfield` except the stored/projection sizes.
 
-    ``forward(input, *, return_info=False)``: input (B, L, D) (or (L, B, D) with
-    ``batch_first=False``) → (B, L, output_size); info weights are (B, H, L, N).
+    ``forward(input, *, mask=None, association_mask=None, return_info=False)``: input (B, L, D)
+    (or (L, B, D) with ``batch_first=False``) → (B, L, output_size); ``mask`` (B, N) hides stored
+    patterns per batch element; info weights are (B, H, L, N).
     """
 
     def __init__(self, input_size: int, head_size: int | None = None,
                  output_size: int | None = None, num_heads: int = 1, *, quantity: int = 16,
-                 lookup_targets: bool = False, **hopfield_kwargs: object) -> None:
+                 lookup_targets: bool = False, trainable: bool = True,
+                 trainable_targets: bool = True, **hopfield_kwargs: object) -> None:
         super().__init__()
         for key in _FIXED:
             if key in hopfield_kwargs:
@@ -65,17 +70,24 @@ class HopfieldLayer(nn.Module):
             nn.init.normal_(self.targets, std=input_size ** -0.5)
         else:
             self.register_parameter("targets", None)
+        self.patterns.requires_grad_(check_bool(trainable, "trainable"))
+        if self.targets is not None:
+            self.targets.requires_grad_(check_bool(trainable_targets, "trainable_targets"))
 
     def extra_repr(self) -> str:
         return f"quantity={self.quantity}, lookup_targets={self.targets is not None}"
 
-    def forward(self, input: torch.Tensor, *,
+    def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
+                association_mask: torch.Tensor | None = None,
                 return_info: bool = False, **unexpected: object,
                 ) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
         """Retrieve from the learned stored patterns.
 
         Args:
             input: (B, L, D) state patterns (or (L, B, D) with ``batch_first=False``).
+            mask: bool (B, N), True = ignore that stored pattern for that batch element.
+            association_mask: bool (L, N), (B·H, L, N) or 4-D broadcastable to (B, H, L, N),
+                True = ignore (as in :meth:`Hopfield.forward`).
             return_info: also return a :class:`HopfieldInfo` from this same pass.
 
         Returns:
@@ -94,8 +106,10 @@ class HopfieldLayer(nn.Module):
         check_features(x, "input", hop.input_size, hop.q_proj.weight.dtype)
         stored = self.patterns.unsqueeze(0)  # (1, N, D), broadcast over the batch
         proj = stored if self.targets is None else self.targets.unsqueeze(0)
-        out, info = hop._associate(stored, x, proj, None, None, return_info)  # (B, L, O)
-        check_result(out, {"input": x}, self, None)
+        check_masks(mask, association_mask,
+                    (x.shape[0], hop.num_heads, x.shape[1], self.quantity))
+        out, info = hop._associate(stored, x, proj, mask, association_mask, return_info)
+        check_result(out, {"input": x}, self, mask)  # out (B, L, O)
         if not hop.batch_first:
             out = out.transpose(0, 1)
         return (out, info) if return_info else out

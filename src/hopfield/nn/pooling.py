@@ -34,6 +34,7 @@ class HopfieldPooling(nn.Module):
         input_size, head_size, output_size, num_heads: as in :class:`Hopfield`.
         quantity: Q, number of learned query (state) patterns; each yields one pooled vector and
             the Q vectors are concatenated (flattened) like in ``hflayers``.
+        trainable: learn the query patterns (False: ``requires_grad=False``).
         **hopfield_kwargs: any keyword of :class:`Hopfield` (beta, learnable_beta,
             max_steps, tol, normalize_*, separation, dropout, bias, batch_first), except the
             stored/projection sizes, which are ``input_size`` here.
@@ -47,7 +48,7 @@ class HopfieldPooling(nn.Module):
 
     def __init__(self, input_size: int, head_size: int | None = None,
                  output_size: int | None = None, num_heads: int = 1, *, quantity: int = 1,
-                 **hopfield_kwargs: object) -> None:
+                 trainable: bool = True, **hopfield_kwargs: object) -> None:
         super().__init__()
         for key in _FIXED:
             if key in hopfield_kwargs:
@@ -65,6 +66,7 @@ class HopfieldPooling(nn.Module):
                                  **hopfield_kwargs)
         self.query = nn.Parameter(torch.empty(self.quantity, input_size))  # (Q, D)
         nn.init.normal_(self.query, std=input_size ** -0.5)
+        self.query.requires_grad_(check_bool(trainable, "trainable"))
 
     @property
     def output_size(self) -> int:
