@@ -108,3 +108,59 @@ def test_deterministic_for_a_seed(tmp_path):
     a, b = aucs(tmp_path / "a", 5), aucs(tmp_path / "b", 5)
     assert a == b
     assert aucs(tmp_path / "c", 6) != a
+
+
+def test_corrected_ttest_matches_hand_computation():
+    from scipy import stats
+
+    d = [0.1, 0.2, 0.0, 0.3, -0.1]       # mean 0.1, sample variance 0.1/4 = 0.025
+    t, p = R.corrected_ttest(d, 1 / 4)   # 5-fold CV: n_test/n_train = 1/4
+    # hand: se = sqrt((1/5 + 1/4) * 0.025) = sqrt(0.01125) = 0.1060660; t = 0.1 / se
+    assert t == pytest.approx(0.1 / 0.10606601717798213, rel=1e-12)
+    assert p == pytest.approx(2 * stats.t.sf(0.9428090415820634, 4), rel=1e-10)
+    assert 0.39 < p < 0.41                                  # t(4) table: t = 0.943 -> p ~ 0.40
+    # without the correction it is the ordinary paired t-test
+    ref = stats.ttest_1samp(d, 0.0)
+    assert R.corrected_ttest(d, 0.0) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-10)
+    assert R.corrected_ttest([0.0, 0.0, 0.0], 0.25) == (0.0, 1.0)
+    assert R.corrected_ttest([0.1, 0.1], 0.25) == (np.inf, 0.0)
+    with pytest.raises(ValueError, match="diff must be a 1-D array of at least 2 finite values"):
+        R.corrected_ttest([0.1], 0.25)
+    with pytest.raises(ValueError, match="test_train_ratio must be a finite float >= 0"):
+        R.corrected_ttest(d, -1)
+
+
+def test_wilcoxon_exact_p_by_hand():
+    # 5 differences, all positive: exact two-sided p = 2 / 2**5 = 0.0625 (the smallest possible)
+    assert R.wilcoxon_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(0.0625)
+    # ranks 1..4, negative rank sum 1: P(W- <= 1) = 2/16 -> two-sided 0.25
+    assert R.wilcoxon_p([-0.1, 0.2, 0.3, 0.4]) == pytest.approx(0.25)
+    assert R.wilcoxon_p([0.0, 0.0]) == 1.0
+
+
+def test_compare_pairs_folds_and_counts_outcomes():
+    def rows_for(method, aucs, dataset="d"):
+        return [{"dataset": dataset, "method": method, "repeat": 0, "fold": f, "auc": a}
+                for f, a in enumerate(aucs)]
+
+    hop = [0.90, 0.80, 0.85, 0.95, 0.70]
+    rows = rows_for("hopfield", hop) + rows_for("rf_stats", [a + 0.1 + 0.01 * i for i, a in enumerate(hop)])
+    rows += rows_for("mean", [a - 0.1 - 0.01 * i for i, a in enumerate(hop)])
+    rows += rows_for("max", [a + (0.05 if i % 2 else -0.05) for i, a in enumerate(hop)])
+    rows += rows_for("svm_stats", hop[::-1])                # same mean, different pairing
+    out = R.compare(rows, ["d"], ["hopfield", "rf_stats", "mean", "max", "svm_stats"], folds=5)["d"]
+    assert "hopfield" not in out
+    assert out["rf_stats"]["delta"] == pytest.approx(12.0) and out["rf_stats"]["outcome"] == "loss"
+    assert out["mean"]["delta"] == pytest.approx(-12.0) and out["mean"]["outcome"] == "win"
+    assert out["max"]["outcome"] == "tie" and out["max"]["n"] == 5
+    assert out["svm_stats"]["delta"] == pytest.approx(0.0, abs=1e-12)
+    assert out["svm_stats"]["outcome"] == "tie"
+    t, p = R.corrected_ttest([0.1 + 0.01 * i for i in range(5)], 0.25)
+    assert (out["rf_stats"]["t"], out["rf_stats"]["p"]) == pytest.approx((t, p))
+    assert out["rf_stats"]["p_wilcoxon"] == pytest.approx(0.0625)
+    table = R.summarize(rows, ["d"], ["hopfield", "rf_stats", "mean", "max", "svm_stats"])
+    text = "\n".join(R._stats_section(table, {"d": out}, ["d"], ["hopfield", "rf_stats", "mean", "max",
+                                                                "svm_stats"], R.PROTOCOLS["quick"]))
+    assert "Hopfield pooling is **not the best** — Bag stats + RF is 12.0 points higher" in text
+    assert "Bag stats + RF 0/0/1" in text and "Mean-pooling net 1/0/0" in text
+    assert "cannot go below p = 0.0625" in text

@@ -41,7 +41,7 @@ from .._io import atomic_savefig, atomic_write_json, atomic_write_text
 from ..datasets.mil import load_mil
 from .report import markdown_table
 
-__all__ = ["METHODS", "PAPER", "PROTOCOLS", "make", "run"]
+__all__ = ["METHODS", "PAPER", "PROTOCOLS", "compare", "corrected_ttest", "make", "run", "wilcoxon_p"]
 
 #: name -> (label, kind, fixed params)
 METHODS: dict[str, tuple[str, str, dict]] = {
@@ -209,6 +209,134 @@ def summarize(rows: list[dict], names, methods) -> dict[str, dict[str, tuple[flo
     return table
 
 
+def corrected_ttest(diff, test_train_ratio: float) -> tuple[float, float]:
+    """Nadeau & Bengio (2003) corrected resampled t-test of paired differences; returns (t, p).
+
+    ``diff`` holds one difference per outer fold (J = len(diff) folds over all repeats), e.g.
+    AUC(method) − AUC(reference) on the same fold. The variance of the mean is corrected for the
+    overlap of the training sets: ``t = mean(d) / sqrt((1/J + n_test/n_train) · var(d, ddof=1))``
+    with J − 1 degrees of freedom; ``p`` is two-sided. For k-fold CV, ``n_test/n_train = 1/(k−1)``.
+    With ``test_train_ratio=0`` this is the ordinary paired t-test. All differences equal: p = 1 if
+    they are 0, else 0.
+    """
+    from scipy import stats
+
+    d = np.asarray(diff, dtype=np.float64)
+    if d.ndim != 1 or d.size < 2 or not np.isfinite(d).all():
+        raise ValueError(f"diff must be a 1-D array of at least 2 finite values, got {d!r}")
+    if not np.isfinite(test_train_ratio) or test_train_ratio < 0:
+        raise ValueError(f"test_train_ratio must be a finite float >= 0, got {test_train_ratio!r}")
+    mean, var = float(d.mean()), float(d.var(ddof=1))
+    if var <= 1e-300:
+        return (0.0, 1.0) if abs(mean) <= 1e-300 else (float(np.copysign(np.inf, mean)), 0.0)
+    t = mean / np.sqrt((1.0 / d.size + test_train_ratio) * var)
+    return float(t), float(2 * stats.t.sf(abs(t), d.size - 1))
+
+
+def wilcoxon_p(diff) -> float:
+    """Two-sided Wilcoxon signed-rank p of paired differences (exact for small samples; zeros are
+    dropped; 1.0 if every difference is 0). With 5 folds the smallest possible p is 2/2⁵ = 0.0625."""
+    from scipy import stats
+
+    d = np.asarray(diff, dtype=np.float64)
+    if not np.any(d != 0):
+        return 1.0
+    return float(stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def compare(rows: list[dict], names, methods, *, folds: int, reference: str = "hopfield",
+            alpha: float = 0.05) -> dict[str, dict[str, dict]]:
+    """Paired comparison of every method with ``reference`` on the same outer folds.
+
+    dataset -> method -> {"delta": mean of AUC(method) − AUC(reference) in %, "t", "p" (corrected
+    resampled t-test, n_test/n_train = 1/(folds−1)), "p_wilcoxon", "n" (paired folds),
+    "outcome" for the reference: "win" (reference significantly better at ``alpha``), "loss"
+    (significantly worse) or "tie"}. Folds are paired by (repeat, fold); unpaired folds are skipped.
+    """
+    out: dict[str, dict] = {}
+    for n in names:
+        out[n] = {}
+        ref = {(r["repeat"], r["fold"]): r["auc"] for r in rows
+               if r["dataset"] == n and r["method"] == reference}
+        for m in methods:
+            if m == reference:
+                continue
+            other = {(r["repeat"], r["fold"]): r["auc"] for r in rows if r["dataset"] == n and r["method"] == m}
+            keys = sorted(set(ref) & set(other))
+            d = np.array([other[k] - ref[k] for k in keys])
+            if len(d) < 2:
+                out[n][m] = {"delta": float("nan"), "t": float("nan"), "p": float("nan"),
+                             "p_wilcoxon": float("nan"), "n": len(d), "outcome": "n/a"}
+                continue
+            t, p = corrected_ttest(d, 1.0 / (folds - 1))
+            delta = 100 * float(d.mean())
+            outcome = "tie" if not p < alpha else ("loss" if delta > 0 else "win")
+            out[n][m] = {"delta": delta, "t": t, "p": p, "p_wilcoxon": wilcoxon_p(d), "n": len(d),
+                         "outcome": outcome}
+    return out
+
+
+def _finite_or_none(obj):
+    """Strict-JSON copy of nested dicts: NaN/inf floats become None."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _stats_section(table, cmp, names, methods, proto, reference="hopfield") -> list[str]:
+    others = [m for m in methods if m != reference]
+    if reference not in methods or not others:
+        return []
+    header = ["dataset"] + [METHODS[m][0] for m in others]
+    body = []
+    for n in names:
+        cells = []
+        for m in others:
+            c = cmp[n][m]
+            if c["outcome"] == "n/a":
+                cells.append("n/a")
+                continue
+            mark = {"win": "ours better", "loss": "**ours worse**", "tie": "tie"}[c["outcome"]]
+            cells.append(f"{c['delta']:+.1f}, p={c['p']:.3f} (W {c['p_wilcoxon']:.3f}): {mark}")
+        body.append([n] + cells)
+    wtl = []
+    for m in others:
+        oc = [cmp[n][m]["outcome"] for n in names]
+        wtl.append(f"{METHODS[m][0]} {oc.count('win')}/{oc.count('tie')}/{oc.count('loss')}")
+    plain = []
+    for n in names:
+        best = max(methods, key=lambda m: table[n][m][0])
+        if best == reference:
+            plain.append(f"{n}: Hopfield pooling has the best mean AUC.")
+            continue
+        lost = [m for m in others if cmp[n][m]["outcome"] == "loss"]
+        gap = table[n][best][0] - table[n][reference][0]
+        s = (f"{n}: Hopfield pooling is **not the best** — {METHODS[best][0]} is {gap:.1f} points higher; ")
+        s += (("significantly worse (corrected t-test, α = 0.05) than " +
+               ", ".join(METHODS[m][0] for m in lost) + ".") if lost else
+              "the difference to every method is not significant at α = 0.05 "
+              f"(with {proto['folds'] * proto['repeats']} folds the test has little power).")
+        plain.append(s)
+    k = proto["folds"]
+    return [
+        "### Paired comparison with Hopfield pooling (same outer folds)", "",
+        f"Cell: mean over folds of AUC(method) − AUC(Hopfield pooling) in points (positive = the method "
+        f"is better), the two-sided p of the Nadeau–Bengio corrected resampled t-test "
+        f"(variance × (1/J + n_test/n_train), n_test/n_train = 1/{k - 1}, J − 1 df; J = "
+        f"{k * proto['repeats']} paired folds) — the primary test — and in brackets the Wilcoxon "
+        f"signed-rank p (W). The corrected t-test is primary because the folds share training bags "
+        f"(the plain tests are anti-conservative) and because with {k * proto['repeats']} folds the exact "
+        f"Wilcoxon test " + ("cannot go below p = 0.0625, so it can never reject at α = 0.05. "
+                             if k * proto["repeats"] <= 5 else "has little power. ") +
+        "The outcome is for Hopfield pooling at α = 0.05 (no multiple-comparison correction).", "",
+        markdown_table(header, body), "",
+        "Win/tie/loss of Hopfield pooling over the datasets: " + "; ".join(wtl) + ".", "",
+        *[f"- {p}" for p in plain], "",
+    ]
+
+
 def _plot(out: Path, table, names, methods):
     import matplotlib
     matplotlib.use("Agg")
@@ -239,6 +367,7 @@ def _plot(out: Path, table, names, methods):
 def _report(out, mode, seed, names, methods, rows, elapsed, cpu) -> str:
     proto = PROTOCOLS[mode]
     table = summarize(rows, names, methods)
+    cmp = compare(rows, names, methods, folds=proto["folds"]) if "hopfield" in methods else {}
     buf = io.StringIO()
     cols = ["dataset", "repeat", "fold", "method", "auc", "inner_auc", "seconds", "params"]
     w = csv.writer(buf)
@@ -259,6 +388,7 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu) -> str:
     atomic_write_text(out / "summary.csv", buf.getvalue())
     atomic_write_json(out / "mil.json", {"mode": mode, "seed": seed, "protocol": proto, "datasets": list(names),
                                          "methods": list(methods), "summary": table, "paper": PAPER,
+                                         "paired_vs_hopfield": _finite_or_none(cmp),
                                          "folds": rows, "seconds": elapsed,
                                          "cpu_seconds": cpu}, sort_keys=True)
     _plot(out, table, names, methods)
@@ -289,6 +419,7 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu) -> str:
         f"This invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU (single-threaded torch; "
         f"folds cached by an earlier run are not refitted); {len(rows)} folds in total.", "",
         markdown_table(header, body), "",
+        *_stats_section(table, cmp, names, methods, proto),
         "![MIL ROC AUC](mil/auc.png)", "",
         "Files: `mil/results.csv` (per fold), `mil/summary.csv`, `mil/mil.json`, `mil/auc.png`.", "",
     ])
