@@ -300,3 +300,83 @@ def test_bad_types():
     sd, kw = _sd("HopfieldLayer", quantity=2)
     with pytest.raises(ValueError, match="stored_pattern_size=6 != input_size=8"):
         convert_state_dict(sd, {**kw, "stored_pattern_size": 6})
+
+
+# ----------------------------------------------------------------------------- from_hflayers
+# Stand-ins with hflayers' attribute and parameter layout (class names and module as in hflayers).
+
+
+class _Core(torch.nn.Module):
+    def __init__(self, D, H, with_bias):
+        super().__init__()
+        self.embed_dim, self.num_heads, self.head_dim = D, H, D // H
+        self.out_dim, self.pattern_dim, self.kdim, self.vdim = D, D // H, D, D
+        self.normalize_pattern = self.normalize_pattern_affine = False
+        self.key_as_static = self.query_as_static = self.value_as_static = False
+        self.value_as_connected = self.add_zero_attn = self.disable_out_projection = False
+        self._qkv_same_embed_dim, self.dropout = True, 0.0
+        self.in_proj_weight = torch.nn.Parameter(torch.empty(3 * D, D))
+        self.in_proj_bias = torch.nn.Parameter(torch.empty(3 * D)) if with_bias else None
+        self.out_proj = torch.nn.Linear(D, D, bias=with_bias)
+        self.bias_k = self.bias_v = None
+
+
+def _fake(name, **attrs):
+    return type(name, (torch.nn.Module,), {"__module__": "hflayers", **attrs})
+
+
+def _hopfield(D, H, scaling, with_bias=True):
+    m = _fake("Hopfield")()
+    m.association_core = _Core(D, H, with_bias)
+    m.association_activation = None
+    m.scaling, m.update_steps_max, m.update_steps_eps, m.batch_first = scaling, 0, 1e-4, True
+    m.norm_stored_pattern = torch.nn.LayerNorm(D)
+    m.norm_state_pattern = torch.nn.LayerNorm(D, elementwise_affine=False)
+    m.norm_pattern_projection = None
+    return m
+
+
+def test_from_hflayers_on_stand_ins():
+    gen = torch.Generator().manual_seed(5)
+    D, H = 8, 2
+    hop = _hopfield(D, H, torch.tensor([0.4, 1.2]))
+    kw = {"input_size": D, "num_heads": H, "scaling": torch.tensor([0.4, 1.2]),
+          "normalize_state_pattern_affine": False, "normalize_pattern_projection": False,
+          "normalize_pattern_projection_affine": False}
+    sd = make_sd("Hopfield", kw, gen)
+    hop.load_state_dict(sd)
+    layer = from_hflayers(hop.double())
+    x = torch.randn(2, 5, D, dtype=torch.float64)
+    assert layer.q_proj.weight.dtype == torch.float64
+    assert (layer(x) - hf_reference("Hopfield", sd, kw, x)).abs().max() <= 1e-10
+
+    pool = _fake("HopfieldPooling")()
+    pool.hopfield = _hopfield(D, H, 0.5)
+    pool.quantity = 3
+    pool.pooling_weights = torch.nn.Parameter(torch.empty(1, 3, D), requires_grad=False)
+    kw = {"input_size": D, "num_heads": H, "scaling": 0.5, "quantity": 3,
+          "normalize_state_pattern_affine": False, "normalize_pattern_projection": False,
+          "normalize_pattern_projection_affine": False}
+    sd = make_sd("HopfieldPooling", kw, gen)
+    pool.load_state_dict(sd)
+    converted = from_hflayers(pool)
+    assert not converted.query.requires_grad
+    x = torch.randn(2, 5, D)
+    assert (converted(x).double() - hf_reference("HopfieldPooling", sd, kw, x.double())
+            ).abs().max() <= 1e-5
+
+    look = _fake("HopfieldLayer")()
+    look.hopfield = _hopfield(D, H, None)
+    look.quantity = 4
+    look.lookup_weights = torch.nn.Parameter(torch.empty(1, 4, D))
+    look.target_weights = torch.nn.Parameter(torch.empty(1, 4, D), requires_grad=False)
+    kw = {"input_size": D, "num_heads": H, "quantity": 4, "lookup_weights_as_separated": True,
+          "normalize_state_pattern_affine": False, "normalize_pattern_projection": False,
+          "normalize_pattern_projection_affine": False}
+    sd = make_sd("HopfieldLayer", kw, gen)
+    look.load_state_dict(sd)
+    converted = from_hflayers(look.eval())
+    assert converted.patterns.requires_grad and not converted.targets.requires_grad
+    assert not converted.training
+    assert (converted(x).double() - hf_reference("HopfieldLayer", sd, kw, x.double())
+            ).abs().max() <= 1e-5
