@@ -178,14 +178,17 @@ class HopfieldEncoderLayer(_Block):
         return self.dropout2
 
     @classmethod
-    def from_transformer_layer(cls, layer: nn.TransformerEncoderLayer) -> HopfieldEncoderLayer:
+    def from_transformer_layer(cls, layer: nn.TransformerEncoderLayer,
+                               **hopfield_kwargs: Any) -> HopfieldEncoderLayer:
         """A ``HopfieldEncoderLayer`` computing exactly what ``layer`` computes (weights copied,
-        not shared; same train/eval mode)."""
+        not shared; same train/eval mode). Hopfield keyword arguments (``max_steps``, ``beta``,
+        ``separation``, …) start a Hopfield variant from ``layer``'s weights instead; it is
+        exact only without them."""
         if not isinstance(layer, nn.TransformerEncoderLayer):
             raise TypeError("layer must be a torch.nn.TransformerEncoderLayer, got "
                             f"{type(layer).__name__}")
-        new = _copy_common(cls, layer)
-        new.self_attn = Hopfield.from_attention(layer.self_attn)
+        new = _copy_common(cls, layer, hopfield_kwargs)
+        _copy_attention(new, layer, ("self_attn",), hopfield_kwargs)
         return new.train(layer.training)
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor | None = None,
@@ -248,15 +251,16 @@ class HopfieldDecoderLayer(_Block):
         return self.dropout3
 
     @classmethod
-    def from_transformer_layer(cls, layer: nn.TransformerDecoderLayer) -> HopfieldDecoderLayer:
+    def from_transformer_layer(cls, layer: nn.TransformerDecoderLayer,
+                               **hopfield_kwargs: Any) -> HopfieldDecoderLayer:
         """A ``HopfieldDecoderLayer`` computing exactly what ``layer`` computes (weights copied,
-        not shared; same train/eval mode)."""
+        not shared; same train/eval mode). Hopfield keyword arguments start a Hopfield variant
+        from ``layer``'s weights instead; it is exact only without them."""
         if not isinstance(layer, nn.TransformerDecoderLayer):
             raise TypeError("layer must be a torch.nn.TransformerDecoderLayer, got "
                             f"{type(layer).__name__}")
-        new = _copy_common(cls, layer)
-        new.self_attn = Hopfield.from_attention(layer.self_attn)
-        new.multihead_attn = Hopfield.from_attention(layer.multihead_attn)
+        new = _copy_common(cls, layer, hopfield_kwargs)
+        _copy_attention(new, layer, ("self_attn", "multihead_attn"), hopfield_kwargs)
         with torch.no_grad():
             new.norm3.load_state_dict(layer.norm3.state_dict())
         return new.train(layer.training)
@@ -295,14 +299,28 @@ class HopfieldDecoderLayer(_Block):
         return x.squeeze(0 if self.batch_first else 1) if unbatched else x
 
 
-def _copy_common(cls: type, layer: nn.Module) -> Any:
+def _copy_attention(new: nn.Module, layer: nn.Module, names: tuple[str, ...],
+                    hopfield_kwargs: dict[str, Any]) -> None:
+    for name in names:
+        exact = Hopfield.from_attention(getattr(layer, name))
+        if not hopfield_kwargs:
+            setattr(new, name, exact)
+            continue
+        target = getattr(new, name)
+        with torch.no_grad():
+            for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                getattr(target, proj).load_state_dict(getattr(exact, proj).state_dict())
+
+
+def _copy_common(cls: type, layer: nn.Module, hopfield_kwargs: dict[str, Any]) -> Any:
     """A new block of ``cls`` with ``layer``'s sizes, options, feed-forward and norms copied."""
     w = layer.linear1.weight
     new = cls(layer.linear1.in_features, layer.self_attn.num_heads,
               dim_feedforward=layer.linear1.out_features, dropout=layer.dropout.p,
               activation=layer.activation, layer_norm_eps=layer.norm1.eps,
               batch_first=layer.self_attn.batch_first, norm_first=layer.norm_first,
-              bias=layer.linear1.bias is not None, device=w.device, dtype=w.dtype)
+              bias=layer.linear1.bias is not None, device=w.device, dtype=w.dtype,
+              **hopfield_kwargs)
     with torch.no_grad():
         for name in ("linear1", "linear2", "norm1", "norm2"):
             getattr(new, name).load_state_dict(getattr(layer, name).state_dict())
