@@ -263,3 +263,15 @@ def test_interrupted_conversion_leaves_nothing(tmp_path):
     assert not [p.name for p in path.iterdir() if re.search(r"\.tmp-", p.name)]
     ds = load_repertoires(path)  # a clean restart works
     _same(big, ds)
+
+
+def test_overwrite_replaces_only_own_files(sim, tmp_path):
+    path = write_repertoires(sim.subset([0, 1]), tmp_path / "ds")
+    load_repertoires(path)  # adds the converted store inside the dataset folder
+    write_repertoires(sim.subset([2, 3]), path, overwrite=True)  # all entries are ours
+    assert load_repertoires(path).ids == [sim.ids[2], sim.ids[3]]
+    (path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        write_repertoires(sim.subset([0, 1]), path, overwrite=True)
+    assert (path / "notes.txt").read_text() == "mine"
+    assert load_repertoires(path).ids == [sim.ids[2], sim.ids[3]]  # unchanged

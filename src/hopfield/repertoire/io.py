@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_json
+from .._io import atomic_write_json, replace_dir
 from .data import _TABLE, ALPHABET, MAX_LENGTH, UNKNOWN, Repertoire, RepertoireDataset, decode
 
 __all__ = ["load_repertoires", "write_repertoires"]
@@ -66,22 +66,6 @@ _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 VERIFY_ON_OPEN_BYTES = 256 * 2**20  # full checksum check at open up to 256 MiB (as PatternStore)
 
 csv.field_size_limit(2**24)
-
-try:
-    from .._io import fsync_dir as _fsync_dir
-except ImportError:  # pragma: no cover - older hopfield._io
-    def _fsync_dir(path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
 
 # ----------------------------------------------------------------------------- writing
 
@@ -121,23 +105,21 @@ def write_repertoires(dataset: RepertoireDataset, path: Any, *, format: str = "d
                     f.write("".join(f"{decode(row)}\t{c}\n" for row, c in zip(chunk, counts)))
         (tmp / "metadata.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
         (tmp / _MARKER).write_text(format + "\n", encoding="utf-8")
-        _replace_dir(tmp, path)
+        _replace_dir(tmp, path, _DATASET_FILES)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _replace_dir(tmp: Path, path: Path) -> None:
-    """Move the finished directory ``tmp`` to ``path`` (replacing it as a whole)."""
-    old = None
-    if path.exists():  # os.replace cannot overwrite a non-empty directory: move it aside first
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-        os.replace(path, old / "x")
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+_DATASET_FILES = ("repertoires", "metadata.tsv", _MARKER, ".hopfield-encoded")
+_STORE_FILES = (*(name for name, _ in _FILES.values()), "meta.json", _MARKER)
+
+
+def _replace_dir(tmp: Path, path: Path, owned: tuple[str, ...]) -> None:
+    """Move the finished directory ``tmp`` to ``path``; an existing ``path`` may hold only the
+    ``owned`` names (files a user added make it raise, nothing moved: :func:`hopfield._io.replace_dir`)."""
+    replace_dir(tmp, path, owned=owned)
 
 
 # ----------------------------------------------------------------------------- metadata
@@ -511,7 +493,7 @@ def _convert(cache: Path, files: list[Path], fmt: str, opts: dict, finger: str, 
         meta = {"format": _FORMAT, "version": _VERSION, "fingerprint": finger, "options": opts,
                 "ids": ids, "extents": extents, "sizes": w.size, "crc32": w.crc, "skipped": stats}
         atomic_write_json(tmp / "meta.json", meta)
-        _replace_dir(tmp, cache)
+        _replace_dir(tmp, cache, _STORE_FILES)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
