@@ -84,8 +84,17 @@ def test_smoke_run_writes_outputs_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "mil"
     for f in ("results.csv", "summary.csv", "mil.json", "auc.png"):
         assert (out / f).is_file(), f
+    assert "### Paired comparison with Hopfield pooling" in section and "Win/tie/loss" in section
     folds = sorted((out / "folds" / "smoke-seed0").glob("*.json"))
-    assert len(folds) == 2 * 2                               # 2 folds x 2 methods on musk1
+    assert len(folds) == 2 * 2 + 1                  # 2 folds x 2 methods on musk1 + the weights figure
+    assert (out / "instance_weights.png").is_file() and "mil/instance_weights.png" in section
+    wrec = json.loads((out / "folds" / "smoke-seed0" / "musk1__r0f0__instance_weights.json").read_text())
+    assert wrec["dataset"] == "musk1" and wrec["n_correct"] + wrec["n_wrong"] == 46   # 92 bags / 2 folds
+    for kind in ("correct", "wrong"):
+        assert len(wrec[kind]) == min(4, wrec[f"n_{kind}"])
+        for b in wrec[kind]:
+            assert sum(b["weights"]) == pytest.approx(1.0, abs=1e-5)
+            assert ((b["p_positive"] >= 0.5) == (b["label"] == 1)) == (kind == "correct")
     data = json.loads((out / "mil.json").read_text())
     aucs = [r["auc"] for r in data["folds"]]
     assert all(0.0 <= a <= 1.0 for a in aucs)
@@ -163,4 +172,4 @@ def test_compare_pairs_folds_and_counts_outcomes():
                                                                 "svm_stats"], R.PROTOCOLS["quick"]))
     assert "Hopfield pooling is **not the best** — Bag stats + RF is 12.0 points higher" in text
     assert "Bag stats + RF 0/0/1" in text and "Mean-pooling net 1/0/0" in text
-    assert "cannot go below p = 0.0625" in text
+    assert "cannot go below p = 2/2^5 = 0.0625" in text

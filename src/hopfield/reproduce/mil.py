@@ -184,10 +184,27 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
             rec = {"dataset": n, "repeat": r, "fold": f, "method": m, **rec}
             atomic_write_json(path, rec, sort_keys=True)
             rows.append(rec)
+        weights = None
+        if "hopfield" in methods:
+            fig_set = FIGURE_SET if FIGURE_SET in names else names[0]
+            n, r, f, tr, te, _ = next(t for t in tasks if t[0] == fig_set and t[1] == 0 and t[2] == 0)
+            path = cache / f"{n}__r0f0__instance_weights.json"
+            if path.is_file():
+                weights = json.loads(path.read_text(encoding="utf-8"))
+            else:
+                bar.set_postfix_str(f"{n} instance weights")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", category=UserWarning)
+                    params = next(x["params"] for x in rows
+                                  if (x["dataset"], x["repeat"], x["fold"], x["method"]) == (n, 0, 0, "hopfield"))
+                    weights = instance_weight_record(mode, params, data[n].bags, data[n].y, data[n].bag_ids,
+                                                     tr, te, seed * 100_003)
+                weights["dataset"] = n
+                atomic_write_json(path, weights, sort_keys=True)
     finally:
         torch.set_num_threads(threads)
     return _report(out, mode, seed, names, methods, rows, time.perf_counter() - t_start,
-                   time.process_time() - cpu_start)
+                   time.process_time() - cpu_start, weights)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -328,13 +345,75 @@ def _stats_section(table, cmp, names, methods, proto, reference="hopfield") -> l
         f"{k * proto['repeats']} paired folds) — the primary test — and in brackets the Wilcoxon "
         f"signed-rank p (W). The corrected t-test is primary because the folds share training bags "
         f"(the plain tests are anti-conservative) and because with {k * proto['repeats']} folds the exact "
-        f"Wilcoxon test " + ("cannot go below p = 0.0625, so it can never reject at α = 0.05. "
-                             if k * proto["repeats"] <= 5 else "has little power. ") +
+        f"Wilcoxon test " + (f"cannot go below p = 2/2^{k * proto['repeats']} = {2 / 2 ** (k * proto['repeats']):.4g}, "
+                             f"so it can never reject at α = 0.05. "
+                             if 2 / 2 ** (k * proto["repeats"]) >= 0.05 else "has little power. ") +
         "The outcome is for Hopfield pooling at α = 0.05 (no multiple-comparison correction).", "",
         markdown_table(header, body), "",
         "Win/tie/loss of Hopfield pooling over the datasets: " + "; ".join(wtl) + ".", "",
         *[f"- {p}" for p in plain], "",
     ]
+
+
+#: The set whose per-instance association weights the report shows (first of the run's sets if absent).
+FIGURE_SET = "elephant"
+
+
+def instance_weight_record(mode, params, bags, y, bag_ids, tr, te, fold_seed, *, n_show: int = 4) -> dict:
+    """Refit the Hopfield fold (same seed, data and ``params`` as its fold record, so the same model) and return
+    the per-instance association weights of up to ``n_show`` correctly and ``n_show`` wrongly
+    classified test bags (the most confident of each kind, alternating the two labels)."""
+    est = make("hopfield", params, seed=fold_seed, mode=mode).fit([bags[i] for i in tr], y[tr])
+    test = [bags[i] for i in te]
+    proba = est.predict_proba(test)[:, -1]
+    pred = est.classes_[(proba >= 0.5).astype(int)]
+    w = est.instance_weights(test)
+    conf = np.abs(proba - 0.5)
+    out = {}
+    for kind, sel in (("correct", pred == y[te]), ("wrong", pred != y[te])):
+        idx = np.flatnonzero(sel)
+        idx = idx[np.argsort(-conf[idx], kind="stable")]
+        by_label = [idx[y[te][idx] == c] for c in np.unique(y[te])]   # alternate the labels
+        idx = [int(i) for grp in zip(*[list(g) + [None] * (len(idx) - len(g)) for g in by_label])
+               for i in grp if i is not None][:n_show]
+        out[kind] = [{"bag_id": float(bag_ids[te[i]]), "label": int(y[te[i]]), "p_positive": float(proba[i]),
+                      "weights": [float(v) for v in w[i]]} for i in idx]
+    out["n_correct"], out["n_wrong"] = int((pred == y[te]).sum()), int((pred != y[te]).sum())
+    return out
+
+
+def _plot_weights(out: Path, rec: dict, name: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    cols = max(1, len(rec["correct"]), len(rec["wrong"]))
+    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 4.6), squeeze=False)
+    for row, kind in enumerate(("correct", "wrong")):
+        for c in range(cols):
+            ax = axes[row][c]
+            if c >= len(rec[kind]):
+                ax.axis("off")
+                if c == 0:
+                    ax.text(0.5, 0.5, f"no {kind}ly classified test bag", ha="center", va="center",
+                            transform=ax.transAxes, fontsize=8)
+                continue
+            b = rec[kind][c]
+            wts = np.asarray(b["weights"])
+            ax.bar(np.arange(len(wts)), wts, color="tab:green" if kind == "correct" else "tab:red")
+            ax.axhline(1 / len(wts), color="k", lw=0.7, ls="--")       # uniform weight = mean pooling
+            ax.set_title(f"bag {b['bag_id']:g}: y={b['label']}, p(1)={b['p_positive']:.2f}", fontsize=8)
+            ax.set_xlabel("instance", fontsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.tick_params(labelsize=6)
+            if c == 0:
+                ax.set_ylabel(f"{kind}\nassociation weight", fontsize=8)
+    fig.suptitle(f"{name}: Hopfield pooling instance weights (test bags of repeat 0, fold 0; "
+                 f"dashed = uniform 1/n)", fontsize=9)
+    fig.tight_layout()
+    atomic_savefig(fig, out / "instance_weights.png")
+    plt.close(fig)
 
 
 def _plot(out: Path, table, names, methods):
@@ -364,7 +443,7 @@ def _plot(out: Path, table, names, methods):
     plt.close(fig)
 
 
-def _report(out, mode, seed, names, methods, rows, elapsed, cpu) -> str:
+def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -> str:
     proto = PROTOCOLS[mode]
     table = summarize(rows, names, methods)
     cmp = compare(rows, names, methods, folds=proto["folds"]) if "hopfield" in methods else {}
@@ -392,6 +471,16 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu) -> str:
                                          "folds": rows, "seconds": elapsed,
                                          "cpu_seconds": cpu}, sort_keys=True)
     _plot(out, table, names, methods)
+    fig_lines = []
+    if weights is not None:
+        _plot_weights(out, weights, weights["dataset"])
+        fig_lines = [
+            f"### Which instances Hopfield pooling looks at ({weights['dataset']})", "",
+            f"Per-instance association weights (`HopfieldMILClassifier.instance_weights`, mean over heads; "
+            f"each bag's weights sum to 1) of the most confidently correct (top, green) and wrong (bottom, "
+            f"red) test bags of repeat 0, fold 0 ({weights['n_correct']} correct, {weights['n_wrong']} "
+            f"wrong at threshold 0.5); the dashed line is the uniform weight 1/n of mean pooling.", "",
+            "![instance weights](mil/instance_weights.png)", ""]
 
     header = ["dataset", "paper (Hopfield)"] + [METHODS[m][0] for m in methods]
     body = []
@@ -421,5 +510,7 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu) -> str:
         markdown_table(header, body), "",
         *_stats_section(table, cmp, names, methods, proto),
         "![MIL ROC AUC](mil/auc.png)", "",
-        "Files: `mil/results.csv` (per fold), `mil/summary.csv`, `mil/mil.json`, `mil/auc.png`.", "",
+        *fig_lines,
+        "Files: `mil/results.csv` (per fold), `mil/summary.csv`, `mil/mil.json`, `mil/auc.png`"
+        + (", `mil/instance_weights.png`" if fig_lines else "") + ".", "",
     ])
