@@ -186,3 +186,77 @@ def test_trainable_flags():
     assert HopfieldLayer(8, quantity=3).patterns.requires_grad
     with pytest.raises(TypeError, match="trainable must be a bool"):
         HopfieldPooling(8, trainable="no")
+
+
+# ----------------------------------------------------------------------------- pattern_size, out_projection
+
+
+def reference_general(layer: Hopfield, y, r, v, steps=0, mask=None):
+    """float64 paper forward with value size per head = pattern_size, optional out_proj."""
+    d = lambda t: None if t is None else t.detach().double()  # noqa: E731
+    H = layer.num_heads
+    q = F.linear(r.double(), d(layer.q_proj.weight), d(layer.q_proj.bias)).unflatten(-1, (H, -1))
+    k = F.linear(y.double(), d(layer.k_proj.weight), d(layer.k_proj.bias)).unflatten(-1, (H, -1))
+    vv = F.linear(v.double(), d(layer.v_proj.weight), d(layer.v_proj.bias)).unflatten(-1, (H, -1))
+    q, k, vv = (t.transpose(1, 2) for t in (q, k, vv))  # (B, H, ·, ·)
+    beta = layer.beta.detach().double().view(-1, 1, 1)
+
+    def weights(xi):
+        s = beta * xi @ k.mT
+        if mask is not None:
+            s = s.masked_fill(mask[:, None, None, :], float("-inf"))
+        return torch.softmax(s, -1)
+
+    for _ in range(steps):
+        q = weights(q) @ k
+    out = (weights(q) @ vv).transpose(1, 2).flatten(2)
+    if layer.out_proj is not None:
+        out = F.linear(out, d(layer.out_proj.weight), d(layer.out_proj.bias))
+    return out
+
+
+@pytest.mark.parametrize("pattern_size,out_projection,steps,return_info", [
+    (3, True, 0, False), (5, False, 0, False), (5, False, 2, True), (2, True, 1, False),
+    (None, False, 0, True),
+])
+def test_pattern_size_and_no_out_projection(pattern_size, out_projection, steps, return_info):
+    torch.manual_seed(4)
+    layer = Hopfield(8, num_heads=2, pattern_size=pattern_size, out_projection=out_projection,
+                     max_steps=steps, stored_pattern_size=6, pattern_projection_size=7).double()
+    y, r, v = (torch.randn(3, n, dim, dtype=torch.float64) for n, dim in ((5, 6), (4, 8), (5, 7)))
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[1, :2] = True
+    out = layer((y, r, v), mask=mask, return_info=return_info)
+    out = out[0] if return_info else out
+    Ev = 2 * (pattern_size or 4)
+    assert out.shape == (3, 4, 8 if out_projection else Ev)
+    assert layer.output_size == (8 if out_projection else Ev)
+    assert (out - reference_general(layer, y, r, v, steps, mask)).abs().max() <= 1e-10
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    self_layer = Hopfield(8, num_heads=2, pattern_size=pattern_size,
+                          out_projection=out_projection).double()
+    assert (self_layer(x) - reference_general(self_layer, x, x, x)).abs().max() <= 1e-10
+
+
+def test_pattern_size_in_pooling_and_lookup_and_errors():
+    pool = HopfieldPooling(8, num_heads=2, quantity=3, pattern_size=5, out_projection=False)
+    assert pool(torch.randn(2, 6, 8)).shape == (2, 3 * 10) and pool.output_size == 30
+    look = HopfieldLayer(8, num_heads=2, quantity=3, pattern_size=3)
+    assert look(torch.randn(2, 6, 8)).shape == (2, 6, 8)
+    assert look(torch.randn(0, 6, 8)).shape == (0, 6, 8)
+    assert Hopfield(8, num_heads=2, out_projection=False)(torch.randn(0, 3, 8)).shape == (0, 3, 8)
+    with pytest.raises(ValueError, match="output_size must be None or num_heads"):
+        Hopfield(8, num_heads=2, output_size=5, out_projection=False)
+    with pytest.raises(ValueError, match="pattern_size must be >= 1"):
+        Hopfield(8, pattern_size=0)
+    with pytest.raises(TypeError, match="out_projection must be a bool"):
+        Hopfield(8, out_projection="no")
+    layer = Hopfield(8, num_heads=2)
+    with pytest.raises(ValueError, match="v_proj_weight must have num_heads"):
+        hopfield_forward(*(torch.randn(1, 2, 8),) * 3, num_heads=2, beta=1.0,
+                         q_proj_weight=layer.q_proj.weight, k_proj_weight=layer.k_proj.weight,
+                         v_proj_weight=torch.randn(5, 8), out_proj_weight=None)
+    with pytest.raises(ValueError, match=r"out_proj_weight must have shape \(O, 8\)"):
+        hopfield_forward(*(torch.randn(1, 2, 8),) * 3, num_heads=2, beta=1.0,
+                         q_proj_weight=layer.q_proj.weight, k_proj_weight=layer.k_proj.weight,
+                         v_proj_weight=layer.v_proj.weight, out_proj_weight=torch.randn(8, 6))

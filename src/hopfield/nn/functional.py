@@ -64,7 +64,7 @@ class _Weights(NamedTuple):
     bk: torch.Tensor | None
     wv: torch.Tensor
     bv: torch.Tensor | None
-    wo: torch.Tensor
+    wo: torch.Tensor | None  # None: no output projection (the heads concatenated)
     bo: torch.Tensor | None
 
 
@@ -78,7 +78,7 @@ def hopfield_forward(
     q_proj_weight: torch.Tensor,
     k_proj_weight: torch.Tensor,
     v_proj_weight: torch.Tensor,
-    out_proj_weight: torch.Tensor,
+    out_proj_weight: torch.Tensor | None,
     q_proj_bias: torch.Tensor | None = None,
     k_proj_bias: torch.Tensor | None = None,
     v_proj_bias: torch.Tensor | None = None,
@@ -101,11 +101,13 @@ def hopfield_forward(
         projection: V (B, N, Dv), the pattern projections (values). Any of the three may have
             batch size 1 (shared by the batch). Pass the same tensor object twice (or three
             times) to get one fused projection matmul, as for self-association.
-        num_heads: H; the projections have E = H * Dh rows.
+        num_heads: H; the q/k projections have E = H * Dh rows, the v projection H * Dv' rows
+            (Dv' = value size per head, ``pattern_size``; Dh by default).
         beta: inverse temperature β > 0: a float, a 0-d tensor or an (H,) tensor (one per head;
             it may require grad).
         q_proj_weight, k_proj_weight, v_proj_weight: (E, Dq), (E, Dk), (E, Dv).
-        out_proj_weight: (O, E).
+        out_proj_weight: (O, H * Dv'), or None for no output projection (out = the heads
+            concatenated, (B, L, H * Dv')).
         q_proj_bias, k_proj_bias, v_proj_bias, out_proj_bias: (E,), (E,), (E,), (O,) or None.
         mask: bool (B, N), True = ignore that stored pattern (``key_padding_mask`` convention).
             Every batch element must keep at least one stored pattern.
@@ -188,7 +190,7 @@ def _forward(
         q, k, v = _project(y, r, v, w, H, Dh, beta.to(r.dtype).repeat_interleave(Dh))
         q, k, v = (t.expand(B, *t.shape[1:]) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, dropout_p=p, scale=1.0)
-        return F.linear(out.transpose(1, 2).flatten(2), w.wo, w.bo), None  # (B, L, O)
+        return _out(out, w), None  # (B, L, O)
 
     q, k, v = _project(y, r, v, w, H, Dh, None)
     q, k, v = (t.expand(B, *t.shape[1:]).to(cdt) for t in (q, k, v))  # (B, H, ·, Dh)
@@ -216,7 +218,7 @@ def _forward(
     else:
         out, weights = _math(xi, k, v, bgrid, ignore, dead, sep, need_weights=return_info,
                              dropout_p=p)
-    out = F.linear(out.to(r.dtype).transpose(1, 2).flatten(2), w.wo, w.bo)  # (B, L, O)
+    out = _out(out.to(r.dtype), w)  # (B, L, O)
     if not return_info:
         return out, None
     info = HopfieldInfo(weights=weights, steps=rinfo.iterations,
@@ -271,6 +273,9 @@ def _project(y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, w: _Weights, H: 
         wq = wq * q_scale[:, None]
         bq = bq * q_scale if bq is not None else None
     biased = bq is not None and w.bk is not None and w.bv is not None
+    if w.wv.shape[0] != w.wk.shape[0]:  # value size per head != head size: no fused matmul
+        return (_heads(F.linear(r, wq, bq), H, Dh), _heads(F.linear(y, w.wk, w.bk), H, Dh),
+                _heads(F.linear(v, w.wv, w.bv), H, -1))
     if r is y and y is v:  # self-association: one (B, L, 3E) matmul like nn.MultiheadAttention
         b = torch.cat([bq, w.bk, w.bv]) if biased else None
         if b is not None or (bq is None and w.bk is None and w.bv is None):
@@ -284,6 +289,12 @@ def _project(y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, w: _Weights, H: 
         k, v = kv.unflatten(-1, (2, H, Dh)).permute(2, 0, 3, 1, 4).unbind(0)
         return q, k, v  # + 2 × (B, H, N, Dh)
     return q, _heads(F.linear(y, w.wk, w.bk), H, Dh), _heads(F.linear(v, w.wv, w.bv), H, Dh)
+
+
+def _out(heads: torch.Tensor, w: _Weights) -> torch.Tensor:
+    """(B, H, L, Dv') → concatenated heads (B, L, H·Dv'), then the output projection if any."""
+    out = heads.transpose(1, 2).flatten(2)
+    return out if w.wo is None else F.linear(out, w.wo, w.bo)
 
 
 def _heads(x: torch.Tensor, H: int, Dh: int) -> torch.Tensor:
@@ -320,7 +331,7 @@ def _energy(xi: torch.Tensor, k: torch.Tensor, bgrid: torch.Tensor,
 def _empty(r: torch.Tensor, w: _Weights, B: int, H: int, L: int, N: int, cdt: torch.dtype,
            sep: Separation, max_steps: int, beta: torch.Tensor, return_info: bool,
            ) -> tuple[torch.Tensor, HopfieldInfo | None]:
-    out = F.linear(r.new_zeros(B, L, w.wo.shape[1]), w.wo, w.bo)  # (B, L, O), empty
+    out = _out(r.new_zeros(B, H, L, w.wv.shape[0] // H), w)  # (B, L, O), empty
     if not return_info:
         return out, None
     info = HopfieldInfo(
@@ -351,18 +362,27 @@ def _check_weights(H: int, *tensors: torch.Tensor | None) -> _Weights:
     wq, wk, wv, wo, bq, bk, bv, bo = tensors
     for name, t in zip(("q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj_weight"),
                        (wq, wk, wv, wo)):
+        if t is None and name == "out_proj_weight":
+            continue
         check_tensor(t, name, ndim=2, layout="(rows, columns)", finite=False)
     E = wq.shape[0]
     if E == 0 or E % H:
         raise ValueError(f"q_proj_weight must have E = num_heads * head_size > 0 rows "
                          f"(num_heads={H}), got shape {shape_str(wq.shape)}")
-    for name, t in (("k_proj_weight", wk), ("v_proj_weight", wv)):
-        if t.shape[0] != E:
-            raise ValueError(f"{name} must have E = {E} rows like q_proj_weight, got shape "
-                             f"{shape_str(t.shape)}")
-    if wo.shape[1] != E:
-        raise ValueError(f"out_proj_weight must have shape (O, {E}), got {shape_str(wo.shape)}")
-    rows = {"q_proj_bias": E, "k_proj_bias": E, "v_proj_bias": E, "out_proj_bias": wo.shape[0]}
+    if wk.shape[0] != E:
+        raise ValueError(f"k_proj_weight must have E = {E} rows like q_proj_weight, got shape "
+                         f"{shape_str(wk.shape)}")
+    Ev = wv.shape[0]
+    if Ev == 0 or Ev % H:
+        raise ValueError(f"v_proj_weight must have num_heads * pattern_size > 0 rows (num_heads="
+                         f"{H}), got shape {shape_str(wv.shape)}")
+    if wo is not None and wo.shape[1] != Ev:
+        raise ValueError(f"out_proj_weight must have shape (O, {Ev}) (one column per "
+                         f"v_proj_weight row), got {shape_str(wo.shape)}")
+    if wo is None and bo is not None:
+        raise ValueError("out_proj_bias must be None when out_proj_weight is None")
+    rows = {"q_proj_bias": E, "k_proj_bias": E, "v_proj_bias": Ev,
+            "out_proj_bias": None if wo is None else wo.shape[0]}
     for (name, size), b in zip(rows.items(), (bq, bk, bv, bo)):
         if b is not None:
             check_tensor(b, name, ndim=1, layout=f"({size},)", finite=False)

@@ -73,6 +73,7 @@ HFLAYERS_NAMES: dict[str, str] = {
     "lookup_weights_as_separated": "lookup_targets= (HopfieldLayer)",
     "concat_bias_pattern": "nothing: hflayers never uses these biases in its forward (dropped)",
     "lookup_targets_as_trainable": "trainable_targets= (HopfieldLayer)",
+    "disable_out_projection": "out_projection=False",
 }
 
 
@@ -82,8 +83,8 @@ def hflayers_hint(name: str) -> str:
         return (f"; hflayers' {name} is {HFLAYERS_NAMES[name]} here (see docs/hflayers.md for "
                 "every hflayers argument)")
     hflayers_only = ("normalize_", "stored_pattern_as_static", "state_pattern_as_static",
-                     "pattern_projection_as", "pattern_size",
-                     "add_zero_association", "disable_out_projection")
+                     "pattern_projection_as",
+                     "add_zero_association")
     if name.startswith(hflayers_only):
         return ("; this hflayers argument has no equivalent here yet (docs/hflayers.md lists "
                 "every hflayers argument and its status)")
@@ -162,6 +163,10 @@ class Hopfield(nn.Module):
         num_heads: H.
         stored_pattern_size: Dk of the stored patterns Y (default input_size).
         pattern_projection_size: Dv of the pattern projections V (default input_size).
+        pattern_size: per-head size of the projected values (default head_size); the heads
+            concatenated have num_heads * pattern_size features.
+        out_projection: False = no output projection: the output is the concatenated heads
+            (num_heads * pattern_size features; ``output_size`` must then be None or that).
         beta: inverse temperature. ``None`` → 1/sqrt(Dh) (transformer scaling); a float; or a
             tensor of shape (H,), one β per head.
         learnable_beta: learn β per head (stored as ``log_beta`` so it stays positive).
@@ -197,6 +202,8 @@ class Hopfield(nn.Module):
         *,
         stored_pattern_size: int | None = None,
         pattern_projection_size: int | None = None,
+        pattern_size: int | None = None,
+        out_projection: bool = True,
         beta: float | torch.Tensor | None = None,
         learnable_beta: bool = False,
         max_steps: int | None | Sequence[int] = 0,
@@ -231,6 +238,14 @@ class Hopfield(nn.Module):
         def size(value: int | None, name: str) -> int:  # None → input_size; 0 is an error
             return check_positive_int(input_size if value is None else value, name)
 
+        self.pattern_size = check_positive_int(
+            self.head_size if pattern_size is None else pattern_size, "pattern_size")
+        Ev = num_heads * self.pattern_size
+        if not check_bool(out_projection, "out_projection"):
+            if output_size not in (None, Ev):
+                raise ValueError(f"output_size must be None or num_heads * pattern_size = {Ev} "
+                                 f"with out_projection=False, got {output_size}")
+            output_size = Ev
         self.output_size = size(output_size, "output_size")
         self.stored_pattern_size = size(stored_pattern_size, "stored_pattern_size")
         self.pattern_projection_size = size(pattern_projection_size, "pattern_projection_size")
@@ -248,9 +263,11 @@ class Hopfield(nn.Module):
         E = num_heads * self.head_size
         self.q_proj = nn.Linear(input_size, E, bias=bias)
         self.k_proj = nn.Linear(self.stored_pattern_size, E, bias=bias)
-        self.v_proj = nn.Linear(self.pattern_projection_size, E, bias=bias)
-        self.out_proj = nn.Linear(E, self.output_size, bias=bias)
+        self.v_proj = nn.Linear(self.pattern_projection_size, Ev, bias=bias)
+        self.out_proj = nn.Linear(Ev, self.output_size, bias=bias) if out_projection else None
         for lin in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
+            if lin is None:
+                continue
             nn.init.xavier_uniform_(lin.weight)
             if lin.bias is not None:
                 nn.init.zeros_(lin.bias)
@@ -282,6 +299,10 @@ class Hopfield(nn.Module):
             parts.append(f"stored_pattern_size={self.stored_pattern_size}")
         if self.pattern_projection_size != self.input_size:
             parts.append(f"pattern_projection_size={self.pattern_projection_size}")
+        if self.pattern_size != self.head_size:
+            parts.append(f"pattern_size={self.pattern_size}")
+        if self.out_proj is None:
+            parts.append("out_projection=False")
         parts += [f"beta={beta}" + (" (learnable)" if self.learnable_beta else ""),
                   f"max_steps={self.max_steps}", f"separation={self.separation.name}"]
         if self.max_steps != 0:
@@ -398,8 +419,9 @@ class Hopfield(nn.Module):
         result = hopfield_forward(
             y, r, v, num_heads=self.num_heads, beta=self.beta,
             q_proj_weight=q.weight, k_proj_weight=k.weight, v_proj_weight=vp.weight,
-            out_proj_weight=o.weight, q_proj_bias=q.bias, k_proj_bias=k.bias,
-            v_proj_bias=vp.bias, out_proj_bias=o.bias, mask=mask,
+            out_proj_weight=None if o is None else o.weight, q_proj_bias=q.bias,
+            k_proj_bias=k.bias, v_proj_bias=vp.bias, out_proj_bias=None if o is None else o.bias,
+            mask=mask,
             association_mask=association_mask, separation=self.separation,
             dropout_p=self.dropout, training=self.training, max_steps=self.max_steps,
             tol=self.tol, return_info=return_info, check_input=False)
