@@ -40,6 +40,16 @@ def test_paper_numbers_are_the_published_ones():
     assert R.PROTOCOLS["full"]["folds"] == 10 and R.PROTOCOLS["full"]["repeats"] == 5
 
 
+def test_all_eight_sets_in_full_and_quick_a_subset():
+    from hopfield.datasets.mil import MIL_DATASETS
+
+    assert len(MIL_DATASETS) == 8 and tuple(R.PROTOCOLS["full"]["datasets"]) == MIL_DATASETS
+    assert set(R.PROTOCOLS["quick"]["datasets"]) <= set(MIL_DATASETS)
+    assert {"elephant", "ucsb_breast_cancer"} <= set(R.PROTOCOLS["quick"]["datasets"])
+    with pytest.raises(ValueError, match="name must be one of"):
+        R.run("unused", mode="smoke", datasets=("tiger",))
+
+
 def test_bag_statistics_reference():
     bags = [np.array([[1.0, 5.0], [3.0, -1.0]]), np.array([[2.0, 2.0]])]
     np.testing.assert_array_equal(bag_statistics(bags), [[2, 2, 1, -1, 3, 5], [2, 2, 2, 2, 2, 2]])

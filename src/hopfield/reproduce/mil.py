@@ -11,15 +11,20 @@ Protocols (:data:`PROTOCOLS`):
   each method picks its hyperparameters by an inner stratified 3-fold cross-validation on the outer
   training bags (mean inner ROC AUC) over ``n_iter`` = 8 candidates: its defaults plus 7 distinct
   points sampled (seeded) from its grid (``param_grid()``; the same points for every fold), then
-  refits on all outer training bags. Datasets: elephant, ucsb_breast_cancer, musk1, musk2.
-  That is 50 × 25 fits per method and dataset: about 200× the quick run, i.e. roughly 10 hours
-  on an idle 2-core CPU; resumable.
+  refits on all outer training bags. Datasets: all eight of :data:`~hopfield.datasets.mil.MIL_DATASETS`.
+  That is 50 × 25 fits per method and dataset: about 200× the quick run per set, i.e. roughly
+  10 hours for the paper's four sets on an idle 2-core CPU and more than a day for all eight;
+  resumable (pass ``datasets=`` to run a subset).
 - ``quick`` — stratified 5-fold cross-validation, 1 repeat, every method with its defaults
-  (no tuning); the same four datasets. A few minutes.
+  (no tuning); :data:`QUICK_SETS` (elephant, ucsb_breast_cancer, musk1, musk2, protein), about
+  5 CPU-minutes. ``run(..., mode="quick", datasets=MIL_DATASETS)`` runs all eight (~13 CPU-minutes).
 - ``smoke`` — musk1 only, 2 folds, shortened training (tests only).
 
 The ± is the standard deviation over repeats of the per-repeat mean AUC (paper), or over folds when
-there is a single repeat. Every finished fold is cached as JSON under
+there is a single repeat. Every method is compared with Hopfield pooling on the same outer folds
+(:func:`compare`: Nadeau–Bengio corrected resampled t-test, primary, and Wilcoxon signed-rank), with
+a win/tie/loss line; the report also draws the per-instance association weights of correctly and
+wrongly classified test bags of one set (:data:`FIGURE_SET`). Every finished fold is cached as JSON under
 ``out_dir/mil/folds/<mode>-seed<seed>/`` (atomic writes) and a rerun skips it.
 Files: ``results.csv`` (one row per fold), ``summary.csv``, ``mil.json``, ``auc.png``.
 """
@@ -38,10 +43,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
 from .._io import atomic_savefig, atomic_write_json, atomic_write_text
-from ..datasets.mil import load_mil
+from ..datasets.mil import MIL_DATASETS, load_mil
 from .report import markdown_table
 
-__all__ = ["METHODS", "PAPER", "PROTOCOLS", "compare", "corrected_ttest", "make", "run", "wilcoxon_p"]
+__all__ = ["FIGURE_SET", "METHODS", "PAPER", "PROTOCOLS", "QUICK_SETS", "compare", "corrected_ttest", "make",
+           "run", "wilcoxon_p"]
 
 #: name -> (label, kind, fixed params)
 METHODS: dict[str, tuple[str, str, dict]] = {
@@ -59,10 +65,12 @@ PAPER: dict[str, tuple[float, float] | None] = {
     "elephant": (94.9, 0.3), "ucsb_breast_cancer": (89.5, 0.8), "musk1": None, "musk2": None,
 }
 
-_SETS = ("elephant", "ucsb_breast_cancer", "musk1", "musk2")
+#: The paper's two sets plus Musk1/Musk2 and Protein: the sets whose seven methods together take
+#: ≲ 5 CPU-minutes under the quick protocol (measured per fold, see docs/reproduce.md).
+QUICK_SETS = ("elephant", "ucsb_breast_cancer", "musk1", "musk2", "protein")
 PROTOCOLS: dict[str, dict] = {
-    "full": {"datasets": _SETS, "folds": 10, "repeats": 5, "inner_folds": 3, "n_iter": 8, "net": {}},
-    "quick": {"datasets": _SETS, "folds": 5, "repeats": 1, "inner_folds": 0, "n_iter": 0, "net": {}},
+    "full": {"datasets": MIL_DATASETS, "folds": 10, "repeats": 5, "inner_folds": 3, "n_iter": 8, "net": {}},
+    "quick": {"datasets": QUICK_SETS, "folds": 5, "repeats": 1, "inner_folds": 0, "n_iter": 0, "net": {}},
     "smoke": {"datasets": ("musk1",), "folds": 2, "repeats": 1, "inner_folds": 0, "n_iter": 0,
               "net": {"max_iter": 3, "n_iter_no_change": 2}, "stats": {"n_estimators": 20}},
 }
@@ -476,10 +484,10 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
         _plot_weights(out, weights, weights["dataset"])
         fig_lines = [
             f"### Which instances Hopfield pooling looks at ({weights['dataset']})", "",
-            f"Per-instance association weights (`HopfieldMILClassifier.instance_weights`, mean over heads; "
+            (f"Per-instance association weights (`HopfieldMILClassifier.instance_weights`, mean over heads; "
             f"each bag's weights sum to 1) of the most confidently correct (top, green) and wrong (bottom, "
             f"red) test bags of repeat 0, fold 0 ({weights['n_correct']} correct, {weights['n_wrong']} "
-            f"wrong at threshold 0.5); the dashed line is the uniform weight 1/n of mean pooling.", "",
+            f"wrong at threshold 0.5); the dashed line is the uniform weight 1/n of mean pooling."), "",
             "![instance weights](mil/instance_weights.png)", ""]
 
     header = ["dataset", "paper (Hopfield)"] + [METHODS[m][0] for m in methods]
@@ -502,11 +510,11 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
     std_of = "repeat means" if proto["repeats"] > 1 else "folds"
     return "\n".join([
         "## Multiple-instance learning (ROC AUC %)", "",
-        f"Mode `{mode}`, seed {seed}: {how}. All methods run on the same folds; ± is the standard "
+        (f"Mode `{mode}`, seed {seed}: {how}. All methods run on the same folds; ± is the standard "
         f"deviation over {std_of}. Best per dataset in bold. \"paper\" is Ramsauer et al. (2020), "
         f"Table 1 (10-fold nested CV × 5, tuned); Musk1/Musk2 are not in that table (n/a). "
         f"This invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU (single-threaded torch; "
-        f"folds cached by an earlier run are not refitted); {len(rows)} folds in total.", "",
+        f"folds cached by an earlier run are not refitted); {len(rows)} folds in total."), "",
         markdown_table(header, body), "",
         *_stats_section(table, cmp, names, methods, proto),
         "![MIL ROC AUC](mil/auc.png)", "",
