@@ -19,7 +19,7 @@ from hopfield.compat.hflayers import convert_state_dict, from_hflayers
 from hopfield.nn import Hopfield, HopfieldLayer, HopfieldPooling
 
 DEF = {
-    "association_activation": None,
+    "association_activation": None, "disable_out_projection": False,
     "hidden_size": None, "output_size": None, "pattern_size": None, "num_heads": 1,
     "scaling": None, "update_steps_max": 0, "update_steps_eps": 1e-4,
     "normalize_stored_pattern": True, "normalize_stored_pattern_affine": True,
@@ -41,7 +41,8 @@ def _dims(kw):
 
 def make_sd(kind, kw, gen):
     """A random hflayers-shaped state dict (documented key layout)."""
-    a, D, _H, _Dh, E, Dk, Dv, O = _dims(kw)
+    a, D, H, Dh, E, Dk, Dv, O = _dims(kw)
+    Ev = H * (a["pattern_size"] or Dh)
     r = lambda *s: torch.randn(*s, generator=gen) * 0.5
     pre = "" if kind == "Hopfield" else "hopfield."
     c = pre + "association_core."
@@ -52,12 +53,13 @@ def make_sd(kind, kw, gen):
     else:
         sd[c + "q_proj_weight"] = r(E, D)
         sd[c + "k_proj_weight"] = r(E, Dk)
-        sd[c + "v_proj_weight"] = r(E, E if a["pattern_projection_as_connected"] else Dv)
+        sd[c + "v_proj_weight"] = r(Ev, E if a["pattern_projection_as_connected"] else Dv)
     if a["input_bias"]:
-        sd[c + "in_proj_bias"] = r(3 * E)
-    sd[c + "out_proj.weight"] = r(O, E)
-    if a["input_bias"]:
-        sd[c + "out_proj.bias"] = r(O)
+        sd[c + "in_proj_bias"] = r(2 * E + Ev)
+    if not a["disable_out_projection"]:
+        sd[c + "out_proj.weight"] = r(O, Ev)
+        if a["input_bias"]:
+            sd[c + "out_proj.bias"] = r(O)
     if a["concat_bias_pattern"]:
         sd[c + "bias_k"], sd[c + "bias_v"] = r(1, 1, E), r(1, 1, E)
     for base, n in (("stored_pattern", Dk), ("state_pattern", D), ("pattern_projection", Dv)):
@@ -104,7 +106,8 @@ def hf_reference(kind, sd, kw, x):
     rr = norm(rr, "state_pattern", "norm_state_pattern")
     v = norm(v, "pattern_projection", "norm_pattern_projection")
     b = sd.get(c + "in_proj_bias")
-    bq, bk, bv = (None, None, None) if b is None else b.split(E)
+    Ev = H * (a["pattern_size"] or Dh)
+    bq, bk, bv = (None, None, None) if b is None else b.split([E, E, Ev])
     if c + "in_proj_weight" in sd:
         wq, wk, wv = sd[c + "in_proj_weight"].chunk(3)
     else:
@@ -129,8 +132,9 @@ def hf_reference(kind, sd, kw, x):
         active = torch.tensor([n < t for t in steps]).view(1, H, 1, 1)
         qn = (w @ k) * s  # float scaling only (tensor + steps is refused)
         w = torch.where(active, torch.softmax(qn @ k.mT, -1), w)
-    out = F.linear((w @ v).transpose(1, 2).flatten(2), sd[c + "out_proj.weight"],
-                   sd.get(c + "out_proj.bias"))
+    out = (w @ v).transpose(1, 2).flatten(2)
+    if not a["disable_out_projection"]:
+        out = F.linear(out, sd[c + "out_proj.weight"], sd.get(c + "out_proj.bias"))
     if a.get("association_activation"):
         out = getattr(torch, a["association_activation"])(out)
     return out.flatten(1) if kind == "HopfieldPooling" else out
@@ -153,6 +157,12 @@ CASES = [
     ("Hopfield", {"input_size": 9, "num_heads": 3, "scaling": 0.6,
                   "update_steps_max": torch.tensor([0, 3, 1]), "update_steps_eps": 1e-12}, "self"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "batch_first": False}, "tuple"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "pattern_size": 3, "output_size": 5,
+                  "stored_pattern_size": 6}, "tuple"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "pattern_size": 5,
+                  "disable_out_projection": True, "scaling": torch.tensor([0.3, 0.6])}, "tuple"),
+    ("HopfieldPooling", {"input_size": 8, "num_heads": 2, "quantity": 2, "pattern_size": 3,
+                         "disable_out_projection": True}, "pool"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "association_activation": "tanh"}, "self"),
     ("HopfieldPooling", {"input_size": 8, "num_heads": 2, "quantity": 3,
                          "scaling": torch.tensor([0.5, 1.5])}, "pool"),
@@ -262,14 +272,14 @@ def _sd(kind="Hopfield", **kw):
     (lambda sd, kw: kw.__setitem__("stored_pattern_as_static", True), "stored_pattern_as_static=True"),
     (lambda sd, kw: kw.__setitem__("normalize_hopfield_space", True), "normalize_hopfield_space"),
     (lambda sd, kw: kw.__setitem__("add_zero_association", True), "add_zero_association"),
-    (lambda sd, kw: kw.__setitem__("disable_out_projection", True), "disable_out_projection"),
+    (lambda sd, kw: kw.__setitem__("disable_out_projection", True), "unexpected key"),
     (lambda sd, kw: kw.__setitem__("association_activation", "no_such_fn"), "association_activation"),
     (lambda sd, kw: kw.__setitem__("update_steps_max", torch.tensor([1, 2, 3])), r"update_steps_max must be .* shape \(2,\)"),
     (lambda sd, kw: kw.__setitem__("update_steps_eps", torch.tensor([1e-3])), r"update_steps_eps must be .* shape \(2,\)"),
     (lambda sd, kw: kw.update(scaling=torch.tensor([0.5, 1.0]), update_steps_max=None), "per-feature"),
     (lambda sd, kw: kw.update(scaling=torch.tensor([0.5, 1.0]), update_steps_max=1), "per-feature"),
     (lambda sd, kw: kw.__setitem__("scaling", torch.tensor([0.5, 1.0, 2.0])), r"scaling must be .* shape \(2,\)"),
-    (lambda sd, kw: kw.__setitem__("pattern_size", 3), "pattern_size=3"),
+    (lambda sd, kw: kw.__setitem__("pattern_size", 3), "missing key 'association_core.q_proj_weight'"),
     (lambda sd, kw: kw.__setitem__("normalize_state_pattern_eps", 1e-3), "normalize_state_pattern_eps"),
     (lambda sd, kw: kw.__setitem__("input_size", None), "must give input_size"),
 ])

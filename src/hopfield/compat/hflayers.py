@@ -106,7 +106,6 @@ def _refuse(a: dict[str, object], kind: str) -> None:
         "pattern_projection_as_static": "no projection of the pattern projections",
         "normalize_hopfield_space": "LayerNorm of the projected patterns in head space",
         "add_zero_association": "an extra all-zero stored pattern",
-        "disable_out_projection": "no output projection",
     }
     for name, what in why.items():
         if a[name]:
@@ -198,14 +197,16 @@ def convert_state_dict(
     else:
         Dh = int(a["hidden_size"])
     E = H * Dh
-    if a["pattern_size"] is not None and int(a["pattern_size"]) != Dh:
-        raise ValueError(f"hflayers_kwargs: pattern_size={a['pattern_size']} != hidden_size={Dh} "
-                         "(value size different from the head size) has no equivalent in "
-                         "hopfield.nn yet")
+    Pd = Dh if a["pattern_size"] is None else int(a["pattern_size"])
+    Ev = H * Pd
+    no_out = bool(a["disable_out_projection"])
     Dk = D if a["stored_pattern_size"] is None else int(a["stored_pattern_size"])
     Dv = D if a["pattern_projection_size"] is None else int(a["pattern_projection_size"])
     O = D if a["output_size"] is None else int(a["output_size"])
     connected = bool(a["pattern_projection_as_connected"])
+    if connected and Pd != Dh:
+        raise ValueError(f"hflayers_kwargs: pattern_projection_as_connected=True needs "
+                         f"pattern_size == hidden_size, got {Pd} and {Dh} (hflayers asserts it)")
     if connected and Dk != Dv:
         raise ValueError(f"hflayers_kwargs: pattern_projection_as_connected=True needs "
                          f"stored_pattern_size == pattern_projection_size, got {Dk} and {Dv}")
@@ -220,12 +221,13 @@ def convert_state_dict(
     else:
         expected[core + "q_proj_weight"] = (E, D)
         expected[core + "k_proj_weight"] = (E, Dk)
-        expected[core + "v_proj_weight"] = (E, E if connected else Dv)
+        expected[core + "v_proj_weight"] = (Ev, E if connected else Dv)
     if bias:
-        expected[core + "in_proj_bias"] = (3 * E,)
-    expected[core + "out_proj.weight"] = (O, E)
-    if bias:
-        expected[core + "out_proj.bias"] = (O,)
+        expected[core + "in_proj_bias"] = (2 * E + Ev,)
+    if not no_out:
+        expected[core + "out_proj.weight"] = (O, Ev)
+        if bias:
+            expected[core + "out_proj.bias"] = (O,)
     if a["concat_bias_pattern"]:
         expected[core + "bias_k"] = (1, 1, E)
         expected[core + "bias_v"] = (1, 1, E)
@@ -269,7 +271,7 @@ def convert_state_dict(
         wq, wk, wv = (sd[core + n] for n in ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
     bq = bk = bv = None
     if bias:
-        bq, bk, bv = sd[core + "in_proj_bias"].split(E)
+        bq, bk, bv = sd[core + "in_proj_bias"].split([E, E, Ev])
     if connected:  # v = W_v (W_k V + b_k) + b_v
         wv64 = wv.double()
         new_wv = (wv64 @ wk.double()).to(wv.dtype)
@@ -325,10 +327,15 @@ def convert_state_dict(
 
     # ----------------------------------------------------------- the new layer
     hk: dict[str, object] = {  # hopfield.nn constructor arguments
-        "input_size": D, "head_size": Dh, "output_size": O, "num_heads": H, "beta": beta,
+        "input_size": D, "head_size": Dh, "output_size": None if no_out else O,
+        "num_heads": H, "beta": beta,
         "max_steps": steps, "dropout": float(a["dropout"]), "bias": bias,
         "batch_first": batch_first,
     }
+    if Pd != Dh:
+        hk["pattern_size"] = Pd
+    if no_out:
+        hk["out_projection"] = False
     if a["association_activation"] is not None:
         hk["association_activation"] = a["association_activation"]
     if steps != 0:
@@ -339,8 +346,10 @@ def convert_state_dict(
     out: dict[str, torch.Tensor] = {}
     dtype = wq.dtype
     for name, w, b in (("q_proj", wq, bq), ("k_proj", wk, bk), ("v_proj", wv, bv),
-                       ("out_proj", sd[core + "out_proj.weight"],
+                       ("out_proj", sd.get(core + "out_proj.weight"),
                         sd.get(core + "out_proj.bias"))):
+        if w is None:  # disable_out_projection
+            continue
         out[f"{pre}{name}.weight"] = w.detach().clone()
         if b is not None:
             out[f"{pre}{name}.bias"] = b.detach().clone()
