@@ -193,3 +193,16 @@ def test_bad_input_gives_clear_errors():
         HopfieldEncoderLayer.from_transformer_layer(nn.Linear(2, 2))
     with pytest.raises(TypeError, match="must be a torch.nn.TransformerDecoderLayer"):
         HopfieldDecoderLayer.from_transformer_layer(nn.TransformerEncoderLayer(D, H))
+
+
+@pytest.mark.parametrize("kw", [{"bias": False}, {"dtype": torch.float64},
+                                {"activation": nn.GELU()}])
+def test_decoder_exact_bias_dtype_activation(kw):
+    t = nn.TransformerDecoderLayer(D, H, FF, batch_first=True, **kw).eval()
+    h = HopfieldDecoderLayer.from_transformer_layer(t)
+    dtype = kw.get("dtype", torch.float32)
+    tgt, mem = _x(True, L, 1).to(dtype), _x(True, S, 2).to(dtype)
+    with torch.no_grad():
+        out = h(tgt, mem, tgt_mask=_causal(L))
+        torch.testing.assert_close(out, t(tgt, mem, tgt_mask=_causal(L)), atol=TOL, rtol=0)
+    assert out.dtype == dtype
