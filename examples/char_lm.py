@@ -61,8 +61,8 @@ class CharLM(nn.Module):
         self.block = block
         self.tok = nn.Embedding(vocab, d_model)
         self.pos = nn.Embedding(block, d_model)
-        common = dict(dim_feedforward=4 * d_model, dropout=dropout, activation="gelu",
-                      batch_first=True, norm_first=True)
+        common = {"dim_feedforward": 4 * d_model, "dropout": dropout, "activation": "gelu",
+                  "batch_first": True, "norm_first": True}
         blocks = [nn.TransformerEncoderLayer(d_model, nhead, **common) for _ in range(layers)]
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab)
@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"variant {name}", flush=True)
         results.append(run_variant(name, args, train, val, len(itos), itos, stoi))
 
-    lines = [f"steps={args.steps} batch={args.batch} block={args.block} d_model={args.d_model} "
-             f"nhead={args.nhead} layers={args.layers} lr={args.lr} seed={args.seed} "
-             f"threads={args.threads}", "",
+    lines = [(f"steps={args.steps} batch={args.batch} block={args.block} "
+              f"d_model={args.d_model} nhead={args.nhead} layers={args.layers} lr={args.lr} "
+              f"seed={args.seed} threads={args.threads}"), "",
              "| variant | params | val loss (nats/char) | perplexity | train tokens/s |",
              "|---|---|---|---|---|"]
     for r in results:
