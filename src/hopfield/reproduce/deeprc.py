@@ -401,5 +401,7 @@ def _report(out, mode, seed, settings, methods, rows, scale_rec, elapsed, cpu) -
             f"GFLOP/s); the lookups are memory-bound. Load average during the run: "
             f"{scale_rec['load_average']:.1f} (shared machine).", ""]
     lines += ["Files: `deeprc/results.csv`, `deeprc/summary.csv`, `deeprc/deeprc.json`, "
-              "`deeprc/scale.json`, `deeprc/auc.png`, `deeprc/attention.png`.", ""]
+              "`deeprc/scale.json`, `deeprc/auc.png`, `deeprc/attention.png`; "
+              "`deeprc/scale_data_<n>/` holds the simulated big repertoire (DeepRC layout and its "
+              "converted store, reused by reruns).", ""]
     return "\n".join(lines)
