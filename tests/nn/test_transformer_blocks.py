@@ -206,3 +206,21 @@ def test_decoder_exact_bias_dtype_activation(kw):
         out = h(tgt, mem, tgt_mask=_causal(L))
         torch.testing.assert_close(out, t(tgt, mem, tgt_mask=_causal(L)), atol=TOL, rtol=0)
     assert out.dtype == dtype
+
+
+def test_char_lm_example_runs_and_hopfield_equals_attention(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "char_lm.py"
+    spec = importlib.util.spec_from_file_location("char_lm_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--quick", "--steps", "3", "--sample-chars", "5", "--block", "16", "--batch", "4",
+              "--variants", "attention", "hopfield", "--out", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["variant"] for r in results] == ["attention", "hopfield"]
+    # same initial weights, data and function: the Hopfield blocks track attention exactly
+    assert abs(results[0]["val_loss"] - results[1]["val_loss"]) < 1e-4
+    assert (tmp_path / "results.md").read_text().count("| attention |") == 1
