@@ -217,8 +217,12 @@ def test_char_lm_example_runs_and_hopfield_equals_attention(tmp_path):
     spec = importlib.util.spec_from_file_location("char_lm_example", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.main(["--quick", "--steps", "3", "--sample-chars", "5", "--block", "16", "--batch", "4",
-              "--variants", "attention", "hopfield", "--out", str(tmp_path)])
+    threads = torch.get_num_threads()
+    try:
+        mod.main(["--quick", "--steps", "3", "--sample-chars", "5", "--block", "16", "--batch",
+                  "4", "--variants", "attention", "hopfield", "--out", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)  # main() sets --threads
     results = json.loads((tmp_path / "results.json").read_text())
     assert [r["variant"] for r in results] == ["attention", "hopfield"]
     # same initial weights, data and function: the Hopfield blocks track attention exactly
