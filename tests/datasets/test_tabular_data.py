@@ -88,7 +88,7 @@ def test_real_sets_and_fixed_split(name, tmp_path):
         pytest.skip(f"{TABULAR_SETS[name][0]} data not fetched (scripts/fetch_data.sh)")
     root = data_dir()
     # read the packages from the real data dir, write the split into a scratch copy of it
-    for pkg in {"mlbench", "modeldata", "ggplot2"}:
+    for pkg in ("mlbench", "modeldata", "ggplot2"):
         if (root / pkg).exists():
             (tmp_path / pkg).symlink_to(root / pkg)
     d = load_tabular(name, data_dir=tmp_path)

@@ -15,10 +15,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from hopfield.estimators.hopular import HopularClassifier, HopularNet, HopularRegressor
 
-TINY = dict(embedding_size=8, num_blocks=1, num_heads=2, head_size=4, max_iter=3, anneal_iter=1,
-            n_iter_no_change=2, random_state=0)
-SMALL = dict(embedding_size=8, num_blocks=2, num_heads=2, head_size=8, max_iter=25,
-             anneal_iter=5, n_iter_no_change=5, learning_rate=5e-3, random_state=0)
+TINY = {"embedding_size": 8, "num_blocks": 1, "num_heads": 2, "head_size": 4, "max_iter": 3,
+        "anneal_iter": 1, "n_iter_no_change": 2, "random_state": 0}
+SMALL = {"embedding_size": 8, "num_blocks": 2, "num_heads": 2, "head_size": 8, "max_iter": 25,
+         "anneal_iter": 5, "n_iter_no_change": 5, "learning_rate": 5e-3, "random_state": 0}
 
 EXPECTED_FAILED = {
     # Rows never interact, but float32 matmuls over a batch of 20 vs a subset of 10 rows round
@@ -224,7 +224,7 @@ def test_unseen_category_uses_unknown_embedding():
     new["color"] = pd.Categorical(["purple", "red", "purple"])
     p = est.predict_proba(new)  # documented: no error
     assert np.isfinite(p).all()
-    num, miss, cat = est._get_encoder().transform(new)
+    _, _, cat = est._get_encoder().transform(new)
     assert cat[0, 0] == 3 + 1 and cat[1, 0] == 2  # K + 1 = unknown; 'red' is category 2
 
 

@@ -127,8 +127,8 @@ def _split(y: np.ndarray, task: str, seed: int) -> dict[str, list[int]]:
     out = {"train": [], "val": [], "test": []}
     for g in groups:
         g = rng.permutation(g)
-        n_te = int(round(FRACTIONS[2] * len(g)))
-        n_va = int(round(FRACTIONS[1] * len(g)))
+        n_te = round(FRACTIONS[2] * len(g))
+        n_va = round(FRACTIONS[1] * len(g))
         out["test"] += g[:n_te].tolist()
         out["val"] += g[n_te:n_te + n_va].tolist()
         out["train"] += g[n_te + n_va:].tolist()

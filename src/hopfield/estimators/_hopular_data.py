@@ -21,6 +21,7 @@ DataFrames fitted with column names, different column names.
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
 
         return np.asarray(pd.isna(values), dtype=bool)
     except ImportError:  # pragma: no cover - pandas is a dependency of the benchmarks only
-        return np.array([v is None or (isinstance(v, float) and v != v) for v in values])
+        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values])
 
 
 def _columns(X) -> tuple[list, list[str] | None, list[bool]]:
@@ -149,7 +150,7 @@ class TabularEncoder:
             return [a or bool(b) for a, b in zip(out, items)]
         for v in items:
             if isinstance(v, (bool, np.bool_)):
-                raise ValueError(f"categorical_features as a bool mask must have length "
+                raise ValueError(f"categorical_features as a bool mask must have length "  # noqa: TRY004
                                  f"n_features={d}, got length {len(items)}")
             if isinstance(v, numbers.Integral):
                 if not -d <= int(v) < d:

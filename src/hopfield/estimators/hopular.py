@@ -51,6 +51,7 @@ import math
 import time
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -278,7 +279,7 @@ class _HopularBase(HopfieldEstimator):
     and a streamed ``_forward``.
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         **{k: v for k, v in HopfieldEstimator._parameter_constraints.items()
            if k not in ("batch_size", "n_members")},
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -532,12 +533,12 @@ class _HopularBase(HopfieldEstimator):
         if not hp.early_stopping or hp.validation_fraction == 0 or n < 4:
             return np.empty(0, np.int64)
         if y_codes is None:
-            return np.sort(rng.permutation(n)[:max(1, int(round(hp.validation_fraction * n)))])
+            return np.sort(rng.permutation(n)[:max(1, round(hp.validation_fraction * n))])
         val = []
         for c in np.unique(y_codes):
             idx = rng.permutation(np.flatnonzero(y_codes == c))
             if len(idx) >= 2:
-                k = int(round(hp.validation_fraction * len(idx)))
+                k = round(hp.validation_fraction * len(idx))
                 val.append(idx[:max(1, min(len(idx) - 1, k))])
         return np.sort(np.concatenate(val)) if val else np.empty(0, np.int64)
 

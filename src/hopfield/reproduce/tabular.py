@@ -263,7 +263,7 @@ def _impute(parts):
     Xtr = parts[0]
     med = np.nanmedian(np.where(np.isfinite(Xtr), Xtr, np.nan), axis=0) if Xtr.size else Xtr
     med = np.where(np.isfinite(med), med, 0.0)
-    fix = lambda X: np.where(np.isnan(X), med, X)  # noqa: E731
+    fix = lambda X: np.where(np.isnan(X), med, X)
     return (fix(parts[0]), parts[1], fix(parts[2]), parts[3], fix(parts[4]), parts[5])
 
 
@@ -365,11 +365,11 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                     f"{r['seconds']:.2f}", f"{r['peak_bytes'] / 2**20:.1f}",
                     json.dumps(r["best_params"])])
     atomic_write_text(out / "results.csv", buf.getvalue())
-    lines = [f"## Tabular: Hopular vs tuned baselines (mode `{mode}`, seed {seed})", "",
-             f"Every method: {n_trials} Optuna trial(s) on the validation rows, the first being "
+    intro = (f"Every method: {n_trials} Optuna trial(s) on the validation rows, the first being "
              f"its defaults; test score of the best-validation trial ('tuned') and of the "
              f"defaults trial ('defaults'). Accuracy in %, RMSE on the target's scale "
-             f"(log10 price for ames and diamonds); rank 1 = best.", ""]
+             f"(log10 price for ames and diamonds); rank 1 = best.")
+    lines = [f"## Tabular: Hopular vs tuned baselines (mode `{mode}`, seed {seed})", "", intro, ""]
     summary: dict = {"mode": mode, "seed": seed, "methods": methods, "rows": rows, "groups": {}}
     figs = []
     for kind, task in (("small", "classification"), ("mid", "classification"),
@@ -425,8 +425,9 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
     if figs:
         _plot(out, figs)
         lines.append("![ranks](tabular/ranks.png)")
-    lines += ["", f"Files: `tabular/results.csv`, `tabular/tabular.json`. Wall time of this "
-              f"invocation {elapsed:.0f} s (cached cells are not recomputed).", ""]
+    tail = (f"Files: `tabular/results.csv`, `tabular/tabular.json`. Wall time of this "
+            f"invocation {elapsed:.0f} s (cached cells are not recomputed).")
+    lines += ["", tail, ""]
     return "\n".join(lines)
 
 
