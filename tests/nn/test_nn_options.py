@@ -193,7 +193,7 @@ def test_trainable_flags():
 
 def reference_general(layer: Hopfield, y, r, v, steps=0, mask=None):
     """float64 paper forward with value size per head = pattern_size, optional out_proj."""
-    d = lambda t: None if t is None else t.detach().double()  # noqa: E731
+    d = lambda t: None if t is None else t.detach().double()
     H = layer.num_heads
     q = F.linear(r.double(), d(layer.q_proj.weight), d(layer.q_proj.bias)).unflatten(-1, (H, -1))
     k = F.linear(y.double(), d(layer.k_proj.weight), d(layer.k_proj.bias)).unflatten(-1, (H, -1))
@@ -260,3 +260,43 @@ def test_pattern_size_in_pooling_and_lookup_and_errors():
         hopfield_forward(*(torch.randn(1, 2, 8),) * 3, num_heads=2, beta=1.0,
                          q_proj_weight=layer.q_proj.weight, k_proj_weight=layer.k_proj.weight,
                          v_proj_weight=layer.v_proj.weight, out_proj_weight=torch.randn(8, 6))
+
+
+# ----------------------------------------------------------------------------- pooling tuple, getters
+
+
+def test_pooling_tuple_input_equals_the_explicit_hopfield_call():
+    torch.manual_seed(6)
+    pool = HopfieldPooling(8, num_heads=2, quantity=3).double()
+    y, v = torch.randn(2, 5, 8, dtype=torch.float64), torch.randn(2, 5, 8, dtype=torch.float64)
+    mask = torch.tensor([[False] * 5, [True, True, False, False, False]])
+    ref = pool.hopfield((y, pool.query.unsqueeze(0).expand(2, -1, -1), v), mask=mask).flatten(1)
+    assert (pool((y, v), mask=mask) - ref).abs().max() <= 1e-12
+    assert (pool((y, y)) - pool(y)).abs().max() == 0
+    with pytest.raises(ValueError, match="stored and projection must have the same batch"):
+        pool((y, v[:, :4]))
+    with pytest.raises(TypeError, match=r"tuple \(stored, projection\) of 2"):
+        pool((y, v, v))
+    with pytest.raises(ValueError, match="projection must have feature size 8"):
+        pool((y, v[..., :6]))
+    w = pool.get_association_matrix((y, v), mask=mask)
+    assert w.shape == (2, 2, 3, 5) and not w.requires_grad and bool((w[1, ..., :2] == 0).all())
+    pm = pool.get_projected_pattern_matrix((y, v))
+    ref_v = pool.hopfield.v_proj(v).unflatten(-1, (2, -1)).transpose(1, 2)
+    assert pm.shape == (2, 2, 5, 4) and (pm - ref_v).abs().max() <= 1e-12
+
+
+def test_get_association_and_projected_pattern_matrix():
+    torch.manual_seed(7)
+    layer = Hopfield(8, num_heads=2, pattern_size=3, normalize_projection=True).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    w = layer.get_association_matrix(x)
+    assert (w - layer(x, return_info=True)[1].weights).abs().max() == 0 and w.shape == (2, 2, 5, 5)
+    pm = layer.get_projected_pattern_matrix(x)
+    ref = layer.v_proj(layer.norm_projection(x)).unflatten(-1, (2, 3)).transpose(1, 2)
+    assert pm.shape == (2, 2, 5, 3) and (pm - ref).abs().max() == 0
+    look = HopfieldLayer(8, num_heads=2, quantity=4, lookup_targets=True)
+    assert look.get_association_matrix(torch.randn(3, 6, 8)).shape == (3, 2, 6, 4)
+    assert look.get_projected_pattern_matrix().shape == (1, 2, 4, 4)
+    tm = HopfieldLayer(8, num_heads=2, quantity=4, batch_first=False)
+    assert tm.get_projected_pattern_matrix().shape == (1, 2, 4, 4)

@@ -403,6 +403,29 @@ class Hopfield(nn.Module):
             out = out.transpose(0, 1)  # (L, B, output_size)
         return (out, info) if return_info else out
 
+    def get_association_matrix(
+        self, input: torch.Tensor | Sequence[torch.Tensor], *, mask: torch.Tensor | None = None,
+        association_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The association weights (B, H, L, N) of a forward pass (no grad); hflayers' method of
+        the same name. Inside training code use ``forward(..., return_info=True)`` instead, which
+        gives the same weights from the same pass."""
+        with torch.no_grad():
+            return self(input, mask=mask, association_mask=association_mask,
+                        return_info=True)[1].weights
+
+    def get_projected_pattern_matrix(
+        self, input: torch.Tensor | Sequence[torch.Tensor],
+    ) -> torch.Tensor:
+        """The projected pattern projections per head, (B, H, N, pattern_size) (no grad):
+        ``norm_projection`` (if any), then ``v_proj``; hflayers' method of the same name."""
+        sizes = (self.stored_pattern_size, self.input_size, self.pattern_projection_size)
+        _, _, v = split_input(input, sizes, self.batch_first, self.q_proj.weight.dtype)
+        with torch.no_grad():
+            if self.norm_projection is not None:
+                v = self.norm_projection(v)
+            return self.v_proj(v).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+
     def _associate(
         self, y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
         association_mask: torch.Tensor | None, return_info: bool,

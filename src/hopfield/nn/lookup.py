@@ -77,6 +77,21 @@ class HopfieldLayer(nn.Module):
     def extra_repr(self) -> str:
         return f"quantity={self.quantity}, lookup_targets={self.targets is not None}"
 
+    def get_association_matrix(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
+                               association_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The association weights (B, H, L, quantity) (no grad); hflayers' method."""
+        with torch.no_grad():
+            return self(input, mask=mask, association_mask=association_mask,
+                        return_info=True)[1].weights
+
+    def get_projected_pattern_matrix(self, input: torch.Tensor | None = None) -> torch.Tensor:
+        """The projected targets (or stored patterns) per head, (1, H, quantity, pattern_size)
+        (no grad; the same for every batch element, so ``input`` is not needed)."""
+        hop = self.hopfield
+        proj = (self.patterns if self.targets is None else self.targets).unsqueeze(0)
+        pair = (proj, proj, proj) if hop.batch_first else (proj.transpose(0, 1),) * 3
+        return hop.get_projected_pattern_matrix(pair)
+
     def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
                 association_mask: torch.Tensor | None = None,
                 return_info: bool = False, **unexpected: object,

@@ -76,13 +76,61 @@ class HopfieldPooling(nn.Module):
     def extra_repr(self) -> str:
         return f"quantity={self.quantity}, output=(B, {self.output_size})"
 
+    def _pattern_inputs(self, input: object) -> tuple[torch.Tensor, torch.Tensor]:
+        """input (B, N, D) or a tuple (stored, projection) → batch-first (Y, V), validated."""
+        hop = self.hopfield
+        layout = f"(B, N, {hop.input_size})" if hop.batch_first else f"(N, B, {hop.input_size})"
+        if isinstance(input, (tuple, list)):
+            if len(input) != 2 or not all(isinstance(t, torch.Tensor) for t in input):
+                raise TypeError("input must be a tensor or a tuple (stored, projection) of 2 "
+                                f"tensors, got a {type(input).__name__} of length {len(input)}"
+                                + ("" if len(input) != 2 else " that are not both tensors"))
+            names = ("stored", "projection")
+        else:
+            input, names = (input, input), ("input", "input")
+        out = []
+        for x, name in zip(input, names):
+            if out and x is input[0]:
+                out.append(out[0])
+                continue
+            check_tensor(x, name, ndim=3, finite=False, layout=layout)
+            x = x if hop.batch_first else x.transpose(0, 1)  # (B, N, D)
+            check_features(x, name, hop.input_size, hop.q_proj.weight.dtype)
+            out.append(x)
+        y, v = out
+        if y.shape[:2] != v.shape[:2]:
+            raise ValueError("stored and projection must have the same batch size and number of "
+                             f"instances, got {shape_str(y.shape)} and {shape_str(v.shape)} "
+                             "(batch-first)")
+        if y.shape[1] == 0 and y.shape[0] > 0:
+            raise ValueError(f"{names[0]} must hold at least one instance per bag, got shape "
+                             f"{shape_str(y.shape)}")
+        return y, v
+
+    def get_association_matrix(self, input: torch.Tensor | tuple[torch.Tensor, torch.Tensor], *,
+                               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooling weights (B, H, quantity, N) (no grad); hflayers' method of that name."""
+        with torch.no_grad():
+            return self(input, mask=mask, return_info=True)[1].weights
+
+    def get_projected_pattern_matrix(
+            self, input: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The projected instances per head, (B, H, N, pattern_size) (no grad)."""
+        y, v = self._pattern_inputs(input)
+        hop = self.hopfield
+        pair = (y, y, v) if hop.batch_first else (y.transpose(0, 1), y.transpose(0, 1),
+                                                  v.transpose(0, 1))
+        return hop.get_projected_pattern_matrix(pair)
+
     def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
                 return_info: bool = False, **unexpected: object,
                 ) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
         """Pool each set of instances with the learned queries.
 
         Args:
-            input: (B, N, D) instances (or (N, B, D) with ``batch_first=False``).
+            input: (B, N, D) instances (or (N, B, D) with ``batch_first=False``), or a tuple
+                ``(stored, projection)`` of two such tensors (hflayers' pooling input): the
+                weights come from ``stored``, the pooled values from ``projection``.
             mask: bool (B, N), True = padded instance to ignore; every bag must keep one.
             return_info: also return a :class:`HopfieldInfo` from this same pass.
 
@@ -95,17 +143,11 @@ class HopfieldPooling(nn.Module):
             reject_forward_kwargs(self, unexpected)
         check_bool(return_info, "return_info")
         hop = self.hopfield
-        check_tensor(input, "input", ndim=3, finite=False,
-                     layout=f"(B, N, {hop.input_size})" if hop.batch_first
-                     else f"(N, B, {hop.input_size})")
-        x = input if hop.batch_first else input.transpose(0, 1)  # (B, N, D)
-        check_features(x, "input", hop.input_size, hop.q_proj.weight.dtype)
-        if x.shape[1] == 0 and x.shape[0] > 0:
-            raise ValueError(f"input must hold at least one instance per bag, got shape "
-                             f"{shape_str(input.shape)}")
+        x, v = self._pattern_inputs(input)  # (B, N, D) each
         check_masks(mask, None, (x.shape[0], hop.num_heads, self.quantity, x.shape[1]))
         state = self.query.unsqueeze(0)  # (1, Q, D), broadcast over the batch
-        out, info = hop._associate(x, state, x, mask, None, return_info)  # (B, Q, O)
-        check_result(out, {"input": x}, self, mask)
+        out, info = hop._associate(x, state, v, mask, None, return_info)  # (B, Q, O)
+        named = {"input": x} if v is x else {"stored": x, "projection": v}
+        check_result(out, named, self, mask)
         out = out.flatten(1)  # (B, Q * O)
         return (out, info) if return_info else out
