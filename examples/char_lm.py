@@ -152,7 +152,8 @@ def run_variant(name: str, args: argparse.Namespace, train: torch.Tensor, val: t
                             torch.Generator().manual_seed(args.seed))
     extra = {}
     if VARIANTS[name] is not None and VARIANTS[name].get("learnable_beta"):
-        extra["beta"] = [[round(float(b), 3) for b in blk.self_attn.beta.detach()] for blk in model.blocks]
+        extra["beta"] = [[round(float(b), 3) for b in blk.self_attn.beta.detach()]
+                         for blk in model.blocks]
     return {"variant": name, "val_loss": val_loss, "perplexity": math.exp(val_loss),
             "tokens_per_s": args.steps * args.batch * args.block / train_time,
             "train_seconds": train_time, "params": sum(p.numel() for p in model.parameters()),
