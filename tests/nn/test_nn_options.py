@@ -300,3 +300,79 @@ def test_get_association_and_projected_pattern_matrix():
     assert look.get_projected_pattern_matrix().shape == (1, 2, 4, 4)
     tm = HopfieldLayer(8, num_heads=2, quantity=4, batch_first=False)
     assert tm.get_projected_pattern_matrix().shape == (1, 2, 4, 4)
+
+
+# ----------------------------------------------------------------------------- HeadSpace
+
+
+def reference_head_space(layer: Hopfield, x, steps, mask, normalize, add_zero):
+    d = lambda t: None if t is None else t.detach().double()
+    H = layer.num_heads
+    heads = lambda t: t.unflatten(-1, (H, -1)).transpose(1, 2)
+    x = x.double()
+    q = heads(F.linear(x, d(layer.q_proj.weight), d(layer.q_proj.bias)))
+    k = heads(F.linear(x, d(layer.k_proj.weight), d(layer.k_proj.bias)))
+    v = heads(F.linear(x, d(layer.v_proj.weight), d(layer.v_proj.bias)))
+    if normalize:
+        hn = layer.head_norm
+        ln = lambda t: F.layer_norm(t, (t.shape[-1],), d(hn.weight), d(hn.bias), hn.eps)
+        q, k = ln(q), ln(k)
+    keep = torch.ones(x.shape[0], 1, 1, x.shape[1], dtype=torch.bool)
+    if mask is not None:
+        keep = ~mask[:, None, None, :]
+    if add_zero:
+        k = torch.cat([k, torch.zeros_like(k[:, :, :1])], 2)
+        v = torch.cat([v, torch.zeros_like(v[:, :, :1])], 2)
+        keep = torch.cat([keep, torch.ones_like(keep[..., :1])], -1)
+    beta = layer.beta.detach().double().view(-1, 1, 1)
+
+    def weights(xi):
+        return torch.softmax((beta * xi @ k.mT).masked_fill(~keep, float("-inf")), -1)
+
+    for _ in range(steps):
+        q = weights(q) @ k
+    out = (weights(q) @ v).transpose(1, 2).flatten(2)
+    return F.linear(out, d(layer.out_proj.weight), d(layer.out_proj.bias))
+
+
+@pytest.mark.parametrize("normalize,affine,add_zero,steps,return_info", [
+    (True, False, False, 0, False), (True, True, False, 2, False), (False, False, True, 0, False),
+    (False, False, True, 1, True), (True, True, True, 0, True),
+])
+def test_head_space_options(normalize, affine, add_zero, steps, return_info):
+    from hopfield.nn import HeadSpace
+
+    torch.manual_seed(8)
+    hs = HeadSpace(normalize=normalize, affine=affine, eps=1e-3, add_zero=add_zero)
+    layer = Hopfield(8, num_heads=2, max_steps=steps, head_space=hs).double()
+    if affine:
+        with torch.no_grad():
+            layer.head_norm.weight.uniform_(0.5, 1.5)
+            layer.head_norm.bias.uniform_(-0.3, 0.3)
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[2, 1:] = True
+    out = layer(x, mask=mask, return_info=return_info)
+    if return_info:
+        out, info = out
+        assert info.weights.shape[-1] == 5 + add_zero
+    ref = reference_head_space(layer, x, steps, mask, normalize, add_zero)
+    assert (out - ref).abs().max() <= 1e-10
+    assert ("HeadSpace(" in repr(layer)) and (("head_norm" in dict(layer.named_modules())) == normalize)
+
+
+def test_head_space_errors_and_hints():
+    from hopfield.nn import HeadSpace
+
+    with pytest.raises(ValueError, match="affine=True needs normalize=True"):
+        HeadSpace(affine=True)
+    with pytest.raises(TypeError, match="HeadSpace.add_zero must be a bool"):
+        HeadSpace(add_zero=1)
+    with pytest.raises(ValueError, match="HeadSpace.eps"):
+        HeadSpace(normalize=True, eps=0.0)
+    with pytest.raises(TypeError, match="head_space must be None or a hopfield.nn.HeadSpace"):
+        Hopfield(8, head_space={"normalize": True})
+    with pytest.raises(TypeError, match=r"is head_space=HeadSpace\(add_zero=True\) here"):
+        Hopfield(8, add_zero_association=True)
+    assert HopfieldPooling(8, head_space=HeadSpace(add_zero=True))(torch.randn(2, 3, 8)).shape \
+        == (2, 8)

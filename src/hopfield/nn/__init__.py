@@ -7,10 +7,10 @@ Thin ``torch.nn`` modules that own the projections and β and call one public fu
 
 from . import functional
 from .functional import hopfield_forward
-from .hopfield import Hopfield
+from .hopfield import HeadSpace, Hopfield
 from .info import HopfieldInfo
 from .lookup import HopfieldLayer
 from .pooling import HopfieldPooling
 
-__all__ = ["Hopfield", "HopfieldInfo", "HopfieldLayer", "HopfieldPooling", "functional",
+__all__ = ["HeadSpace", "Hopfield", "HopfieldInfo", "HopfieldLayer", "HopfieldPooling", "functional",
            "hopfield_forward"]

@@ -92,6 +92,8 @@ def hopfield_forward(
     tol: float | Sequence[float] = 1e-4,
     return_info: bool = False,
     check_input: bool = True,
+    head_norm: tuple[torch.Tensor | None, torch.Tensor | None, float] | None = None,
+    add_zero: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
     """Multi-head Hopfield association of state patterns with stored patterns (batch-first).
 
@@ -126,6 +128,12 @@ def hopfield_forward(
             per head: a head stops (for that batch element) once all its states moved less
             than its ``tol``.
         return_info: also return a :class:`~hopfield.nn.HopfieldInfo` from this same pass.
+        head_norm: ``(weight, bias, eps)``: LayerNorm over each head's Dh features applied to
+            the projected states and stored patterns before the association (hflayers'
+            ``normalize_hopfield_space``); weight/bias (Dh,) or None. None = no LayerNorm.
+        add_zero: append one all-zero stored pattern (key and value) per head after the
+            projection, never masked (hflayers' ``add_zero_association``); info weights then
+            have N + 1 columns.
         check_input: validate every argument and, after the pass, that inputs and output are
             finite (one host sync). Set False only when the caller has validated (the layers
             do, with their own argument names).
@@ -150,6 +158,9 @@ def hopfield_forward(
         return_info = check_bool(return_info, "return_info")
         B = batch_size(y, r, v)
         check_masks(mask, association_mask, (B, H, r.shape[1], y.shape[1]))
+        add_zero = check_bool(add_zero, "add_zero")
+        if head_norm is not None:
+            _check_head_norm(head_norm, w.wq.shape[0] // H, w.wq.dtype)
     else:
         H, y, r, v = num_heads, stored, state, projection
         w = _Weights(q_proj_weight, q_proj_bias, k_proj_weight, k_proj_bias, v_proj_weight,
@@ -161,7 +172,7 @@ def hopfield_forward(
         beta = beta.expand(H)
     ignore = combine_masks(mask, association_mask, H)
     out, info = _forward(y, r, v, w, H, beta, ignore, sep, dropout_p if training else 0.0,
-                         max_steps, tol, return_info)
+                         max_steps, tol, return_info, head_norm, add_zero)
     if check_input:
         named = {"stored": y, "state": r, "projection": v}
         weights = {n: t for n, t in zip(_WEIGHT_NAMES, w) if t is not None}
@@ -175,7 +186,7 @@ def hopfield_forward(
 def _forward(
     y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, w: _Weights, H: int, beta: torch.Tensor,
     ignore: torch.Tensor | None, sep: Separation, p: float, max_steps: int, tol: float,
-    return_info: bool,
+    return_info: bool, head_norm: tuple | None = None, add_zero: bool = False,
 ) -> tuple[torch.Tensor, HopfieldInfo | None]:
     """Unchecked core on batch-first inputs; ``beta`` (H,), ``ignore`` bool (B|1, H|1, L|1, N)."""
     B, L, N = batch_size(y, r, v), r.shape[1], y.shape[1]
@@ -186,7 +197,8 @@ def _forward(
         return _empty(r, w, B, H, L, N, cdt, sep, max_steps, beta, return_info)
     fused = sep.is_softmax and not return_info
     allow = None if ignore is None else ~ignore
-    if fused and max_steps == 0:  # the hot path: β folded into W_q, one SDPA call
+    if fused and max_steps == 0 and head_norm is None and not add_zero:
+        # the hot path: β folded into W_q, one SDPA call
         q, k, v = _project(y, r, v, w, H, Dh, beta.to(r.dtype).repeat_interleave(Dh))
         q, k, v = (t.expand(B, *t.shape[1:]) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=allow, dropout_p=p, scale=1.0)
@@ -194,6 +206,17 @@ def _forward(
 
     q, k, v = _project(y, r, v, w, H, Dh, None)
     q, k, v = (t.expand(B, *t.shape[1:]).to(cdt) for t in (q, k, v))  # (B, H, ·, Dh)
+    if head_norm is not None:  # LayerNorm in head space (shared by the heads), before β
+        hw, hb, heps = head_norm
+        hw, hb = (None if t is None else t.to(cdt) for t in (hw, hb))
+        q = F.layer_norm(q, (Dh,), hw, hb, heps)
+        k = F.layer_norm(k, (Dh,), hw, hb, heps)
+    if add_zero:  # one all-zero stored pattern per head, visible to every state
+        k = torch.cat([k, k.new_zeros(B, H, 1, Dh)], dim=2)
+        v = torch.cat([v, v.new_zeros(B, H, 1, v.shape[-1])], dim=2)
+        if ignore is not None:
+            ignore = torch.cat([ignore, ignore.new_zeros(*ignore.shape[:-1], 1)], dim=-1)
+            allow = ~ignore
     bgrid = beta.to(cdt).view(-1, 1, 1)  # (H, 1, 1)
     dead = None if ignore is None or fused else ignore.all(dim=-1, keepdim=True)
     kb = k * bgrid if sep.is_softmax else None  # β·K: the updates stay fused (SDPA, scale=1)
@@ -458,6 +481,19 @@ def _per_head_values(x: object, name: str, H: int, kind: type) -> tuple:
     if len(x) != H:
         raise ValueError(f"{name} must have one value per head ({H}), got {len(x)}")
     return tuple(kind(v) if kind is float and not isinstance(v, bool) else v for v in x)
+
+
+def _check_head_norm(head_norm: object, Dh: int, dtype: torch.dtype) -> None:
+    if not isinstance(head_norm, tuple) or len(head_norm) != 3:
+        raise TypeError("head_norm must be None or a tuple (weight, bias, eps), got "
+                        f"{type(head_norm).__name__}")
+    for name, t in zip(("head_norm weight", "head_norm bias"), head_norm[:2]):
+        if t is not None:
+            check_tensor(t, name, ndim=1, layout=f"({Dh},)", finite=False)
+            if t.shape != (Dh,):
+                raise ValueError(f"{name} must have shape ({Dh},) (head size), got "
+                                 f"{shape_str(t.shape)}")
+    check_positive_float(head_norm[2], "head_norm eps")
 
 
 def _check_beta(beta: object, H: int) -> float | torch.Tensor:

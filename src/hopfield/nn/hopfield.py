@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .._validation import (
     check_beta,
+    check_positive_float,
     check_positive_int,
     check_probability,
     shape_str,
@@ -30,7 +32,7 @@ from ._inputs import check_bool, check_masks, split_input
 from .functional import batch_size, check_result, check_steps, hopfield_forward
 from .info import HopfieldInfo
 
-__all__ = ["Hopfield"]
+__all__ = ["HeadSpace", "Hopfield"]
 
 #: Deprecated constructor names (kept for one release with a FutureWarning) → new names.
 RENAMED = {"hidden_size": "head_size", "update_steps_max": "max_steps",
@@ -74,6 +76,10 @@ HFLAYERS_NAMES: dict[str, str] = {
     "concat_bias_pattern": "nothing: hflayers never uses these biases in its forward (dropped)",
     "lookup_targets_as_trainable": "trainable_targets= (HopfieldLayer)",
     "disable_out_projection": "out_projection=False",
+    "normalize_hopfield_space": "head_space=HeadSpace(normalize=True)",
+    "normalize_hopfield_space_affine": "head_space=HeadSpace(normalize=True, affine=True)",
+    "normalize_hopfield_space_eps": "head_space=HeadSpace(normalize=True, eps=...)",
+    "add_zero_association": "head_space=HeadSpace(add_zero=True)",
 }
 
 
@@ -83,8 +89,7 @@ def hflayers_hint(name: str) -> str:
         return (f"; hflayers' {name} is {HFLAYERS_NAMES[name]} here (see docs/hflayers.md for "
                 "every hflayers argument)")
     hflayers_only = ("normalize_", "stored_pattern_as_static", "state_pattern_as_static",
-                     "pattern_projection_as",
-                     "add_zero_association")
+                     "pattern_projection_as")
     if name.startswith(hflayers_only):
         return ("; this hflayers argument has no equivalent here yet (docs/hflayers.md lists "
                 "every hflayers argument and its status)")
@@ -125,6 +130,36 @@ def _activation(act: object) -> str | Callable[[torch.Tensor], torch.Tensor] | N
             f"association_activation must name a torch function (e.g. 'tanh', "
                          f"'relu'), got {act!r}")
     return act
+
+
+@dataclass(frozen=True)
+class HeadSpace:
+    """Rarely needed options of the association (head) space, grouped in one argument
+    (``Hopfield(..., head_space=HeadSpace(normalize=True))``). hflayers names in brackets.
+
+    Attributes:
+        normalize: LayerNorm over each head's ``head_size`` features of the projected states and
+            stored patterns, shared by the heads, before β (``normalize_hopfield_space``).
+        affine: learn that LayerNorm's weight and bias (``normalize_hopfield_space_affine``).
+        eps: its eps (``normalize_hopfield_space_eps``).
+        add_zero: append one all-zero stored pattern per head, which every state sees: its
+            softmax weight absorbs part of the mass, so a state can retrieve "little"
+            (``add_zero_association``, PyTorch's ``add_zero_attn``). Info weights get N + 1
+            columns.
+    """
+
+    normalize: bool = False
+    affine: bool = False
+    eps: float = 1e-5
+    add_zero: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("normalize", "affine", "add_zero"):
+            check_bool(getattr(self, name), f"HeadSpace.{name}")
+        check_positive_float(self.eps, "HeadSpace.eps")
+        if self.affine and not self.normalize:
+            raise ValueError("HeadSpace.affine=True needs normalize=True (an affine map without "
+                             "the normalisation has no meaning here)")
 
 
 _DEFAULTS: dict[str, object] = {"head_size": None, "max_steps": 0, "tol": 1e-4}
@@ -182,6 +217,8 @@ class Hopfield(nn.Module):
         batch_first: inputs and output are (B, T, D); otherwise (T, B, D).
         association_activation: applied to the output: a ``torch`` function name (``"tanh"``,
             as in hflayers) or a callable; ``None`` = none.
+        head_space: a :class:`HeadSpace` of rare head-space options (LayerNorm in head space,
+            an extra zero pattern); ``None`` = none of them.
 
     Deprecated aliases (FutureWarning, removed in the next release): ``hidden_size`` →
     ``head_size``, ``update_steps_max`` → ``max_steps``, ``update_steps_eps`` → ``tol``.
@@ -216,6 +253,7 @@ class Hopfield(nn.Module):
         bias: bool = True,
         batch_first: bool = True,
         association_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+        head_space: HeadSpace | None = None,
         **deprecated: object,
     ) -> None:
         super().__init__()
@@ -254,6 +292,10 @@ class Hopfield(nn.Module):
         self.dropout = check_probability(dropout, "dropout")
         self.batch_first = check_bool(batch_first, "batch_first")
         self.association_activation = _activation(association_activation)
+        if head_space is not None and not isinstance(head_space, HeadSpace):
+            raise TypeError("head_space must be None or a hopfield.nn.HeadSpace, got "
+                            f"{type(head_space).__name__}")
+        self.head_space = head_space or HeadSpace()
         for flag, name in ((learnable_beta, "learnable_beta"), (bias, "bias"),
                            (normalize_state, "normalize_state"),
                            (normalize_stored, "normalize_stored"),
@@ -275,6 +317,9 @@ class Hopfield(nn.Module):
         self.norm_stored = nn.LayerNorm(self.stored_pattern_size) if normalize_stored else None
         self.norm_projection = (nn.LayerNorm(self.pattern_projection_size)
                                 if normalize_projection else None)
+        hs = self.head_space
+        self.head_norm = (nn.LayerNorm(self.head_size, eps=hs.eps, elementwise_affine=hs.affine)
+                          if hs.normalize else None)
         _init_beta(self, beta, num_heads, self.head_size, bool(learnable_beta))
 
     # ------------------------------------------------------------------ properties
@@ -303,6 +348,8 @@ class Hopfield(nn.Module):
             parts.append(f"pattern_size={self.pattern_size}")
         if self.out_proj is None:
             parts.append("out_projection=False")
+        if self.head_space != HeadSpace():
+            parts.append(repr(self.head_space))
         parts += [f"beta={beta}" + (" (learnable)" if self.learnable_beta else ""),
                   f"max_steps={self.max_steps}", f"separation={self.separation.name}"]
         if self.max_steps != 0:
@@ -447,7 +494,10 @@ class Hopfield(nn.Module):
             mask=mask,
             association_mask=association_mask, separation=self.separation,
             dropout_p=self.dropout, training=self.training, max_steps=self.max_steps,
-            tol=self.tol, return_info=return_info, check_input=False)
+            tol=self.tol, return_info=return_info, check_input=False,
+            head_norm=None if self.head_norm is None else (
+                self.head_norm.weight, self.head_norm.bias, self.head_norm.eps),
+            add_zero=self.head_space.add_zero)
         out, info = result if return_info else (result, None)
         act = self.association_activation
         if act is not None:
