@@ -20,6 +20,8 @@ from hopfield.nn import Hopfield, HopfieldLayer, HopfieldPooling
 
 DEF = {
     "association_activation": None, "disable_out_projection": False,
+    "normalize_hopfield_space": False, "normalize_hopfield_space_affine": False,
+    "normalize_hopfield_space_eps": 1e-5, "add_zero_association": False,
     "hidden_size": None, "output_size": None, "pattern_size": None, "num_heads": 1,
     "scaling": None, "update_steps_max": 0, "update_steps_eps": 1e-4,
     "normalize_stored_pattern": True, "normalize_stored_pattern_affine": True,
@@ -62,6 +64,8 @@ def make_sd(kind, kw, gen):
             sd[c + "out_proj.bias"] = r(O)
     if a["concat_bias_pattern"]:
         sd[c + "bias_k"], sd[c + "bias_v"] = r(1, 1, E), r(1, 1, E)
+    if a["normalize_hopfield_space_affine"]:
+        sd[c + "p_norm_weight"], sd[c + "p_norm_bias"] = 1 + r(Dh), r(Dh)
     for base, n in (("stored_pattern", Dk), ("state_pattern", D), ("pattern_projection", Dv)):
         if a[f"normalize_{base}"] and a[f"normalize_{base}_affine"]:
             hf = {"stored_pattern": "norm_stored_pattern", "state_pattern": "norm_state_pattern",
@@ -119,12 +123,18 @@ def hf_reference(kind, sd, kw, x):
     s = a["scaling"]
     if s is None:
         s = 1 / math.sqrt(Dh)
-    if isinstance(s, torch.Tensor):
-        q = q * s.double().repeat(E // H)  # hflayers: feature j gets scaling[j % H]
-    else:
-        q = q * s
+    # hflayers: feature j of the query gets scaling[j % H] (a tensor), after the head-space norm
+    scale = s.double().repeat(E // H) if isinstance(s, torch.Tensor) else s
     heads = lambda t: t.unflatten(-1, (H, -1)).transpose(1, 2)
     q, k, v = heads(q), heads(k), heads(v)
+    if a["normalize_hopfield_space"]:
+        ln = lambda t: F.layer_norm(t, (Dh,), sd.get(c + "p_norm_weight"),
+                                    sd.get(c + "p_norm_bias"), a["normalize_hopfield_space_eps"])
+        q, k = ln(q), ln(k)
+    q = q * (heads(scale.view(1, 1, E)) if isinstance(scale, torch.Tensor) else scale)
+    if a["add_zero_association"]:
+        k = torch.cat([k, torch.zeros_like(k[:, :, :1])], 2)
+        v = torch.cat([v, torch.zeros_like(v[:, :, :1])], 2)
     w = torch.softmax(q @ k.mT, -1)
     steps = a["update_steps_max"]
     steps = steps.tolist() if isinstance(steps, torch.Tensor) else [steps] * H
@@ -157,6 +167,13 @@ CASES = [
     ("Hopfield", {"input_size": 9, "num_heads": 3, "scaling": 0.6,
                   "update_steps_max": torch.tensor([0, 3, 1]), "update_steps_eps": 1e-12}, "self"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "batch_first": False}, "tuple"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "normalize_hopfield_space": True,
+                  "normalize_hopfield_space_affine": True, "scaling": 0.7,
+                  "update_steps_max": 1, "update_steps_eps": 1e-12}, "self"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "normalize_hopfield_space": True,
+                  "normalize_hopfield_space_eps": 1e-3}, "tuple"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "add_zero_association": True,
+                  "scaling": torch.tensor([0.5, 2.0])}, "self"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "pattern_size": 3, "output_size": 5,
                   "stored_pattern_size": 6}, "tuple"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "pattern_size": 5,
@@ -270,8 +287,9 @@ def _sd(kind="Hopfield", **kw):
      r"in_proj_weight'\] must have shape \(24, 8\)"),
     (lambda sd, kw: kw.__setitem__("input_size", 10), "in_proj_weight"),
     (lambda sd, kw: kw.__setitem__("stored_pattern_as_static", True), "stored_pattern_as_static=True"),
-    (lambda sd, kw: kw.__setitem__("normalize_hopfield_space", True), "normalize_hopfield_space"),
-    (lambda sd, kw: kw.__setitem__("add_zero_association", True), "add_zero_association"),
+    (lambda sd, kw: kw.update(normalize_hopfield_space=True, scaling=torch.tensor([0.5, 1.0])),
+     "normalize_hopfield_space=True"),
+    (lambda sd, kw: kw.__setitem__("normalize_hopfield_space_affine", True), "needs normalize_hopfield_space"),
     (lambda sd, kw: kw.__setitem__("disable_out_projection", True), "unexpected key"),
     (lambda sd, kw: kw.__setitem__("association_activation", "no_such_fn"), "association_activation"),
     (lambda sd, kw: kw.__setitem__("update_steps_max", torch.tensor([1, 2, 3])), r"update_steps_max must be .* shape \(2,\)"),

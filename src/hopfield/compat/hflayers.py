@@ -104,8 +104,6 @@ def _refuse(a: dict[str, object], kind: str) -> None:
         "stored_pattern_as_static": "no projection of the stored patterns",
         "state_pattern_as_static": "no projection of the state patterns",
         "pattern_projection_as_static": "no projection of the pattern projections",
-        "normalize_hopfield_space": "LayerNorm of the projected patterns in head space",
-        "add_zero_association": "an extra all-zero stored pattern",
     }
     for name, what in why.items():
         if a[name]:
@@ -228,6 +226,12 @@ def convert_state_dict(
         expected[core + "out_proj.weight"] = (O, Ev)
         if bias:
             expected[core + "out_proj.bias"] = (O,)
+    if a["normalize_hopfield_space"] and a["normalize_hopfield_space_affine"]:
+        expected[core + "p_norm_weight"] = (Dh,)
+        expected[core + "p_norm_bias"] = (Dh,)
+    if a["normalize_hopfield_space_affine"] and not a["normalize_hopfield_space"]:
+        raise ValueError("hflayers_kwargs: normalize_hopfield_space_affine=True needs "
+                         "normalize_hopfield_space=True (hflayers asserts the same)")
     if a["concat_bias_pattern"]:
         expected[core + "bias_k"] = (1, 1, E)
         expected[core + "bias_v"] = (1, 1, E)
@@ -303,6 +307,11 @@ def convert_state_dict(
                              f"({H},) (one per head), got shape {shape_str(scaling.shape)}")
         if bool((s == s[0]).all()) and float(s[0]) > 0 and math.isfinite(float(s[0])):
             beta, fold = float(s[0]), None
+        elif a["normalize_hopfield_space"]:
+            raise ValueError(
+                "hflayers_kwargs: a per-head scaling tensor with normalize_hopfield_space=True "
+                "cannot be converted: hflayers scales the normalised query by scaling.repeat("
+                "E // H) (per feature, not per head), which no per-head β reproduces")
         else:
             if steps != 0:
                 raise ValueError(
@@ -315,9 +324,10 @@ def convert_state_dict(
         scaling = float(scaling)
         if scaling > 0 and math.isfinite(scaling):
             beta, fold = scaling, None
-        elif steps != 0:
+        elif steps != 0 or a["normalize_hopfield_space"]:
             raise ValueError(f"hflayers_kwargs: scaling={scaling} <= 0 cannot be converted with "
-                             "update_steps_max > 0 (beta must be > 0)")
+                             "update_steps_max > 0 or normalize_hopfield_space=True (beta must "
+                             "be > 0)")
         else:
             beta, fold = 1.0, torch.full((E,), scaling, dtype=torch.float64)
     if fold is not None:
@@ -334,6 +344,21 @@ def convert_state_dict(
     }
     if Pd != Dh:
         hk["pattern_size"] = Pd
+    if a["normalize_hopfield_space"] or a["add_zero_association"]:
+        from ..nn import HeadSpace
+
+        hk["head_space"] = HeadSpace(
+            normalize=bool(a["normalize_hopfield_space"]),
+            affine=bool(a["normalize_hopfield_space_affine"]),
+            eps=float(a.get("normalize_hopfield_space_eps", 1e-5)),
+            add_zero=bool(a["add_zero_association"]))
+        if a["normalize_hopfield_space_affine"]:
+            out_hs = {f"{pre}head_norm.weight": sd[core + "p_norm_weight"].detach().clone(),
+                      f"{pre}head_norm.bias": sd[core + "p_norm_bias"].detach().clone()}
+        else:
+            out_hs = {}
+    else:
+        out_hs = {}
     if no_out:
         hk["out_projection"] = False
     if a["association_activation"] is not None:
@@ -364,6 +389,7 @@ def convert_state_dict(
             bn = torch.zeros(sizes[base], dtype=dtype)
         out[f"{pre}{ours}.weight"] = wn.detach().clone()
         out[f"{pre}{ours}.bias"] = bn.detach().clone()
+    out.update(out_hs)
     out[f"{pre}fixed_beta"] = torch.full((H,), beta, dtype=torch.get_default_dtype())
     if kind == "HopfieldPooling":
         hk["quantity"] = int(a["quantity"])
