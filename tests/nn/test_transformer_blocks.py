@@ -228,3 +228,24 @@ def test_char_lm_example_runs_and_hopfield_equals_attention(tmp_path):
     # same initial weights, data and function: the Hopfield blocks track attention exactly
     assert abs(results[0]["val_loss"] - results[1]["val_loss"]) < 1e-4
     assert (tmp_path / "results.md").read_text().count("| attention |") == 1
+
+
+def test_inside_nn_transformer_as_custom_encoder_decoder():
+    ref = nn.Transformer(D, H, 2, 2, FF, batch_first=True).eval()
+    enc = nn.TransformerEncoder(HopfieldEncoderLayer(D, H, FF, batch_first=True), 2,
+                                norm=nn.LayerNorm(D), enable_nested_tensor=False)
+    dec = nn.TransformerDecoder(HopfieldDecoderLayer(D, H, FF, batch_first=True), 2,
+                                norm=nn.LayerNorm(D))
+    # nn.Transformer re-initialises its custom modules' weights: copy the reference after it
+    hop = nn.Transformer(D, H, custom_encoder=enc, custom_decoder=dec, batch_first=True).eval()
+    for i in range(2):
+        enc.layers[i] = HopfieldEncoderLayer.from_transformer_layer(ref.encoder.layers[i])
+        dec.layers[i] = HopfieldDecoderLayer.from_transformer_layer(ref.decoder.layers[i])
+    enc.norm.load_state_dict(ref.encoder.norm.state_dict())
+    dec.norm.load_state_dict(ref.decoder.norm.state_dict())
+    src, tgt = _x(True, S, 1), _x(True, L, 2)
+    tm = nn.Transformer.generate_square_subsequent_mask(L)
+    with torch.no_grad():
+        torch.testing.assert_close(hop(src, tgt, tgt_mask=tm, tgt_is_causal=True),
+                                   ref(src, tgt, tgt_mask=tm, tgt_is_causal=True),
+                                   atol=TOL, rtol=0)
