@@ -104,7 +104,7 @@ def hf_reference(kind, sd, kw, x):
             return t
         w = sd.get(pre + hf + ".weight")
         b = sd.get(pre + hf + ".bias")
-        return F.layer_norm(t, (t.shape[-1],), w, b, eps=1e-5)
+        return F.layer_norm(t, (t.shape[-1],), w, b, eps=a.get(f"normalize_{base}_eps", 1e-5))
 
     y = norm(y, "stored_pattern", "norm_stored_pattern")
     rr = norm(rr, "state_pattern", "norm_state_pattern")
@@ -155,7 +155,8 @@ CASES = [
     ("Hopfield", {"input_size": 6, "hidden_size": 3, "output_size": 7, "num_heads": 3,
                   "stored_pattern_size": 5, "pattern_projection_size": 4,
                   "scaling": torch.tensor([0.3, 0.7, 1.1]),
-                  "normalize_state_pattern_affine": False}, "tuple"),
+                  "normalize_state_pattern_affine": False,
+                  "normalize_stored_pattern_eps": 1e-2}, "tuple"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "scaling": torch.tensor([0.2, 0.9]),
                   "input_bias": False, "normalize_stored_pattern": False,
                   "normalize_stored_pattern_affine": False}, "self"),
@@ -298,7 +299,6 @@ def _sd(kind="Hopfield", **kw):
     (lambda sd, kw: kw.update(scaling=torch.tensor([0.5, 1.0]), update_steps_max=1), "per-feature"),
     (lambda sd, kw: kw.__setitem__("scaling", torch.tensor([0.5, 1.0, 2.0])), r"scaling must be .* shape \(2,\)"),
     (lambda sd, kw: kw.__setitem__("pattern_size", 3), "missing key 'association_core.q_proj_weight'"),
-    (lambda sd, kw: kw.__setitem__("normalize_state_pattern_eps", 1e-3), "normalize_state_pattern_eps"),
     (lambda sd, kw: kw.__setitem__("input_size", None), "must give input_size"),
 ])
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -376,3 +376,24 @@ def test_head_space_errors_and_hints():
         Hopfield(8, add_zero_association=True)
     assert HopfieldPooling(8, head_space=HeadSpace(add_zero=True))(torch.randn(2, 3, 8)).shape \
         == (2, 8)
+
+
+def test_norm_settings_of_the_input_layernorms():
+    from hopfield.nn import Norm
+
+    layer = Hopfield(8, normalize_state=Norm(affine=False, eps=1e-2), normalize_stored=True)
+    assert layer.norm_state.weight is None and layer.norm_state.eps == 1e-2
+    assert layer.norm_stored.weight is not None and layer.norm_stored.eps == 1e-5
+    assert layer.norm_projection is None
+    x = torch.randn(2, 3, 8)
+    ref = Hopfield(8, normalize_stored=True)
+    ref.load_state_dict(layer.state_dict())
+    # R normalised with eps 1e-2 by hand equals the layer's own state LayerNorm
+    r = F.layer_norm(x, (8,), eps=1e-2)
+    assert (layer((x, x, x)) - ref((x, r, x))).abs().max() <= 1e-6
+    with pytest.raises(TypeError, match="Norm.affine must be a bool"):
+        Norm(affine="yes")
+    with pytest.raises(ValueError, match="Norm.eps"):
+        Norm(eps=-1.0)
+    with pytest.raises(TypeError, match=r"normalize_state_pattern_affine is normalize_...=Norm"):
+        Hopfield(8, normalize_state_pattern_affine=False)

@@ -444,7 +444,7 @@ def test_layers_work_under_vmap_ensembles():
                                   "normalize_stored", "normalize_projection"])
 def test_flags_must_be_bool(kind, flag):
     """``batch_first="False"`` used to be read as True (a silently transposed layout)."""
-    with pytest.raises(TypeError, match=f"{flag} must be a bool, got str"):
+    with pytest.raises(TypeError, match=f"{flag} must be a bool( or a hopfield.nn.Norm)?, got str"):
         make(kind, **{flag: "False"})
     make(kind, **{flag: np.bool_(True)})  # numpy bools are fine
 

@@ -114,10 +114,6 @@ def _refuse(a: dict[str, object], kind: str) -> None:
         raise ValueError(f"hflayers_kwargs: association_activation={act!r} must name a torch "
                          "function (hflayers applies getattr(torch, name))")
     for base, *_ in _NORMS:
-        eps = a.get(f"normalize_{base}_eps", 1e-5)
-        if a[f"normalize_{base}"] and eps != 1e-5:
-            raise ValueError(f"hflayers_kwargs: normalize_{base}_eps={eps} cannot be converted "
-                             "(the hopfield.nn LayerNorms use eps=1e-5)")
         if a[f"normalize_{base}_affine"] and not a[f"normalize_{base}"]:
             raise ValueError(f"hflayers_kwargs: normalize_{base}_affine=True needs "
                              f"normalize_{base}=True (hflayers asserts the same)")
@@ -369,7 +365,6 @@ def convert_state_dict(
         hk["stored_pattern_size"] = Dk
         hk["pattern_projection_size"] = Dv
     out: dict[str, torch.Tensor] = {}
-    dtype = wq.dtype
     for name, w, b in (("q_proj", wq, bq), ("k_proj", wk, bk), ("v_proj", wv, bv),
                        ("out_proj", sd.get(core + "out_proj.weight"),
                         sd.get(core + "out_proj.bias"))):
@@ -378,17 +373,18 @@ def convert_state_dict(
         out[f"{pre}{name}.weight"] = w.detach().clone()
         if b is not None:
             out[f"{pre}{name}.bias"] = b.detach().clone()
+    from ..nn import Norm
+
     for base, hf_name, flag, ours in _NORMS:
-        hk[flag] = bool(a[f"normalize_{base}"])
-        if not hk[flag]:
+        if not a[f"normalize_{base}"]:
+            hk[flag] = False
             continue
-        if a[f"normalize_{base}_affine"]:
-            wn, bn = sd[pre + hf_name + ".weight"], sd[pre + hf_name + ".bias"]
-        else:  # a LayerNorm without affine parameters == weight 1, bias 0
-            wn = torch.ones(sizes[base], dtype=dtype)
-            bn = torch.zeros(sizes[base], dtype=dtype)
-        out[f"{pre}{ours}.weight"] = wn.detach().clone()
-        out[f"{pre}{ours}.bias"] = bn.detach().clone()
+        affine = bool(a[f"normalize_{base}_affine"])
+        eps = float(a.get(f"normalize_{base}_eps", 1e-5))
+        hk[flag] = True if affine and eps == 1e-5 else Norm(affine=affine, eps=eps)
+        if affine:
+            out[f"{pre}{ours}.weight"] = sd[pre + hf_name + ".weight"].detach().clone()
+            out[f"{pre}{ours}.bias"] = sd[pre + hf_name + ".bias"].detach().clone()
     out.update(out_hs)
     out[f"{pre}fixed_beta"] = torch.full((H,), beta, dtype=torch.get_default_dtype())
     if kind == "HopfieldPooling":

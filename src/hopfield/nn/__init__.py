@@ -7,10 +7,18 @@ Thin ``torch.nn`` modules that own the projections and β and call one public fu
 
 from . import functional
 from .functional import hopfield_forward
-from .hopfield import HeadSpace, Hopfield
+from .hopfield import HeadSpace, Hopfield, Norm
 from .info import HopfieldInfo
 from .lookup import HopfieldLayer
 from .pooling import HopfieldPooling
 
-__all__ = ["HeadSpace", "Hopfield", "HopfieldInfo", "HopfieldLayer", "HopfieldPooling", "functional",
-           "hopfield_forward"]
+__all__ = [
+           "HeadSpace",
+           "Hopfield",
+           "HopfieldInfo",
+           "HopfieldLayer",
+           "HopfieldPooling",
+           "Norm",
+           "functional",
+           "hopfield_forward",
+]

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,7 +33,7 @@ from ._inputs import check_bool, check_masks, split_input
 from .functional import batch_size, check_result, check_steps, hopfield_forward
 from .info import HopfieldInfo
 
-__all__ = ["HeadSpace", "Hopfield"]
+__all__ = ["HeadSpace", "Hopfield", "Norm"]
 
 #: Deprecated constructor names (kept for one release with a FutureWarning) → new names.
 RENAMED = {"hidden_size": "head_size", "update_steps_max": "max_steps",
@@ -88,6 +89,9 @@ def hflayers_hint(name: str) -> str:
     if name in HFLAYERS_NAMES:
         return (f"; hflayers' {name} is {HFLAYERS_NAMES[name]} here (see docs/hflayers.md for "
                 "every hflayers argument)")
+    if name.startswith("normalize_") and name.endswith(("_affine", "_eps")):
+        return (f"; hflayers' {name} is normalize_...=Norm(affine=..., eps=...) here (see "
+                "docs/hflayers.md for every hflayers argument)")
     hflayers_only = ("normalize_", "stored_pattern_as_static", "state_pattern_as_static",
                      "pattern_projection_as")
     if name.startswith(hflayers_only):
@@ -130,6 +134,31 @@ def _activation(act: object) -> str | Callable[[torch.Tensor], torch.Tensor] | N
             f"association_activation must name a torch function (e.g. 'tanh', "
                          f"'relu'), got {act!r}")
     return act
+
+
+@dataclass(frozen=True)
+class Norm:
+    """Settings of an input LayerNorm: ``Hopfield(..., normalize_state=Norm(affine=False))``.
+
+    Attributes:
+        affine: learn a weight and bias (hflayers' ``normalize_*_affine``; default True).
+        eps: the LayerNorm's eps (hflayers' ``normalize_*_eps``; default 1e-5).
+    """
+
+    affine: bool = True
+    eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        check_bool(self.affine, "Norm.affine")
+        check_positive_float(self.eps, "Norm.eps")
+
+
+def _layer_norm(spec: object, name: str, size: int) -> nn.LayerNorm | None:
+    if isinstance(spec, Norm):
+        return nn.LayerNorm(size, eps=spec.eps, elementwise_affine=spec.affine)
+    if not isinstance(spec, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool or a hopfield.nn.Norm, got {type(spec).__name__}")
+    return nn.LayerNorm(size) if spec else None
 
 
 @dataclass(frozen=True)
@@ -210,7 +239,9 @@ class Hopfield(nn.Module):
             than ``tol``; or one int per head (head h stops after ``max_steps[h]`` updates).
         tol: stop updating once every state moved less than this (L2 norm); or one float per
             head (a head stops once all its states moved less than its ``tol``).
-        normalize_state, normalize_stored, normalize_projection: LayerNorm on R, Y, V inputs.
+        normalize_state, normalize_stored, normalize_projection: LayerNorm on the R, Y, V
+            inputs: ``True`` (affine, eps 1e-5) or a :class:`Norm` (``Norm(affine=False,
+            eps=1e-3)``; hflayers' ``normalize_*_affine`` / ``normalize_*_eps``).
         separation: ``"softmax"`` (default), ``"sparsemax"``, ``"entmax"`` or a Separation.
         dropout: dropout probability on the association weights (training only).
         bias: biases in the four projections.
@@ -245,9 +276,9 @@ class Hopfield(nn.Module):
         learnable_beta: bool = False,
         max_steps: int | None | Sequence[int] = 0,
         tol: float | Sequence[float] = 1e-4,
-        normalize_state: bool = False,
-        normalize_stored: bool = False,
-        normalize_projection: bool = False,
+        normalize_state: bool | Norm = False,
+        normalize_stored: bool | Norm = False,
+        normalize_projection: bool | Norm = False,
         separation: str | Separation = "softmax",
         dropout: float = 0.0,
         bias: bool = True,
@@ -296,10 +327,7 @@ class Hopfield(nn.Module):
             raise TypeError("head_space must be None or a hopfield.nn.HeadSpace, got "
                             f"{type(head_space).__name__}")
         self.head_space = head_space or HeadSpace()
-        for flag, name in ((learnable_beta, "learnable_beta"), (bias, "bias"),
-                           (normalize_state, "normalize_state"),
-                           (normalize_stored, "normalize_stored"),
-                           (normalize_projection, "normalize_projection")):
+        for flag, name in ((learnable_beta, "learnable_beta"), (bias, "bias")):
             check_bool(flag, name)
 
         E = num_heads * self.head_size
@@ -313,10 +341,11 @@ class Hopfield(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             if lin.bias is not None:
                 nn.init.zeros_(lin.bias)
-        self.norm_state = nn.LayerNorm(input_size) if normalize_state else None
-        self.norm_stored = nn.LayerNorm(self.stored_pattern_size) if normalize_stored else None
-        self.norm_projection = (nn.LayerNorm(self.pattern_projection_size)
-                                if normalize_projection else None)
+        self.norm_state = _layer_norm(normalize_state, "normalize_state", input_size)
+        self.norm_stored = _layer_norm(normalize_stored, "normalize_stored",
+                                       self.stored_pattern_size)
+        self.norm_projection = _layer_norm(normalize_projection, "normalize_projection",
+                                           self.pattern_projection_size)
         hs = self.head_space
         self.head_norm = (nn.LayerNorm(self.head_size, eps=hs.eps, elementwise_affine=hs.affine)
                           if hs.normalize else None)
