@@ -49,6 +49,7 @@ def reference(layer: Hopfield, x: torch.Tensor, steps, tols) -> torch.Tensor:
     (5, (1e-1, 1e-9, 1e-3)),
     (None, (1e-2, 1e-7, 1e-4)),
     ((3, 0, 6), (1e-9, 1e-9, 1e-2)),
+    ((None, 0, 2), 1e-7),
 ])
 @pytest.mark.parametrize("return_info", [False, True])
 def test_until_converged_and_per_head_steps_and_tol(max_steps, tol, return_info):

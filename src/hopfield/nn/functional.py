@@ -122,8 +122,8 @@ def hopfield_forward(
         max_steps: head-space state updates ξ ← sep(β ξ kᵀ) k before the read-out (0 = one
             association, i.e. attention); ``None`` = until every state moved less than ``tol``
             (at most ``MAX_STEPS_UNTIL_CONVERGED`` steps; not under torch.compile / vmap); or
-            one int per head (a sequence or tensor of length H): head h stops after its own
-            count (the others go on).
+            one int (or None) per head (a sequence or tensor of length H): head h stops after
+            its own count (the others go on).
         tol: stop updating once every state moved less than ``tol`` (L2 norm); or one float
             per head: a head stops (for that batch element) once all its states moved less
             than its ``tol``.
@@ -259,11 +259,14 @@ def _per_head(step, max_steps, tol, H: int, r: torch.Tensor, B: int):
     """Wrap ``step`` for ``max_steps=None`` and per-head ``max_steps`` / ``tol`` (no host sync):
     each (batch element, head) keeps its state once it used up its steps or once all its states
     moved less than its tol (that last update is kept). Returns (step, driver max_steps, tol)."""
-    if max_steps is None:
+    if max_steps is None or (not isinstance(max_steps, int) and None in max_steps):
         if _traced(r):
             raise ValueError("max_steps=None (iterate until converged) needs a data-dependent "
                              "stop and cannot run under torch.compile or vmap; give an int")
         cap, limit = MAX_STEPS_UNTIL_CONVERGED, None
+        if max_steps is not None:
+            limit = torch.tensor([MAX_STEPS_UNTIL_CONVERGED if t is None else t
+                                  for t in max_steps], device=r.device).view(H, 1, 1)
     elif isinstance(max_steps, int):
         cap, limit = max_steps, None
     else:
@@ -451,8 +454,9 @@ def check_steps(max_steps: object, tol: object, H: int,
     Per-head values that are all equal become one int / float (the default path)."""
     if max_steps is not None and not isinstance(max_steps, (bool, int, np.integer)):
         steps = _per_head_values(max_steps, "max_steps", H, int)
-        for x in steps:
-            check_positive_int(x, "max_steps", minimum=0)
+        for x in steps:  # None = that head iterates until converged
+            if x is not None:
+                check_positive_int(x, "max_steps", minimum=0)
         max_steps = steps[0] if len(set(steps)) == 1 else steps
     elif max_steps is not None:
         max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
