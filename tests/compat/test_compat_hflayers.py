@@ -266,6 +266,19 @@ def test_until_converged_converts_with_a_warning():
     assert hk["max_steps"][1] == 2 and hk["max_steps"][0] >= 1000
 
 
+def test_trainable_flags_carry_over():
+    kw = {"input_size": 8, "quantity": 2, "trainable": False}
+    hk, new = convert_state_dict(make_sd("HopfieldPooling", kw, torch.Generator()), kw)
+    pool = HopfieldPooling(**hk)
+    pool.load_state_dict(new)
+    assert not pool.query.requires_grad
+    kw = {"input_size": 8, "quantity": 2, "lookup_weights_as_separated": True,
+          "lookup_targets_as_trainable": False}
+    hk, new = convert_state_dict(make_sd("HopfieldLayer", kw, torch.Generator()), kw)
+    look = HopfieldLayer(**hk)
+    assert look.patterns.requires_grad and not look.targets.requires_grad
+
+
 def test_beta_is_kept_as_beta():
     kw = {"input_size": 8, "num_heads": 2, "scaling": 0.25}
     hk, new = convert_state_dict(make_sd("Hopfield", kw, torch.Generator().manual_seed(2)), kw)

@@ -387,6 +387,11 @@ def convert_state_dict(
             out[f"{pre}{ours}.bias"] = sd[pre + hf_name + ".bias"].detach().clone()
     out.update(out_hs)
     out[f"{pre}fixed_beta"] = torch.full((H,), beta, dtype=torch.get_default_dtype())
+    if kind != "Hopfield" and not a["trainable"]:
+        hk["trainable"] = False
+    if kind == "HopfieldLayer" and a["lookup_weights_as_separated"] \
+            and not a["lookup_targets_as_trainable"]:
+        hk["trainable_targets"] = False
     if kind == "HopfieldPooling":
         hk["quantity"] = int(a["quantity"])
         out["query"] = sd["pooling_weights"].detach().reshape(-1, D).clone()
@@ -403,8 +408,9 @@ def from_hflayers(module: torch.nn.Module) -> torch.nn.Module:
     """A :mod:`hopfield.nn` layer computing what an hflayers ``Hopfield``, ``HopfieldPooling``
     or ``HopfieldLayer`` computes (weights copied, same dtype/device and train/eval mode).
 
-    ``trainable=False`` / ``lookup_targets_as_trainable=False`` carry over as
-    ``requires_grad=False`` on the learned query / stored / target patterns.
+    ``trainable=False`` / ``lookup_targets_as_trainable=False`` carry over (``trainable`` /
+    ``trainable_targets``: ``requires_grad=False`` on the learned query / stored / target
+    patterns).
     """
     from ..nn import Hopfield, HopfieldLayer, HopfieldPooling
 
@@ -418,20 +424,19 @@ def from_hflayers(module: torch.nn.Module) -> torch.nn.Module:
         kwargs = {k: v for k, v in kwargs.items() if k in _KINDS[kind]}
         kwargs["quantity"] = int(module.quantity)
     sd = module.state_dict()
+    if kind == "HopfieldPooling":
+        kwargs["trainable"] = bool(module.pooling_weights.requires_grad)
     if kind == "HopfieldLayer":
         kwargs["lookup_weights_as_separated"] = module.target_weights is not None
+        kwargs["trainable"] = bool(module.lookup_weights.requires_grad)
+        if module.target_weights is not None:
+            kwargs["lookup_targets_as_trainable"] = bool(module.target_weights.requires_grad)
     hk, new_sd = convert_state_dict(sd, kwargs)
     cls = {"Hopfield": Hopfield, "HopfieldPooling": HopfieldPooling,
            "HopfieldLayer": HopfieldLayer}[kind]
     ref = next(iter(sd.values()))
     layer = cls(**hk).to(device=ref.device, dtype=ref.dtype)
     layer.load_state_dict(new_sd)
-    if kind == "HopfieldPooling":
-        layer.query.requires_grad_(module.pooling_weights.requires_grad)
-    elif kind == "HopfieldLayer":
-        layer.patterns.requires_grad_(module.lookup_weights.requires_grad)
-        if module.target_weights is not None:
-            layer.targets.requires_grad_(module.target_weights.requires_grad)
     return layer.train(module.training)
 
 
