@@ -16,8 +16,8 @@ Protocols (:data:`PROTOCOLS`):
   10 hours for the paper's four sets on an idle 2-core CPU and more than a day for all eight;
   resumable (pass ``datasets=`` to run a subset).
 - ``quick`` — stratified 5-fold cross-validation, 1 repeat, every method with its defaults
-  (no tuning); :data:`QUICK_SETS` (elephant, ucsb_breast_cancer, musk1, musk2, protein), about
-  5 CPU-minutes. ``run(..., mode="quick", datasets=MIL_DATASETS)`` runs all eight (~13 CPU-minutes).
+  (no tuning); :data:`QUICK_SETS` (elephant, ucsb_breast_cancer, musk1, musk2, protein), measured
+  5.6 CPU-minutes. ``run(..., mode="quick", datasets=MIL_DATASETS)`` runs all eight (~14 CPU-minutes).
 - ``smoke`` — musk1 only, 2 folds, shortened training (tests only).
 
 The ± is the standard deviation over repeats of the per-repeat mean AUC (paper), or over folds when
@@ -66,7 +66,7 @@ PAPER: dict[str, tuple[float, float] | None] = {
 }
 
 #: The paper's two sets plus Musk1/Musk2 and Protein: the sets whose seven methods together take
-#: ≲ 5 CPU-minutes under the quick protocol (measured per fold, see docs/reproduce.md).
+#: ~5.6 CPU-minutes under the quick protocol (measured, see docs/reproduce.md).
 QUICK_SETS = ("elephant", "ucsb_breast_cancer", "musk1", "musk2", "protein")
 PROTOCOLS: dict[str, dict] = {
     "full": {"datasets": MIL_DATASETS, "folds": 10, "repeats": 5, "inner_folds": 3, "n_iter": 8, "net": {}},
