@@ -172,6 +172,8 @@ def test_bad_input_gives_clear_errors():
         h(x, src_mask=_causal(L + 1))
     with pytest.raises(ValueError, match=r"src_key_padding_mask must have shape .*\(3, 5\)"):
         h(x, src_key_padding_mask=torch.zeros(B, L + 1, dtype=torch.bool))
+    with pytest.raises(ValueError, match="src_key_padding_mask must leave at least one key"):
+        h(x, src_key_padding_mask=torch.ones(B, L, dtype=torch.bool))
     with pytest.raises(TypeError, match="src_key_padding_mask must be a torch.Tensor"):
         h(x, src_key_padding_mask=[[True]])
     with pytest.raises(ValueError, match="src must have shape"):
@@ -249,3 +251,16 @@ def test_inside_nn_transformer_as_custom_encoder_decoder():
         torch.testing.assert_close(hop(src, tgt, tgt_mask=tm, tgt_is_causal=True),
                                    ref(src, tgt, tgt_mask=tm, tgt_is_causal=True),
                                    atol=TOL, rtol=0)
+
+
+def test_validation_off_skips_the_data_checks_only():
+    import hopfield
+
+    h = HopfieldEncoderLayer(D, H, FF, batch_first=True).eval()
+    x = _x(True, L, 0)
+    soft = torch.zeros(L, L)
+    soft[0, 1] = -1.0  # not 0/-inf: counts as allowed without the data check
+    with hopfield.validation(False), torch.no_grad():
+        torch.testing.assert_close(h(x, src_mask=soft), h(x))
+        with pytest.raises(ValueError, match="src_mask must have shape"):
+            h(x, src_mask=soft[:2])

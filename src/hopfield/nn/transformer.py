@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import skip_data_checks
 from .hopfield import Hopfield
 
 __all__ = ["HopfieldDecoderLayer", "HopfieldEncoderLayer"]
@@ -76,7 +77,9 @@ def _to_ignore(mask: torch.Tensor | None, name: str) -> torch.Tensor | None:
         raise TypeError(f"{name} must be a bool tensor (True = not allowed) or an additive float "
                         f"mask of 0 and -inf, got dtype {mask.dtype}")
     ignore = mask == float("-inf")
-    if mask.numel() and not bool(((mask == 0) | ignore).all()):
+    # a data check (one host sync): skipped under hopfield.validation(False), where any value
+    # other than -inf counts as allowed
+    if mask.numel() and not skip_data_checks() and not bool(((mask == 0) | ignore).all()):
         raise ValueError(f"{name}: additive float masks may only hold 0 (allowed) and -inf (not "
                          "allowed); soft biases are not supported by the Hopfield blocks, got "
                          "other values (pass a bool mask, True = not allowed)")
@@ -122,6 +125,9 @@ class _Block(nn.Module):
             if kpm.shape != (B, S):
                 raise ValueError(f"{names[1]} must have shape (batch, source length) = ({B}, {S}),"
                                  f" got {_shape(kpm)}")
+            if kpm.numel() and not skip_data_checks() and bool(kpm.all(dim=-1).any()):
+                raise ValueError(f"{names[1]} must leave at least one key per batch element, got "
+                                 "a row with every key masked")
         if am is None and is_causal:
             am = _causal(L, S, x.device)
         if am is not None:
