@@ -353,8 +353,6 @@ def test_memory_and_streaming_on_meta_when_validation_is_off():
             assert HS.stream_update(q, x, beta, chunk_size=16).device.type == "meta"
 
 
-@pytest.mark.xfail(reason="nn.functional.check_result reads a value even with validation off; "
-                          "requested from H3 in /tmp/plan/requests.md", strict=False)
 def test_layer_on_meta_when_validation_is_off():
     layer = Hopfield(input_size=8, num_heads=2).to(M)
     x = torch.randn(2, 5, 8, device=M)

@@ -171,8 +171,6 @@ def test_validation_off_skips_checks_but_keeps_shape_errors(data):
     assert hopfield.validation_enabled()
 
 
-@pytest.mark.xfail(reason="nn.functional.check_result syncs once even with validation off; "
-                          "requested from H3 (/tmp/plan/requests.md, 09:58 UTC)", strict=False)
 def test_layer_forward_backward_has_no_host_sync_with_validation_off():
     from hopfield.nn import Hopfield
 

@@ -49,6 +49,7 @@ from .._validation import (
     check_tensor,
     is_compiling,
     shape_str,
+    skip_data_checks,
 )
 from ..separations import Separation, get_separation
 from ._inputs import check_bool, check_masks, combine_masks
@@ -260,7 +261,7 @@ def _per_head(step, max_steps, tol, H: int, r: torch.Tensor, B: int):
     each (batch element, head) keeps its state once it used up its steps or once all its states
     moved less than its tol (that last update is kept). Returns (step, driver max_steps, tol)."""
     if max_steps is None or (not isinstance(max_steps, int) and None in max_steps):
-        if _traced(r):
+        if is_compiling() or torch._C._functorch.is_batchedtensor(r):
             raise ValueError("max_steps=None (iterate until converged) needs a data-dependent "
                              "stop and cannot run under torch.compile or vmap; give an int")
         cap, limit = MAX_STEPS_UNTIL_CONVERGED, None
@@ -374,8 +375,9 @@ def batch_size(*tensors: torch.Tensor) -> int:
 
 
 def _traced(x: torch.Tensor) -> bool:
-    """True under torch.compile or inside torch.func.vmap: no data-dependent Python control."""
-    return is_compiling() or torch._C._functorch.is_batchedtensor(x)
+    """True under torch.compile, inside torch.func.vmap or with validation off
+    (``hopfield.validation(False)``): no data-dependent checks (no host sync)."""
+    return skip_data_checks() or torch._C._functorch.is_batchedtensor(x)
 
 
 # ----------------------------------------------------------------------------- validation
