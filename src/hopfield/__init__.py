@@ -23,6 +23,8 @@ _LAZY = {
     "HopfieldPooling": "hopfield.nn",
     "HopfieldLayer": "hopfield.nn",
     "HopfieldInfo": "hopfield.nn",
+    "HopfieldEncoderLayer": "hopfield.nn.transformer",
+    "HopfieldDecoderLayer": "hopfield.nn.transformer",
     "PatternStore": "hopfield.storage",
 }
 
