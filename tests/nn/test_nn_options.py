@@ -398,3 +398,60 @@ def test_norm_settings_of_the_input_layernorms():
         Norm(eps=-1.0)
     with pytest.raises(TypeError, match=r"normalize_state_pattern_affine is normalize_...=Norm"):
         Hopfield(8, normalize_state_pattern_affine=False)
+
+
+# ----------------------------------------------------------------------------- additive float masks
+
+
+@pytest.mark.parametrize("shape", ["2d", "3d", "4d"])
+@pytest.mark.parametrize("steps,return_info", [(0, False), (0, True), (2, False)])
+def test_additive_float_association_mask(shape, steps, return_info):
+    torch.manual_seed(9)
+    B, H, L, N = 2, 2, 4, 5
+    layer = Hopfield(8, num_heads=H, max_steps=steps).double()
+    y, r = torch.randn(B, N, 8, dtype=torch.float64), torch.randn(B, L, 8, dtype=torch.float64)
+    full = torch.randn(B, H, L, N, dtype=torch.float64)
+    full[..., 1] = float("-inf")
+    full[0, 1, 2] = float("-inf")  # one state sees nothing: zero retrieval
+    am = {"2d": full[0, 0], "3d": full.flatten(0, 1), "4d": full}[shape]
+    bias = {"2d": full[:1, :1, :, :].expand(B, H, L, N), "3d": full, "4d": full}[shape]
+    out = layer((y, r, y), association_mask=am, return_info=return_info)
+    out = out[0] if return_info else out
+    # float64 paper reference: softmax(β ξ kᵀ + bias), -inf = excluded, all-excluded → 0
+    d = lambda t: t.detach().double()
+    heads = lambda t: t.unflatten(-1, (H, -1)).transpose(1, 2)
+    q = heads(F.linear(r, d(layer.q_proj.weight), d(layer.q_proj.bias)))
+    k = heads(F.linear(y, d(layer.k_proj.weight), d(layer.k_proj.bias)))
+    v = heads(F.linear(y, d(layer.v_proj.weight), d(layer.v_proj.bias)))
+    beta = layer.beta.detach().double().view(-1, 1, 1)
+
+    def weights(xi):
+        s = beta * xi @ k.mT + bias
+        dead = torch.isneginf(s).all(-1, keepdim=True)
+        return torch.softmax(s.masked_fill(dead, 0.0), -1).masked_fill(dead, 0.0)
+
+    for _ in range(steps):
+        q = weights(q) @ k
+    ref = F.linear((weights(q) @ v).transpose(1, 2).flatten(2), d(layer.out_proj.weight),
+                   d(layer.out_proj.bias))
+    assert (out - ref).abs().max() <= 1e-10
+
+
+def test_float_mask_with_nan_is_an_error():
+    layer = Hopfield(8, num_heads=2)
+    x = torch.randn(2, 3, 8)
+    am = torch.zeros(3, 3)
+    am[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="finite values or -inf"):
+        layer(x, association_mask=am)
+
+
+def test_float_mask_matches_multihead_attention():
+    torch.manual_seed(10)
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    layer = Hopfield.from_attention(mha).eval()
+    q, kv = torch.randn(2, 4, 8), torch.randn(2, 5, 8)
+    am = torch.randn(4, 5)
+    am[:, 2] = float("-inf")
+    ref = mha(q, kv, kv, attn_mask=am, need_weights=False)[0]
+    assert (layer((kv, q, kv), association_mask=am) - ref).abs().max() <= 1e-5

@@ -250,7 +250,7 @@ def test_bad_masks_raise_naming_mask(kind, bad, return_info):
 
 
 @pytest.mark.parametrize("am,exc,match", [
-    (torch.zeros(5, 5), TypeError, "association_mask must be a bool tensor .*additive float mask"),
+    (torch.zeros(5, 5, dtype=torch.int32), TypeError, "association_mask must be a bool tensor .*or an additive float mask, got torch.int32"),
     (torch.zeros(5, 6, dtype=torch.bool), ValueError,
      r"association_mask must have shape \(5, 5\), \(4, 5, 5\) \(B·H, L, N as in PyTorch\) or "
      + r"4-D broadcastable to \(2, 2, 5, 5\), got \(5, 6\)"),

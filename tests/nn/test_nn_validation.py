@@ -84,7 +84,7 @@ def test_mask_errors():
     with pytest.raises(ValueError, match="at least one stored pattern"):
         layer(X, mask=torch.tensor([[True] * 3, [False] * 3]))
     with pytest.raises(TypeError, match="association_mask must be a bool tensor"):
-        layer(X, association_mask=torch.zeros(3, 3))
+        layer(X, association_mask=torch.zeros(3, 3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"association_mask must have shape \(3, 3\), .* or 4-D"):
         layer(X, association_mask=torch.zeros(3, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"association_mask must have shape .* got \(2, 3, 3, 3\)"):

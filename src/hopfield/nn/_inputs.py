@@ -99,9 +99,10 @@ def check_masks(mask: object, association_mask: object, shape: Sequence[int]) ->
                              f"{shape_str(mask.shape)}")
     am = association_mask
     if am is not None:
-        if not isinstance(am, torch.Tensor) or am.dtype != torch.bool:
-            raise TypeError("association_mask must be a bool tensor (True = ignore), got "
-                            f"{_kind(am)}" + _FLOAT_HINT * _is_float(am))
+        if not isinstance(am, torch.Tensor) or not (am.dtype == torch.bool
+                                                     or torch.is_floating_point(am)):
+            raise TypeError("association_mask must be a bool tensor (True = ignore) or an "
+                            f"additive float mask, got {_kind(am)}")
         H = shape[1]
         if not (am.dim() == 2 and am.shape == (L, N)) and not (
                 am.dim() == 3 and am.shape == (B * H, L, N)) and (

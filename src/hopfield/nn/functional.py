@@ -115,7 +115,8 @@ def hopfield_forward(
         mask: bool (B, N), True = ignore that stored pattern (``key_padding_mask`` convention).
             Every batch element must keep at least one stored pattern.
         association_mask: bool (L, N), (B·H, L, N) (PyTorch's 3-D ``attn_mask`` layout) or
-            4-D broadcastable to (B, H, L, N), True = ignore.
+            4-D broadcastable to (B, H, L, N), True = ignore; or a float mask of those shapes,
+            added to the β-scaled scores (-inf = ignore; math path, no energy in the info).
             A state it blocks from every stored pattern gets zero weights and a zero retrieval.
         separation: ``"softmax"`` (default), ``"sparsemax"``, ``"entmax"`` or a Separation.
         dropout_p: dropout probability on the association weights, applied when ``training``.
@@ -171,9 +172,12 @@ def hopfield_forward(
         beta = torch.full((H,), float(beta), dtype=r.dtype, device=r.device)
     elif beta.dim() == 0:
         beta = beta.expand(H)
+    bias = None
+    if association_mask is not None and association_mask.is_floating_point():
+        association_mask, bias = _split_float_mask(association_mask, H)
     ignore = combine_masks(mask, association_mask, H)
     out, info = _forward(y, r, v, w, H, beta, ignore, sep, dropout_p if training else 0.0,
-                         max_steps, tol, return_info, head_norm, add_zero)
+                         max_steps, tol, return_info, head_norm, add_zero, bias)
     if check_input:
         named = {"stored": y, "state": r, "projection": v}
         weights = {n: t for n, t in zip(_WEIGHT_NAMES, w) if t is not None}
@@ -188,6 +192,7 @@ def _forward(
     y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, w: _Weights, H: int, beta: torch.Tensor,
     ignore: torch.Tensor | None, sep: Separation, p: float, max_steps: int, tol: float,
     return_info: bool, head_norm: tuple | None = None, add_zero: bool = False,
+    bias: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, HopfieldInfo | None]:
     """Unchecked core on batch-first inputs; ``beta`` (H,), ``ignore`` bool (B|1, H|1, L|1, N)."""
     B, L, N = batch_size(y, r, v), r.shape[1], y.shape[1]
@@ -196,7 +201,7 @@ def _forward(
     cdt = torch.promote_types(r.dtype, torch.float32)  # float32 for float16 / bfloat16
     if B == 0 or L == 0:  # nothing to associate: empty output (and info) of the right shapes
         return _empty(r, w, B, H, L, N, cdt, sep, max_steps, beta, return_info)
-    fused = sep.is_softmax and not return_info
+    fused = sep.is_softmax and not return_info and bias is None  # float masks: math path
     allow = None if ignore is None else ~ignore
     if fused and max_steps == 0 and head_norm is None and not add_zero:
         # the hot path: β folded into W_q, one SDPA call
@@ -218,19 +223,23 @@ def _forward(
         if ignore is not None:
             ignore = torch.cat([ignore, ignore.new_zeros(*ignore.shape[:-1], 1)], dim=-1)
             allow = ~ignore
+        if bias is not None:
+            bias = torch.cat([bias, bias.new_zeros(*bias.shape[:-1], 1)], dim=-1)
+    if bias is not None:
+        bias = bias.to(cdt)
     bgrid = beta.to(cdt).view(-1, 1, 1)  # (H, 1, 1)
     dead = None if ignore is None or fused else ignore.all(dim=-1, keepdim=True)
-    kb = k * bgrid if sep.is_softmax else None  # β·K: the updates stay fused (SDPA, scale=1)
+    kb = k * bgrid if sep.is_softmax and bias is None else None  # β·K: the updates stay fused (SDPA, scale=1)
 
     def step(xi: torch.Tensor, need_energy: bool) -> tuple[torch.Tensor, None]:
         if kb is not None:  # ξ ← softmax(β ξ Kᵀ) K in head space
             return F.scaled_dot_product_attention(xi, kb, k, attn_mask=allow, scale=1.0), None
-        return _math(xi, k, k, bgrid, ignore, dead, sep)[0], None
+        return _math(xi, k, k, bgrid, ignore, dead, sep, bias=bias)[0], None
 
     cap, tol_all = max_steps, tol
     if max_steps is None or not isinstance(max_steps, int) or not isinstance(tol, float):
         step, cap, tol_all = _per_head(step, max_steps, tol, H, r, B)
-    track = return_info and sep.is_softmax
+    track = return_info and sep.is_softmax and bias is None  # no energy with additive masks
     # the one retrieval driver, in the layers' mode: all states step together, the early exit
     # (all converged) is skipped under torch.compile / vmap, gradients flow through every step
     xi, rinfo = iterate(step, q, max_steps=cap, tol=tol_all, freeze=False,
@@ -240,7 +249,8 @@ def _forward(
         out = F.scaled_dot_product_attention(xi, kb, v, attn_mask=allow, dropout_p=p, scale=1.0)
         weights = None
     else:
-        out, weights = _math(xi, k, v, bgrid, ignore, dead, sep, need_weights=return_info,
+        out, weights = _math(xi, k, v, bgrid, ignore, dead, sep, bias=bias,
+                             need_weights=return_info,
                              dropout_p=p)
     out = _out(out.to(r.dtype), w)  # (B, L, O)
     if not return_info:
@@ -331,10 +341,12 @@ def _heads(x: torch.Tensor, H: int, Dh: int) -> torch.Tensor:
 
 def _math(xi: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bgrid: torch.Tensor,
           ignore: torch.Tensor | None, dead: torch.Tensor | None, sep: Separation,
-          need_weights: bool = False, dropout_p: float = 0.0,
+          need_weights: bool = False, dropout_p: float = 0.0, bias: torch.Tensor | None = None,
           ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``sep(β ξ kᵀ) v`` with the weights materialised; rows in ``dead`` get zero weights."""
     scores = (xi * bgrid) @ k.mT  # (B, H, L, N); β folded into ξ as on the fused path
+    if bias is not None:  # additive float association mask, added after β (as in PyTorch)
+        scores = scores + bias
     if ignore is not None:
         scores = scores.masked_fill(ignore, float("-inf"))
     if dead is not None:  # a state that sees no stored pattern: zero weights, not NaN
@@ -487,6 +499,23 @@ def _per_head_values(x: object, name: str, H: int, kind: type) -> tuple:
     if len(x) != H:
         raise ValueError(f"{name} must have one value per head ({H}), got {len(x)}")
     return tuple(kind(v) if kind is float and not isinstance(v, bool) else v for v in x)
+
+
+def _split_float_mask(am: torch.Tensor, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An additive float association mask → (bool mask of its -inf entries, finite bias (B|1,
+    H|1, L|1, N) with those entries 0). NaN or +inf entries are a ValueError (one host sync,
+    only for float masks and only with validation on)."""
+    neg = torch.isneginf(am)
+    if not skip_data_checks() and not _traced(am) and bool(
+            (torch.isnan(am) | torch.isposinf(am)).any()):
+        raise ValueError("association_mask (additive float mask) must hold finite values or "
+                         "-inf, got NaN or +inf")
+    bias = am.masked_fill(neg, 0.0)
+    if bias.dim() == 3:
+        bias = bias.unflatten(0, (-1, H))
+    elif bias.dim() == 2:
+        bias = bias[None, None]
+    return neg, bias
 
 
 def _check_head_norm(head_norm: object, Dh: int, dtype: torch.dtype) -> None:
