@@ -108,7 +108,7 @@ def test_until_converged_refuses_compile_free_tracing_under_vmap():
                                         (HopfieldLayer, {})])
 @pytest.mark.parametrize("name,new", [("scaling", "beta="), ("input_bias", "bias="),
                                       ("normalize_stored_pattern", "normalize_stored="),
-                                      ("stored_pattern_as_static", "no equivalent")])
+                                      ("pattern_projection_as_connected", "no equivalent")])
 def test_hflayers_constructor_names_point_to_the_new_argument(cls, kwargs, name, new):
     with pytest.raises(TypeError, match=f"unexpected keyword argument '{name}'.*{new}"):
         cls(8, **{name: True}, **kwargs)
@@ -455,3 +455,56 @@ def test_float_mask_matches_multihead_attention():
     am[:, 2] = float("-inf")
     ref = mha(q, kv, kv, attn_mask=am, need_weights=False)[0]
     assert (layer((kv, q, kv), association_mask=am) - ref).abs().max() <= 1e-5
+
+
+# ----------------------------------------------------------------------------- unprojected
+
+
+@pytest.mark.parametrize("names", [("stored",), ("state", "stored"), ("projection",),
+                                   ("state", "stored", "projection")])
+def test_unprojected_inputs_are_pure_retrieval(names):
+    from hopfield.nn import HeadSpace
+
+    torch.manual_seed(11)
+    H, Dh = 2, 4
+    sizes = {"state": Dh if "state" in names else 8, "stored": Dh if "stored" in names else 6,
+             "projection": Dh if "projection" in names else 5}
+    layer = Hopfield(sizes["state"], head_size=Dh, num_heads=H, output_size=7,
+                     stored_pattern_size=sizes["stored"],
+                     pattern_projection_size=sizes["projection"], max_steps=1,
+                     head_space=HeadSpace(unprojected=names)).double()
+    y = torch.randn(2, 5, sizes["stored"], dtype=torch.float64)
+    r = torch.randn(2, 3, sizes["state"], dtype=torch.float64)
+    v = torch.randn(2, 5, sizes["projection"], dtype=torch.float64)
+
+    def proj(x, lin, name):  # an unprojected input is the same raw pattern in every head
+        if name in names:
+            return x.unsqueeze(1).expand(-1, H, -1, -1)
+        w, b = lin.weight.detach().double(), lin.bias.detach().double()
+        return F.linear(x, w, b).unflatten(-1, (H, -1)).transpose(1, 2)
+
+    q, k, vv = proj(r, layer.q_proj, "state"), proj(y, layer.k_proj, "stored"), \
+        proj(v, layer.v_proj, "projection")
+    beta = layer.beta.detach().double().view(-1, 1, 1)
+    q = torch.softmax(beta * q @ k.mT, -1) @ k
+    out = (torch.softmax(beta * q @ k.mT, -1) @ vv).transpose(1, 2).flatten(2)
+    ref = F.linear(out, layer.out_proj.weight.detach().double(),
+                   layer.out_proj.bias.detach().double())
+    assert (layer((y, r, v)) - ref).abs().max() <= 1e-10
+    trainable = {n for n, p in layer.named_parameters() if p.requires_grad}
+    for name, attr in (("state", "q_proj"), ("stored", "k_proj"), ("projection", "v_proj")):
+        assert (f"{attr}.weight" in trainable) == (name not in names)
+
+
+def test_unprojected_errors():
+    from hopfield.nn import HeadSpace
+
+    with pytest.raises(ValueError, match="names must be among"):
+        HeadSpace(unprojected=("keys",))
+    with pytest.raises(TypeError, match="must be a tuple of names"):
+        HeadSpace(unprojected="stored")
+    with pytest.raises(ValueError, match=r"unprojected 'stored' needs stored_pattern_size == "
+                                         r"head_size \(4\), got 8"):
+        Hopfield(8, num_heads=2, head_space=HeadSpace(unprojected=("stored",)))
+    with pytest.raises(TypeError, match=r"HeadSpace\(unprojected=\('stored',\)\)"):
+        Hopfield(8, stored_pattern_as_static=True)

@@ -81,6 +81,9 @@ HFLAYERS_NAMES: dict[str, str] = {
     "normalize_hopfield_space_affine": "head_space=HeadSpace(normalize=True, affine=True)",
     "normalize_hopfield_space_eps": "head_space=HeadSpace(normalize=True, eps=...)",
     "add_zero_association": "head_space=HeadSpace(add_zero=True)",
+    "stored_pattern_as_static": "head_space=HeadSpace(unprojected=('stored',))",
+    "state_pattern_as_static": "head_space=HeadSpace(unprojected=('state',))",
+    "pattern_projection_as_static": "head_space=HeadSpace(unprojected=('projection',))",
 }
 
 
@@ -175,14 +178,29 @@ class HeadSpace:
             softmax weight absorbs part of the mass, so a state can retrieve "little"
             (``add_zero_association``, PyTorch's ``add_zero_attn``). Info weights get N + 1
             columns.
+        unprojected: inputs used as they are, without a learned projection, by every head
+            (pure retrieval): any of ``"state"``, ``"stored"``, ``"projection"``
+            (``*_as_static`` in hflayers). Their feature size must then be ``head_size``
+            (state, stored) or ``pattern_size`` (projection); the projection becomes a fixed
+            identity per head (``requires_grad=False``, no bias).
     """
 
     normalize: bool = False
     affine: bool = False
     eps: float = 1e-5
     add_zero: bool = False
+    unprojected: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        names = self.unprojected
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise TypeError("HeadSpace.unprojected must be a tuple of names among 'state', "
+                            f"'stored', 'projection', got {names!r}")
+        bad = sorted(set(names) - {"state", "stored", "projection"})
+        if bad:
+            raise ValueError(f"HeadSpace.unprojected names must be among 'state', 'stored', "
+                             f"'projection', got {bad}")
+        object.__setattr__(self, "unprojected", tuple(sorted(set(names))))
         for name in ("normalize", "affine", "add_zero"):
             check_bool(getattr(self, name), f"HeadSpace.{name}")
         check_positive_float(self.eps, "HeadSpace.eps")
@@ -341,6 +359,22 @@ class Hopfield(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             if lin.bias is not None:
                 nn.init.zeros_(lin.bias)
+        for name, attr, size, rows, what in (
+                ("state", "q_proj", input_size, self.head_size, "input_size == head_size"),
+                ("stored", "k_proj", self.stored_pattern_size, self.head_size,
+                 "stored_pattern_size == head_size"),
+                ("projection", "v_proj", self.pattern_projection_size, self.pattern_size,
+                 "pattern_projection_size == pattern_size")):
+            if name not in self.head_space.unprojected:
+                continue
+            if size != rows:
+                raise ValueError(f"head_space unprojected {name!r} needs {what} ({rows}), got "
+                                 f"{size}")
+            fixed = nn.Linear(size, num_heads * rows, bias=False)
+            with torch.no_grad():
+                fixed.weight.copy_(torch.eye(rows).repeat(num_heads, 1))  # every head: identity
+            fixed.weight.requires_grad_(False)
+            setattr(self, attr, fixed)
         self.norm_state = _layer_norm(normalize_state, "normalize_state", input_size)
         self.norm_stored = _layer_norm(normalize_stored, "normalize_stored",
                                        self.stored_pattern_size)
