@@ -50,14 +50,20 @@ def make_sd(kind, kw, gen):
     c = pre + "association_core."
     sd = {}
     same = Dk == D and Dv == D and a["pattern_size"] is None and not a["pattern_projection_as_connected"]
+    qs, ks, vs = (a.get(n, False) for n in ("state_pattern_as_static",
+                                            "stored_pattern_as_static",
+                                            "pattern_projection_as_static"))
     if same:
-        sd[c + "in_proj_weight"] = r(3 * E, D)
+        sd[c + "in_proj_weight"] = r((not qs) * E + (not ks) * E + (not vs) * Ev, D)
     else:
-        sd[c + "q_proj_weight"] = r(E, D)
-        sd[c + "k_proj_weight"] = r(E, Dk)
-        sd[c + "v_proj_weight"] = r(Ev, E if a["pattern_projection_as_connected"] else Dv)
+        if not qs:
+            sd[c + "q_proj_weight"] = r(E, D)
+        if not ks:
+            sd[c + "k_proj_weight"] = r(E, Dk)
+        if not vs:
+            sd[c + "v_proj_weight"] = r(Ev, E if a["pattern_projection_as_connected"] else Dv)
     if a["input_bias"]:
-        sd[c + "in_proj_bias"] = r(2 * E + Ev)
+        sd[c + "in_proj_bias"] = r((not qs) * E + (not ks) * E + Ev)
     if not a["disable_out_projection"]:
         sd[c + "out_proj.weight"] = r(O, Ev)
         if a["input_bias"]:
@@ -111,15 +117,24 @@ def hf_reference(kind, sd, kw, x):
     v = norm(v, "pattern_projection", "norm_pattern_projection")
     b = sd.get(c + "in_proj_bias")
     Ev = H * (a["pattern_size"] or Dh)
-    bq, bk, bv = (None, None, None) if b is None else b.split([E, E, Ev])
+    st = [a.get(n, False) for n in ("state_pattern_as_static", "stored_pattern_as_static",
+                                    "pattern_projection_as_static")]
+    names = [n for n, s_ in zip("qkv", st) if not s_]
+    bnames = [n for n in names if n != "v"] + ["v"]
+    sizes = {"q": E, "k": E, "v": Ev}
+    bb = {} if b is None else dict(zip(bnames, b.split([sizes[n] for n in bnames])))
     if c + "in_proj_weight" in sd:
-        wq, wk, wv = sd[c + "in_proj_weight"].chunk(3)
+        ww = dict(zip(names, sd[c + "in_proj_weight"].split([sizes[n] for n in names])))
     else:
-        wq, wk, wv = sd[c + "q_proj_weight"], sd[c + "k_proj_weight"], sd[c + "v_proj_weight"]
-    q, k = F.linear(rr, wq, bq), F.linear(y, wk, bk)
+        ww = {n: sd[c + f"{n}_proj_weight"] for n in names}
+
+    def project(x, n):  # static: the raw input repeated for every head (hflayers' .repeat)
+        return x.repeat(1, 1, H) if n not in ww else F.linear(x, ww[n], bb.get(n))
+
+    q, k = project(rr, "q"), project(y, "k")
     if a["pattern_projection_as_connected"]:
-        v = F.linear(v, wk, bk)
-    v = F.linear(v, wv, bv)
+        v = F.linear(v, ww["k"], bb.get("k"))
+    v = project(v, "v")
     s = a["scaling"]
     if s is None:
         s = 1 / math.sqrt(Dh)
@@ -168,6 +183,16 @@ CASES = [
     ("Hopfield", {"input_size": 9, "num_heads": 3, "scaling": 0.6,
                   "update_steps_max": torch.tensor([0, 3, 1]), "update_steps_eps": 1e-12}, "self"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "batch_first": False}, "tuple"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "stored_pattern_size": 4,
+                  "stored_pattern_as_static": True, "scaling": torch.tensor([0.4, 0.9])}, "tuple"),
+    ("Hopfield", {"input_size": 8, "hidden_size": 8, "num_heads": 2,
+                  "state_pattern_as_static": True, "update_steps_max": 1,
+                  "update_steps_eps": 1e-12}, "self"),
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "pattern_projection_size": 4,
+                  "pattern_projection_as_static": True, "input_bias": True}, "tuple"),
+    ("Hopfield", {"input_size": 8, "hidden_size": 8, "num_heads": 2,
+                  "state_pattern_as_static": True, "pattern_projection_as_static": True},
+     "self"),
     ("Hopfield", {"input_size": 8, "num_heads": 2, "normalize_hopfield_space": True,
                   "normalize_hopfield_space_affine": True, "scaling": 0.7,
                   "update_steps_max": 1, "update_steps_eps": 1e-12}, "self"),
@@ -300,7 +325,9 @@ def _sd(kind="Hopfield", **kw):
     (lambda sd, kw: sd.__setitem__("association_core.in_proj_weight", torch.zeros(24, 7)),
      r"in_proj_weight'\] must have shape \(24, 8\)"),
     (lambda sd, kw: kw.__setitem__("input_size", 10), "in_proj_weight"),
-    (lambda sd, kw: kw.__setitem__("stored_pattern_as_static", True), "stored_pattern_as_static=True"),
+    (lambda sd, kw: kw.update(stored_pattern_as_static=True, pattern_projection_as_static=True),
+     "splits their features across the heads"),
+    (lambda sd, kw: kw.__setitem__("stored_pattern_as_static", True), r"stored_pattern_size == hidden_size \(4\)"),
     (lambda sd, kw: kw.update(normalize_hopfield_space=True, scaling=torch.tensor([0.5, 1.0])),
      "normalize_hopfield_space=True"),
     (lambda sd, kw: kw.__setitem__("normalize_hopfield_space_affine", True), "needs normalize_hopfield_space"),

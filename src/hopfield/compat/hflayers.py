@@ -100,15 +100,20 @@ def _resolve(kind: str, kwargs: Mapping[str, object]) -> dict[str, object]:
 
 def _refuse(a: dict[str, object], kind: str) -> None:
     """Raise for configurations without an exact equivalent, saying why."""
-    why = {
-        "stored_pattern_as_static": "no projection of the stored patterns",
-        "state_pattern_as_static": "no projection of the state patterns",
-        "pattern_projection_as_static": "no projection of the pattern projections",
-    }
-    for name, what in why.items():
-        if a[name]:
-            raise ValueError(f"hflayers_kwargs: {name}=True ({what}) has no equivalent in "
-                             "hopfield.nn yet, so it cannot be converted exactly")
+    qs, ks, vs = (bool(a[n]) for n in ("state_pattern_as_static", "stored_pattern_as_static",
+                                         "pattern_projection_as_static"))
+    if qs and ks and vs:
+        raise ValueError("hflayers_kwargs: all three *_as_static=True (hflayers' static-only "
+                         "execution, no module sizes) cannot be converted; use "
+                         "hopfield.functional for projection-free retrieval")
+    if ks and vs:
+        raise ValueError("hflayers_kwargs: stored_pattern_as_static=True with "
+                         "pattern_projection_as_static=True cannot be converted: hflayers then "
+                         "does not repeat the pattern projections per head but splits their "
+                         "features across the heads (a bug), which hopfield.nn does not copy")
+    if (vs or ks) and a["pattern_projection_as_connected"]:
+        raise ValueError("hflayers_kwargs: a static stored pattern or pattern projection with "
+                         "pattern_projection_as_connected=True cannot be converted")
     act = a["association_activation"]
     if act is not None and not (isinstance(act, str) and callable(getattr(torch, act, None))):
         raise ValueError(f"hflayers_kwargs: association_activation={act!r} must name a torch "
@@ -209,15 +214,26 @@ def convert_state_dict(
     pre = "" if kind == "Hopfield" else "hopfield."
     core = pre + "association_core."
 
+    qs, ks, vs = (bool(a[n]) for n in ("state_pattern_as_static", "stored_pattern_as_static",
+                                         "pattern_projection_as_static"))
+    for flag, size, need, what in ((qs, D, Dh, "input_size == hidden_size"),
+                                   (ks, Dk, Dh, "stored_pattern_size == hidden_size"),
+                                   (vs, Dv, Pd, "pattern_projection_size == pattern_size")):
+        if flag and size != need:
+            raise ValueError(f"hflayers_kwargs: a static input needs {what} ({need}), got {size}")
+    rows = (0 if qs else E) + (0 if ks else E) + (0 if vs else Ev)
     expected: dict[str, tuple[int, ...]] = {}
     if same:
-        expected[core + "in_proj_weight"] = (3 * E, D)
+        expected[core + "in_proj_weight"] = (rows, D)
     else:
-        expected[core + "q_proj_weight"] = (E, D)
-        expected[core + "k_proj_weight"] = (E, Dk)
-        expected[core + "v_proj_weight"] = (Ev, E if connected else Dv)
-    if bias:
-        expected[core + "in_proj_bias"] = (2 * E + Ev,)
+        if not qs:
+            expected[core + "q_proj_weight"] = (E, D)
+        if not ks:
+            expected[core + "k_proj_weight"] = (E, Dk)
+        if not vs:
+            expected[core + "v_proj_weight"] = (Ev, E if connected else Dv)
+    if bias:  # hflayers keeps the v part of the bias even for a static projection
+        expected[core + "in_proj_bias"] = ((0 if qs else E) + (0 if ks else E) + Ev,)
     if not no_out:
         expected[core + "out_proj.weight"] = (O, Ev)
         if bias:
@@ -265,13 +281,31 @@ def convert_state_dict(
                       "dropped", UserWarning, stacklevel=2)
 
     # ----------------------------------------------------------- the projections
+    # rows of the non-static projections, in the order q, k, v
+    sizes_qkv = [(n, r) for n, r, static in (("q", E, qs), ("k", E, ks), ("v", Ev, vs))
+                 if not static]
     if same:
-        wq, wk, wv = sd[core + "in_proj_weight"].chunk(3)
+        parts = dict(zip([n for n, _ in sizes_qkv],
+                         sd[core + "in_proj_weight"].split([r for _, r in sizes_qkv])))
     else:
-        wq, wk, wv = (sd[core + n] for n in ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
-    bq = bk = bv = None
+        parts = {n: sd[core + f"{n}_proj_weight"] for n, _ in sizes_qkv}
+    bparts: dict[str, torch.Tensor] = {}
     if bias:
-        bq, bk, bv = sd[core + "in_proj_bias"].split([E, E, Ev])
+        bsizes = [(n, r) for n, r in sizes_qkv if n != "v"] + [("v", Ev)]
+        bparts = dict(zip([n for n, _ in bsizes],
+                          sd[core + "in_proj_bias"].split([r for _, r in bsizes])))
+
+    ref_dtype = next(iter(sd.values())).dtype
+
+    def fixed(rows_per_head: int) -> torch.Tensor:  # every head sees the raw input
+        return torch.eye(rows_per_head, dtype=ref_dtype).repeat(H, 1)
+
+    wq = parts["q"] if not qs else fixed(Dh)
+    wk = parts["k"] if not ks else fixed(Dh)
+    wv = parts["v"] if not vs else fixed(Pd)
+    bq = None if qs else bparts.get("q")
+    bk = None if ks else bparts.get("k")
+    bv = None if vs else bparts.get("v")
     if connected:  # v = W_v (W_k V + b_k) + b_v
         wv64 = wv.double()
         new_wv = (wv64 @ wk.double()).to(wv.dtype)
@@ -340,10 +374,13 @@ def convert_state_dict(
     }
     if Pd != Dh:
         hk["pattern_size"] = Pd
-    if a["normalize_hopfield_space"] or a["add_zero_association"]:
+    unprojected = tuple(n for n, flag in (("state", qs), ("stored", ks), ("projection", vs))
+                        if flag)
+    if a["normalize_hopfield_space"] or a["add_zero_association"] or unprojected:
         from ..nn import HeadSpace
 
         hk["head_space"] = HeadSpace(
+            unprojected=unprojected,
             normalize=bool(a["normalize_hopfield_space"]),
             affine=bool(a["normalize_hopfield_space_affine"]),
             eps=float(a.get("normalize_hopfield_space_eps", 1e-5)),
