@@ -73,3 +73,26 @@ def test_which_parts_run(tmp_path, monkeypatch, argv, expected):
     report = (out / "report.md").read_text()
     assert all(f"## {name}" in report for name in expected)
     assert f"hopfield reproduce {' '.join(argv)}".strip() + " --smoke" in report
+
+
+def test_datasets_option(tmp_path, monkeypatch, capsys):
+    import hopfield.reproduce as R
+
+    calls = []
+
+    class WithDatasets(_FakePart):
+        def run(self, out, *, mode, seed, data_dir, datasets=None):
+            if datasets and "nosuch" in datasets:
+                raise ValueError("name must be one of ['a', 'b'], got 'nosuch'")
+            calls.append((self.name, datasets))
+            return f"## {self.name}\n"
+
+    monkeypatch.setattr(R, "get_part", lambda name: (WithDatasets if name == "mil" else _FakePart)(name, calls))
+    out = tmp_path / "o"
+    assert main(["reproduce", "mil", "--smoke", "--out", str(out), "--datasets", "a, b"]) == 0
+    assert calls == [("mil", ("a", "b"))] and "--datasets a,b" in (out / "report.md").read_text()
+    assert main(["reproduce", "mil", "uci", "--smoke", "--out", str(out), "--datasets", "a"]) == 2
+    assert "'--datasets': is not supported by part(s) ['uci']" in capsys.readouterr().err
+    assert main(["reproduce", "mil", "--smoke", "--out", str(out), "--datasets", "nosuch"]) == 2
+    assert "'--datasets': name must be one of" in capsys.readouterr().err
+    assert main(["reproduce", "mil", "--smoke", "--out", str(out), "--datasets", " , "]) == 2

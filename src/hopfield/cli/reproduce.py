@@ -9,6 +9,7 @@ interruption resumes where it stopped.
 
 from __future__ import annotations
 
+import inspect
 import shlex
 import time
 from pathlib import Path
@@ -51,6 +52,9 @@ def reproduce(
                                     "protocol (hours, resumable)."),
     out: Path = out_option(Path("reproduce-out"), "Output folder."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed; results are deterministic for a seed."),
+    datasets: str | None = typer.Option(None, "--datasets", metavar="NAME[,NAME...]",
+                                        help="Only these datasets (for parts whose run() takes "
+                                             "datasets, e.g. mil); default: the part's protocol sets."),
     data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR",
                                          help="Data folder (default $HOPFIELD_DATA or ~/.cache/hopfield)."),
     smoke: bool = typer.Option(False, "--smoke", hidden=True, help="Tiny settings for tests."),
@@ -59,15 +63,30 @@ def reproduce(
     from ..reproduce.report import write_report
 
     parts = _selected_parts(part)
+    kwargs = {}
+    if datasets is not None:
+        names = tuple(n.strip() for n in datasets.split(",") if n.strip())
+        if not names:
+            raise usage_error("--datasets", f"must name at least one dataset, got {datasets!r}")
+        without = [p for p in parts if "datasets" not in inspect.signature(get_part(p).run).parameters]
+        if without:
+            raise usage_error("--datasets", f"is not supported by part(s) {without}; run them "
+                                            "without --datasets")
+        kwargs["datasets"] = names
     mode = "smoke" if smoke else ("quick" if quick else "full")
     argv = ["hopfield", "reproduce", *(part or []), "--smoke" if smoke else f"--{'quick' if quick else 'full'}",
-            "--out", str(out), "--seed", str(seed)] + (["--data-dir", str(data_dir)] if data_dir else [])
+            "--out", str(out), "--seed", str(seed)] + (["--data-dir", str(data_dir)] if data_dir else []) \
+        + (["--datasets", ",".join(kwargs["datasets"])] if kwargs else [])
     out.mkdir(parents=True, exist_ok=True)
     t0, sections, failed = time.perf_counter(), [], []
     for name in parts:
         typer.echo(f"[reproduce] {name} ({mode}) -> {out / name}", err=True)
         try:
-            sections.append(get_part(name).run(out, mode=mode, seed=seed, data_dir=data_dir))
+            sections.append(get_part(name).run(out, mode=mode, seed=seed, data_dir=data_dir, **kwargs))
+        except ValueError as err:
+            if not kwargs or "must be one of" not in str(err):
+                raise
+            raise usage_error("--datasets", str(err)) from None  # e.g. an unknown dataset name
         except (FileNotFoundError, ImportError) as err:
             failed.append(name)
             sections.append(f"## {name}\n\nNot run: {err}\n")
