@@ -513,7 +513,7 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
         "## Multiple-instance learning (ROC AUC %)", "",
         (f"Mode `{mode}`, seed {seed}: {how}. All methods run on the same folds; ± is the standard "
         f"deviation over {std_of}. Best per dataset in bold. \"paper\" is Ramsauer et al. (2020), "
-        f"Table 1 (10-fold nested CV × 5, tuned); Musk1/Musk2 are not in that table (n/a). "
+        f"Table 1 (10-fold nested CV × 5, tuned); the other sets are not in that table (n/a). "
         f"This invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU (single-threaded torch; "
         f"folds cached by an earlier run are not refitted); {len(rows)} folds in total."), "",
         markdown_table(header, body), "",
