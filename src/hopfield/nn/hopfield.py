@@ -567,3 +567,28 @@ class Hopfield(nn.Module):
         if act is not None:
             out = (getattr(torch, act) if isinstance(act, str) else act)(out)
         return out, info
+
+
+def inner_hopfield(owner: str, input_size: int, head_size: int | None, output_size: int | None,
+                   num_heads: int, hopfield_kwargs: dict[str, object],
+                   fixed_reason: str) -> Hopfield:
+    """The :class:`Hopfield` inside :class:`HopfieldPooling` / :class:`HopfieldLayer`.
+
+    Their stored patterns and projections have size ``input_size``, so the size arguments in
+    ``_FIXED_SIZES`` are refused (``fixed_reason`` says why); deprecated names are resolved with
+    a FutureWarning that points at the caller's line.
+    """
+    for key in _FIXED_SIZES:
+        if key in hopfield_kwargs:
+            raise TypeError(f"{owner} does not take {key}: {fixed_reason}")
+    aliases = {k: hopfield_kwargs.pop(k) for k in RENAMED if k in hopfield_kwargs}
+    if aliases:
+        new = renamed_kwargs(owner, aliases, {
+            "head_size": head_size, "max_steps": hopfield_kwargs.get("max_steps", 0),
+            "tol": hopfield_kwargs.get("tol", 1e-4)}, _DEFAULTS, stacklevel=4)
+        head_size = new.pop("head_size")
+        hopfield_kwargs.update(new)
+    return Hopfield(input_size, head_size, output_size, num_heads, **hopfield_kwargs)
+
+
+_FIXED_SIZES = ("stored_pattern_size", "pattern_projection_size")

@@ -19,12 +19,11 @@ from torch import nn
 from .._validation import check_positive_int, check_tensor, shape_str
 from ._inputs import check_bool, check_features, check_masks
 from .functional import check_result
-from .hopfield import _DEFAULTS, RENAMED, Hopfield, reject_forward_kwargs, renamed_kwargs
+from .hopfield import inner_hopfield, reject_forward_kwargs
 from .info import HopfieldInfo
 
 __all__ = ["HopfieldPooling"]
 
-_FIXED = ("stored_pattern_size", "pattern_projection_size")
 
 
 class HopfieldPooling(nn.Module):
@@ -50,20 +49,11 @@ class HopfieldPooling(nn.Module):
                  output_size: int | None = None, num_heads: int = 1, *, quantity: int = 1,
                  trainable: bool = True, **hopfield_kwargs: object) -> None:
         super().__init__()
-        for key in _FIXED:
-            if key in hopfield_kwargs:
-                raise TypeError(f"HopfieldPooling does not take {key}: stored patterns and their "
-                                "projections are the input itself (size input_size)")
         self.quantity = check_positive_int(quantity, "quantity")
-        aliases = {k: hopfield_kwargs.pop(k) for k in RENAMED if k in hopfield_kwargs}
-        if aliases:  # deprecated names: warn here so the warning points at the caller's line
-            new = renamed_kwargs(type(self).__name__, aliases, {
-                "head_size": head_size, "max_steps": hopfield_kwargs.get("max_steps", 0),
-                "tol": hopfield_kwargs.get("tol", 1e-4)}, _DEFAULTS)
-            head_size = new.pop("head_size")
-            hopfield_kwargs.update(new)
-        self.hopfield = Hopfield(input_size, head_size, output_size, num_heads,
-                                 **hopfield_kwargs)
+        self.hopfield = inner_hopfield(type(self).__name__, input_size, head_size, output_size,
+                                       num_heads, hopfield_kwargs,
+                                       "stored patterns and their projections are the input itself "
+                                       "(size input_size)")
         self.query = nn.Parameter(torch.empty(self.quantity, input_size))  # (Q, D)
         nn.init.normal_(self.query, std=input_size ** -0.5)
         self.query.requires_grad_(check_bool(trainable, "trainable"))
