@@ -19,10 +19,11 @@ mode on a laptop (``mil`` + ``uci`` quick: about 5.4 min on 2 CPUs).
 from __future__ import annotations
 
 import importlib
+import numbers
 from types import ModuleType
 from typing import NamedTuple
 
-__all__ = ["DEFAULT_PARTS", "MODES", "PARTS", "Part", "get_part"]
+__all__ = ["DEFAULT_PARTS", "MODES", "PARTS", "Part", "check_run_args", "get_part"]
 
 
 class Part(NamedTuple):
@@ -53,3 +54,12 @@ def get_part(name: str) -> ModuleType:
     if name not in PARTS:
         raise ValueError(f"part must be one of {sorted(PARTS)}, got {name!r}")
     return importlib.import_module(PARTS[name].module)
+
+
+def check_run_args(mode: object, modes: object, seed: object) -> None:
+    """The shared argument check of every part's ``run``: ``mode`` one of ``modes``, ``seed`` an
+    int >= 0 (numpy ints accepted, bools not)."""
+    if mode not in modes:
+        raise ValueError(f"mode must be one of {list(modes)}, got {mode!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")

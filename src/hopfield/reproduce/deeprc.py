@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_savefig, atomic_write_json, atomic_write_text
+from . import check_run_args
 from .report import markdown_table
 
 __all__ = ["METHODS", "PROTOCOLS", "SETTINGS", "run"]
@@ -140,10 +141,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     from sklearn.model_selection import StratifiedKFold
     from tqdm.auto import tqdm
 
-    if mode not in PROTOCOLS:
-        raise ValueError(f"mode must be one of {list(PROTOCOLS)}, got {mode!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    check_run_args(mode, PROTOCOLS, seed)
     proto = PROTOCOLS[mode]
     settings = tuple(proto["settings"] if settings is None else settings)
     methods = tuple(METHODS if methods is None else methods)

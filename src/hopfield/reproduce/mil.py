@@ -44,6 +44,7 @@ from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
 from .._io import atomic_savefig, atomic_write_json, atomic_write_text
 from ..datasets.mil import MIL_DATASETS, load_mil
+from . import check_run_args
 from .report import markdown_table
 
 __all__ = ["FIGURE_SET", "METHODS", "PAPER", "PROTOCOLS", "QUICK_SETS", "compare", "corrected_ttest", "make",
@@ -155,10 +156,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     import torch
     from tqdm.auto import tqdm
 
-    if mode not in PROTOCOLS:
-        raise ValueError(f"mode must be one of {list(PROTOCOLS)}, got {mode!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    check_run_args(mode, PROTOCOLS, seed)
     proto = PROTOCOLS[mode]
     methods = tuple(METHODS if methods is None else methods)
     names = tuple(proto["datasets"] if datasets is None else datasets)

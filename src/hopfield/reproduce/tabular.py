@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_savefig, atomic_write_text
+from . import check_run_args
 
 __all__ = ["METHODS", "SETTINGS", "run"]
 
@@ -298,10 +299,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     from ..datasets.tabular import TABULAR_SETS
     from ..datasets.uci import UCI_FD_NAMES
 
-    if mode not in SETTINGS:
-        raise ValueError(f"mode must be one of {list(SETTINGS)}, got {mode!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    check_run_args(mode, SETTINGS, seed)
     methods = tuple(METHODS if methods is None else methods)
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:

@@ -28,6 +28,7 @@ import numpy as np
 
 from .._io import atomic_savefig, atomic_write_text
 from ..datasets.uci import UCI_FD_NAMES, load_uci
+from . import check_run_args
 from .uci_baselines import METHODS, grid, make
 
 __all__ = ["DATASETS", "average_ranks", "run"]
@@ -115,10 +116,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     import torch
     from tqdm.auto import tqdm
 
-    if mode not in DATASETS:
-        raise ValueError(f"mode must be one of {list(DATASETS)}, got {mode!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    check_run_args(mode, DATASETS, seed)
     methods = tuple(METHODS if methods is None else methods)
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
