@@ -218,6 +218,19 @@ CASES = [
                        "scaling": torch.tensor([0.3, 0.8])}, "layer"),
     ("HopfieldLayer", {"input_size": 8, "num_heads": 4, "quantity": 4, "batch_first": False},
      "layer"),
+    # pattern_projection_as_connected → HeadSpace(connected=True), the same weights
+    ("Hopfield", {"input_size": 8, "num_heads": 2, "pattern_projection_as_connected": True,
+                  "scaling": 0.5, "update_steps_max": 2, "update_steps_eps": 1e-12,
+                  "input_bias": False}, "self"),
+    ("Hopfield", {"input_size": 8, "hidden_size": 8, "num_heads": 2,
+                  "state_pattern_as_static": True, "pattern_projection_as_connected": True},
+     "self"),
+    ("HopfieldPooling", {"input_size": 8, "num_heads": 2, "quantity": 3,
+                         "pattern_projection_as_connected": True,
+                         "scaling": torch.tensor([0.5, 1.5])}, "pool"),
+    ("HopfieldLayer", {"input_size": 8, "num_heads": 2, "quantity": 5,
+                       "lookup_weights_as_separated": True,
+                       "pattern_projection_as_connected": True}, "layer"),
 ]
 CLASSES = {"Hopfield": Hopfield, "HopfieldPooling": HopfieldPooling,
            "HopfieldLayer": HopfieldLayer}
@@ -448,3 +461,22 @@ def test_from_hflayers_on_stand_ins():
     assert not converted.training
     assert (converted(x).double() - hf_reference("HopfieldLayer", sd, kw, x.double())
             ).abs().max() <= 1e-5
+
+
+def test_connected_uses_the_switch_with_hflayers_own_weights():
+    kw = {"input_size": 8, "num_heads": 2, "stored_pattern_size": 6,
+          "pattern_projection_size": 6, "pattern_projection_as_connected": True}
+    sd = make_sd("Hopfield", kw, torch.Generator().manual_seed(7))
+    hk, new = convert_state_dict(sd, kw)
+    assert hk["head_space"].connected
+    c = "association_core."
+    assert torch.equal(new["v_proj.weight"], sd[c + "v_proj_weight"])  # W_v itself, not folded
+    assert torch.equal(new["k_proj.weight"], sd[c + "k_proj_weight"])
+    assert torch.equal(new["v_proj.bias"], sd[c + "in_proj_bias"][16:])
+    with pytest.raises(ValueError, match="silently skips the connection"):
+        convert_state_dict(make_sd("Hopfield", {**kw, "stored_pattern_size": 4,
+                                                "pattern_projection_size": 4,
+                                                "stored_pattern_as_static": True},
+                                   torch.Generator().manual_seed(7)),
+                           {**kw, "stored_pattern_size": 4, "pattern_projection_size": 4,
+                            "stored_pattern_as_static": True})

@@ -108,7 +108,8 @@ def test_until_converged_refuses_compile_free_tracing_under_vmap():
                                         (HopfieldLayer, {})])
 @pytest.mark.parametrize("name,new", [("scaling", "beta="), ("input_bias", "bias="),
                                       ("normalize_stored_pattern", "normalize_stored="),
-                                      ("pattern_projection_as_connected", "no equivalent")])
+                                      ("pattern_projection_as_connected",
+                                       r"HeadSpace\(connected=True\)")])
 def test_hflayers_constructor_names_point_to_the_new_argument(cls, kwargs, name, new):
     with pytest.raises(TypeError, match=f"unexpected keyword argument '{name}'.*{new}"):
         cls(8, **{name: True}, **kwargs)
@@ -508,3 +509,94 @@ def test_unprojected_errors():
         Hopfield(8, num_heads=2, head_space=HeadSpace(unprojected=("stored",)))
     with pytest.raises(TypeError, match=r"HeadSpace\(unprojected=\('stored',\)\)"):
         Hopfield(8, stored_pattern_as_static=True)
+
+
+# ----------------------------------------------------------------------------- connected projection
+
+
+def reference_connected(layer: Hopfield, y, r, v, steps, mask):
+    """float64, unfolded: v goes through k_proj, then v_proj (the paper's Y W_K W_V)."""
+    d = lambda t: None if t is None else t.double()
+    H = layer.num_heads
+    heads = lambda t: t.unflatten(-1, (H, -1)).transpose(1, 2)
+    lin = lambda x, m: F.linear(x, d(m.weight), d(m.bias))
+    q, k = heads(lin(r, layer.q_proj)), heads(lin(y, layer.k_proj))
+    vv = heads(lin(lin(v, layer.k_proj), layer.v_proj))
+    beta = layer.beta.double().view(-1, 1, 1)
+
+    def weights(xi):
+        s = beta * xi @ k.mT
+        if mask is not None:
+            s = s.masked_fill(mask[:, None, None, :], float("-inf"))
+        return torch.softmax(s, -1)
+
+    for _ in range(steps):
+        q = weights(q) @ k
+    out = (weights(q) @ vv).transpose(1, 2).flatten(2)
+    return out if layer.out_proj is None else lin(out, layer.out_proj)
+
+
+@pytest.mark.parametrize("pattern_size,steps,return_info,bias,unprojected", [
+    (None, 0, False, True, ()), (3, 0, True, True, ()), (None, 2, False, False, ()),
+    (5, 1, False, True, ("state",)), (None, 0, False, True, ("stored",)),
+])
+def test_connected_pattern_projection(pattern_size, steps, return_info, bias, unprojected):
+    from hopfield.nn import HeadSpace
+
+    torch.manual_seed(12)
+    H, Dh = 2, 4
+    Dq, Dk = (Dh if "state" in unprojected else 8), (Dh if "stored" in unprojected else 6)
+    layer = Hopfield(Dq, head_size=Dh, num_heads=H, output_size=7, pattern_size=pattern_size,
+                     stored_pattern_size=Dk, pattern_projection_size=Dk, max_steps=steps,
+                     bias=bias, head_space=HeadSpace(connected=True, unprojected=unprojected),
+                     beta=torch.tensor([0.7, 1.3])).double()
+    assert layer.v_proj.weight.shape == (H * (pattern_size or Dh), H * Dh)
+    y, v = (torch.randn(3, 5, Dk, dtype=torch.float64) for _ in range(2))
+    r = torch.randn(3, 4, Dq, dtype=torch.float64)
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[1, :3] = True
+    out = layer((y, r, v), mask=mask, return_info=return_info)
+    out = out[0] if return_info else out
+    ref = reference_connected(layer, y, r, v, steps, mask)
+    assert (out - ref).abs().max() <= 1e-10
+    # gradients reach k_proj through the value path too, as in the unfolded reference
+    grads = torch.autograd.grad(out.square().sum(), [p for p in layer.parameters()
+                                                     if p.requires_grad])
+    refs = torch.autograd.grad(ref.square().sum(), [p for p in layer.parameters()
+                                                    if p.requires_grad])
+    assert max((g - g0).abs().max() for g, g0 in zip(grads, refs)) <= 1e-9
+    pm = layer.get_projected_pattern_matrix((y, r, v))
+    vv = F.linear(layer.k_proj(v), layer.v_proj.weight, layer.v_proj.bias)
+    assert (pm - vv.unflatten(-1, (H, -1)).transpose(1, 2)).abs().max() <= 1e-12
+
+
+def test_connected_in_pooling_and_lookup_and_float32_self_association():
+    from hopfield.nn import HeadSpace
+
+    torch.manual_seed(13)
+    hs = HeadSpace(connected=True)
+    pool = HopfieldPooling(8, num_heads=2, quantity=3, head_space=hs).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    ref = reference_connected(pool.hopfield, x, pool.query.unsqueeze(0).expand(2, -1, -1), x,
+                              0, None).flatten(1)
+    assert (pool(x) - ref).abs().max() <= 1e-10
+    look = HopfieldLayer(8, num_heads=2, quantity=4, head_space=hs).double()
+    p = look.patterns.unsqueeze(0).expand(2, -1, -1)
+    assert (look(x) - reference_connected(look.hopfield, p, x, p, 0, None)).abs().max() <= 1e-10
+    layer = Hopfield(8, num_heads=2, head_space=hs)  # float32, fused SDPA path
+    x32 = torch.randn(2, 5, 8)
+    ref = reference_connected(layer, x32.double(), x32.double(), x32.double(), 0, None)
+    assert (layer(x32).double() - ref).abs().max() <= 1e-5
+
+
+def test_connected_errors():
+    from hopfield.nn import HeadSpace
+
+    with pytest.raises(ValueError, match="pattern_projection_size must equal "
+                                         r"stored_pattern_size \(6\), got 5"):
+        Hopfield(8, stored_pattern_size=6, pattern_projection_size=5,
+                 head_space=HeadSpace(connected=True))
+    with pytest.raises(ValueError, match="connected=True needs a learned pattern projection"):
+        HeadSpace(connected=True, unprojected=("projection",))
+    with pytest.raises(TypeError, match="HeadSpace.connected must be a bool"):
+        HeadSpace(connected=1)

@@ -19,8 +19,10 @@ layout of ``hflayers.Hopfield``, ``hflayers.HopfieldPooling`` and ``hflayers.Hop
   ``beta`` is 1.
 - ``pooling_weights`` (1, Q, D) → ``query`` (Q, D); ``lookup_weights`` / ``target_weights``
   (1, N, D) → ``patterns`` / ``targets`` (N, D).
-- ``pattern_projection_as_connected=True`` (V projected by W_k, then by W_v) → one ``v_proj``
-  with weight W_v W_k and bias W_v b_k + b_v.
+- ``pattern_projection_as_connected=True`` (V projected by W_k, then by W_v) →
+  ``head_space=HeadSpace(connected=True)`` with ``v_proj`` = W_v (E → H·pattern_size) and the
+  same ``k_proj``: the same parametrisation, so fine-tuning the converted layer trains the same
+  weights as hflayers would.
 
 Configurations that cannot be converted raise a ``ValueError`` that says why (an option the
 layers do not have yet, or an hflayers behaviour that is a bug and would not be reproduced).
@@ -113,7 +115,10 @@ def _refuse(a: dict[str, object], kind: str) -> None:
                          "features across the heads (a bug), which hopfield.nn does not copy")
     if (vs or ks) and a["pattern_projection_as_connected"]:
         raise ValueError("hflayers_kwargs: a static stored pattern or pattern projection with "
-                         "pattern_projection_as_connected=True cannot be converted")
+                         "pattern_projection_as_connected=True cannot be converted: hflayers "
+                         "then silently skips the connection (static stored pattern) or the "
+                         "value projection (static projection), so the flag does not mean what "
+                         "it says")
     act = a["association_activation"]
     if act is not None and not (isinstance(act, str) and callable(getattr(torch, act, None))):
         raise ValueError(f"hflayers_kwargs: association_activation={act!r} must name a torch "
@@ -306,12 +311,7 @@ def convert_state_dict(
     bq = None if qs else bparts.get("q")
     bk = None if ks else bparts.get("k")
     bv = None if vs else bparts.get("v")
-    if connected:  # v = W_v (W_k V + b_k) + b_v
-        wv64 = wv.double()
-        new_wv = (wv64 @ wk.double()).to(wv.dtype)
-        if bias:
-            bv = (wv64 @ bk.double() + bv.double()).to(wv.dtype)
-        wv = new_wv
+    # connected: v = W_v (W_k V + b_k) + b_v is HeadSpace(connected=True) with the same weights
 
     steps = _steps(a["update_steps_max"], H)
     tol = a["update_steps_eps"]
@@ -376,11 +376,11 @@ def convert_state_dict(
         hk["pattern_size"] = Pd
     unprojected = tuple(n for n, flag in (("state", qs), ("stored", ks), ("projection", vs))
                         if flag)
-    if a["normalize_hopfield_space"] or a["add_zero_association"] or unprojected:
+    if a["normalize_hopfield_space"] or a["add_zero_association"] or unprojected or connected:
         from ..nn import HeadSpace
 
         hk["head_space"] = HeadSpace(
-            unprojected=unprojected,
+            unprojected=unprojected, connected=connected,
             normalize=bool(a["normalize_hopfield_space"]),
             affine=bool(a["normalize_hopfield_space_affine"]),
             eps=float(a.get("normalize_hopfield_space_eps", 1e-5)),

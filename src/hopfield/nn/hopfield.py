@@ -84,6 +84,7 @@ HFLAYERS_NAMES: dict[str, str] = {
     "stored_pattern_as_static": "head_space=HeadSpace(unprojected=('stored',))",
     "state_pattern_as_static": "head_space=HeadSpace(unprojected=('state',))",
     "pattern_projection_as_static": "head_space=HeadSpace(unprojected=('projection',))",
+    "pattern_projection_as_connected": "head_space=HeadSpace(connected=True)",
 }
 
 
@@ -183,6 +184,13 @@ class HeadSpace:
             (``*_as_static`` in hflayers). Their feature size must then be ``head_size``
             (state, stored) or ``pattern_size`` (projection); the projection becomes a fixed
             identity per head (``requires_grad=False``, no bias).
+        connected: the pattern projections go through the stored-pattern projection before
+            their own: ``v = W_v (W_k V + b_k) + b_v``, the paper's value ``Y W_K W_V``
+            (``pattern_projection_as_connected``). ``v_proj`` then maps the ``num_heads *
+            head_size`` features of ``k_proj`` to ``num_heads * pattern_size``, and
+            ``pattern_projection_size`` must equal ``stored_pattern_size``. The two matrices
+            are multiplied once per forward (not per pattern), so the association keeps its
+            fused paths.
     """
 
     normalize: bool = False
@@ -190,6 +198,7 @@ class HeadSpace:
     eps: float = 1e-5
     add_zero: bool = False
     unprojected: tuple[str, ...] = ()
+    connected: bool = False
 
     def __post_init__(self) -> None:
         names = self.unprojected
@@ -201,12 +210,15 @@ class HeadSpace:
             raise ValueError(f"HeadSpace.unprojected names must be among 'state', 'stored', "
                              f"'projection', got {bad}")
         object.__setattr__(self, "unprojected", tuple(sorted(set(names))))
-        for name in ("normalize", "affine", "add_zero"):
+        for name in ("normalize", "affine", "add_zero", "connected"):
             check_bool(getattr(self, name), f"HeadSpace.{name}")
         check_positive_float(self.eps, "HeadSpace.eps")
         if self.affine and not self.normalize:
             raise ValueError("HeadSpace.affine=True needs normalize=True (an affine map without "
                              "the normalisation has no meaning here)")
+        if self.connected and "projection" in names:
+            raise ValueError("HeadSpace.connected=True needs a learned pattern projection, got "
+                             "unprojected=('projection',) as well (pick one)")
 
 
 _DEFAULTS: dict[str, object] = {"head_size": None, "max_steps": 0, "tol": 1e-4}
@@ -267,7 +279,8 @@ class Hopfield(nn.Module):
         association_activation: applied to the output: a ``torch`` function name (``"tanh"``,
             as in hflayers) or a callable; ``None`` = none.
         head_space: a :class:`HeadSpace` of rare head-space options (LayerNorm in head space,
-            an extra zero pattern); ``None`` = none of them.
+            an extra zero pattern, unprojected inputs, pattern projections through ``k_proj``);
+            ``None`` = none of them.
 
     Deprecated aliases (FutureWarning, removed in the next release): ``hidden_size`` →
     ``head_size``, ``update_steps_max`` → ``max_steps``, ``update_steps_eps`` → ``tol``.
@@ -349,9 +362,14 @@ class Hopfield(nn.Module):
             check_bool(flag, name)
 
         E = num_heads * self.head_size
+        if self.head_space.connected and self.pattern_projection_size != self.stored_pattern_size:
+            raise ValueError("head_space connected=True passes the pattern projections through "
+                             "k_proj, so pattern_projection_size must equal stored_pattern_size "
+                             f"({self.stored_pattern_size}), got {self.pattern_projection_size}")
         self.q_proj = nn.Linear(input_size, E, bias=bias)
         self.k_proj = nn.Linear(self.stored_pattern_size, E, bias=bias)
-        self.v_proj = nn.Linear(self.pattern_projection_size, Ev, bias=bias)
+        self.v_proj = nn.Linear(E if self.head_space.connected else self.pattern_projection_size,
+                                Ev, bias=bias)
         self.out_proj = nn.Linear(Ev, self.output_size, bias=bias) if out_projection else None
         for lin in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
             if lin is None:
@@ -529,13 +547,30 @@ class Hopfield(nn.Module):
         self, input: torch.Tensor | Sequence[torch.Tensor],
     ) -> torch.Tensor:
         """The projected pattern projections per head, (B, H, N, pattern_size) (no grad):
-        ``norm_projection`` (if any), then ``v_proj``; hflayers' method of the same name."""
+        ``norm_projection`` (if any), ``k_proj`` (with ``HeadSpace(connected=True)``), then
+        ``v_proj``; hflayers' method of the same name."""
         sizes = (self.stored_pattern_size, self.input_size, self.pattern_projection_size)
         _, _, v = split_input(input, sizes, self.batch_first, self.q_proj.weight.dtype)
         with torch.no_grad():
             if self.norm_projection is not None:
                 v = self.norm_projection(v)
+            if self.head_space.connected:
+                v = self.k_proj(v)
             return self.v_proj(v).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+
+    def _value_projection(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weight (Ev, Dv) and bias of the pattern projection as applied to V. With
+        ``HeadSpace(connected=True)``: W_v W_k and W_v b_k + b_v (V through k_proj, then v_proj),
+        one (Ev × E × Dk) product per forward."""
+        vp = self.v_proj
+        if not self.head_space.connected:
+            return vp.weight, vp.bias
+        k = self.k_proj
+        wv = vp.weight @ k.weight  # (Ev, E) @ (E, Dk)
+        if k.bias is None:
+            return wv, vp.bias
+        bv = vp.weight @ k.bias
+        return wv, (bv if vp.bias is None else bv + vp.bias)
 
     def _associate(
         self, y: torch.Tensor, r: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
@@ -549,12 +584,13 @@ class Hopfield(nn.Module):
             r = self.norm_state(r)
         if self.norm_projection is not None:
             v = self.norm_projection(v)
-        q, k, vp, o = self.q_proj, self.k_proj, self.v_proj, self.out_proj
+        q, k, o = self.q_proj, self.k_proj, self.out_proj
+        wv, bv = self._value_projection()
         result = hopfield_forward(
             y, r, v, num_heads=self.num_heads, beta=self.beta,
-            q_proj_weight=q.weight, k_proj_weight=k.weight, v_proj_weight=vp.weight,
+            q_proj_weight=q.weight, k_proj_weight=k.weight, v_proj_weight=wv,
             out_proj_weight=None if o is None else o.weight, q_proj_bias=q.bias,
-            k_proj_bias=k.bias, v_proj_bias=vp.bias, out_proj_bias=None if o is None else o.bias,
+            k_proj_bias=k.bias, v_proj_bias=bv, out_proj_bias=None if o is None else o.bias,
             mask=mask,
             association_mask=association_mask, separation=self.separation,
             dropout_p=self.dropout, training=self.training, max_steps=self.max_steps,
