@@ -51,6 +51,9 @@ def test_every_peer_runs_and_is_measured(tiny_report, suite):
     assert len(records) == len(TINY[suite])
     for rec in records:
         for peer, res in rec["time"].items():
+            if peer == "stage_copy":  # no host-to-device copy on the CPU
+                assert res["status"] == "skipped: no host-to-device copy on cpu"
+                continue
             assert res["status"] == "ok", (peer, res["status"])
             assert len(res["times"]) == 2 and res["median"] > 0
         for peer, res in rec["memory"].items():
@@ -239,3 +242,134 @@ def test_tabular_suite_wiring():
     assert bench.info["n_train"] == 160 and 0.5 <= bench.info["test_accuracy"] <= 1.0
     with pytest.raises(ValueError, match="unknown peer"):
         T.setup(cfg, "xgboost")
+
+
+# ----------------------------------------------------------------------------- devices (issue 15)
+
+needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_cpu_report_names_its_device(tiny_report):
+    assert tiny_report["device"] == "cpu" and tiny_report["machine"]["device"] == "cpu"
+    for rec in tiny_report["records"]:
+        assert rec["config"]["device"] == "cpu"
+        for res in rec["memory"].values():
+            assert res["method"] in ("VmHWM", "ru_maxrss") and "host_peak_mib" not in res
+
+
+def test_streaming_breakdown_fields(tiny_report, tmp_path):
+    rec = next(r for r in tiny_report["records"] if r["suite"] == "streaming")
+    assert set(streaming.STAGES) <= set(rec["time"])
+    assert rec["time"]["stage_read"]["info"]["via"] == "PatternStore.iter_chunks"
+    assert set(rec["memory"]) == {"stream_update", "stream_topk"}  # stages: time only
+    d = rec["derived"]
+    ran = rec["time"]["stage_read"]["median"] + rec["time"]["stage_compute"]["median"]
+    assert d["stages read+copy+compute s"] == pytest.approx(ran)
+    assert d["stream_update / sum of stages"] == pytest.approx(
+        rec["time"]["stream_update"]["median"] / ran)
+    assert d["stream_update / slowest stage"] >= d["stream_update / sum of stages"]
+    assert d["stage_read GB/s"] > 0 and "stage_copy GB/s" not in d
+    text = write_report(tiny_report, tmp_path)[1].read_text()
+    assert "stage_copy" in text and "no host-to-device copy on cpu" in text
+
+
+def test_stage_compute_is_the_arithmetic_of_the_pass(tmp_path):
+    """With one chunk (N <= chunk_size) the compute stage computes exactly stream_update."""
+    case = tiny_cases("streaming")[0]
+    cfg = streaming.prepare({**case.config, "N": 300, "chunk_size": 512}, tmp_path)
+    ref = streaming.setup(cfg, "stream_update").fn()
+    torch.testing.assert_close(streaming.setup(cfg, "stage_compute").fn(), ref)
+    streaming.setup(cfg, "stage_read").fn()
+    with pytest.raises(Unavailable, match="no host-to-device copy on cpu"):
+        streaming.setup(cfg, "stage_copy")
+
+
+def test_device_argument_is_validated():
+    from hopfield.bench._core import check_device, suites_for_device
+
+    assert {"layers", "steps", "retrieval", "streaming"} <= set(suites_for_device("cuda"))
+    assert "ood" not in suites_for_device("cuda") and "ood" in suites_for_device("cpu")
+    assert check_device("cpu", ["layers", "ood"]) == "cpu"
+    with pytest.raises(ValueError, match=r"device must be one of 'cpu', 'cuda', got 'tpu'"):
+        check_device("tpu")
+    with pytest.raises(ValueError, match=r"device must be one of .*got 0"):
+        check_device(0)
+    with pytest.raises(ValueError, match=r"suite 'ood' runs on cpu only, not on device='cuda'"):
+        check_device("cuda", ["ood"])
+    with pytest.raises(ValueError, match="got 'gpu'"):
+        run(["layers"], device="gpu", progress=False)
+
+
+@needs_no_cuda
+def test_cuda_without_cuda_is_a_clear_error(capsys):
+    from hopfield.bench._core import check_device
+
+    with pytest.raises(ValueError, match=r"device='cuda' needs a CUDA build of torch.*found torch "
+                                         r".*torch.cuda.is_available\(\) = False"):
+        check_device("cuda")
+    with pytest.raises(ValueError, match="needs a CUDA build"):
+        run(["layers"], device="cuda", progress=False)
+    assert main(["bench", "--device", "cuda", "--no-progress"]) != 0
+    assert main(["bench", "--device", "tpu"]) != 0
+    assert main(["bench", "ood", "--device", "cuda"]) != 0
+    err = capsys.readouterr().err
+    assert "'--device'" in err and "CUDA build" in err and "is_available() = False" in err
+    assert "got 'tpu'" in err and "suite 'ood' runs on cpu only" in err
+
+
+def test_cuda_worker_synchronises_and_measures_device_memory(monkeypatch):
+    """The CUDA branches of the worker on a fake device: every timed call is bracketed by
+    torch.cuda.synchronize and memory mode reports max_memory_allocated minus the base."""
+    import sys
+    import types
+
+    from hopfield.bench import _core, _worker
+    from hopfield.bench._core import Bench, Case
+
+    events: list[str] = []
+    fake = types.ModuleType("fake_cuda_suite")
+    fake.DEVICES = ("cpu", "cuda")
+    fake.cases = lambda quick: [Case("fake", "one", {}, ("a", "b"))]
+    fake.setup = lambda cfg, peer: Bench(lambda: events.append(f"{peer}@{cfg['device']}"))
+    monkeypatch.setitem(sys.modules, "fake_cuda_suite", fake)
+    monkeypatch.setitem(_core.SUITES, "fake", "fake_cuda_suite")
+    monkeypatch.setattr(_worker, "_start_cuda", lambda: events.append("start"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append("sync"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats",
+                        lambda device=None: events.append("reset"))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 << 20)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 5 << 20)
+    res = _worker.run_spec({"suite": "fake", "config": {}, "threads": 1, "mode": "time",
+                            "peers": ["a", "b"], "repeats": 2, "device": "cuda"})
+    assert res["status"] == "ok" and len(res["peers"]["a"]["times"]) == 2
+    # start, 2 warm-ups each followed by a sync, then per timed call: sync, call, sync
+    assert events == ["start", "a@cuda", "sync", "b@cuda", "sync"] + \
+        ["sync", "a@cuda", "sync", "sync", "b@cuda", "sync"] * 2
+    events.clear()
+    res = _worker.run_spec({"suite": "fake", "config": {}, "threads": 1, "mode": "memory",
+                            "peer": "a", "device": "cuda"})
+    assert res["method"] == "cuda_max_memory_allocated" and res["peak_mib"] == pytest.approx(4.0)
+    assert math.isfinite(res["host_peak_mib"])
+    assert events == ["start", "a@cuda", "sync", "sync", "reset", "a@cuda", "sync"]
+
+
+@needs_cuda
+def test_tiny_suites_on_cuda(tmp_path):
+    cases = [c for s in TINY for c in tiny_cases(s)]
+    report = run(list(TINY), repeats=2, threads=1, in_process=True, progress=False, cases=cases,
+                 workdir=tmp_path, device="cuda")
+    assert report["machine"]["device"] == "cuda" and report["machine"]["cuda"]
+    for rec in report["records"]:
+        for peer, res in rec["time"].items():
+            if peer == "faiss_flatip":
+                assert res["status"].startswith("skipped")
+                continue
+            assert res["status"] == "ok", (rec["suite"], peer, res["status"])
+        for peer, res in rec["memory"].items():
+            if res.get("status", "ok") == "ok" and peer != "faiss_flatip":
+                assert res["method"] == "cuda_max_memory_allocated", peer
+                assert res["peak_mib"] >= 0
+    rec = next(r for r in report["records"] if r["suite"] == "streaming")
+    assert rec["derived"]["stage_copy GB/s"] > 0
+    assert "pinned ring" in rec["time"]["stage_read"]["info"]["via"]

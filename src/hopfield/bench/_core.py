@@ -6,18 +6,25 @@ A *suite* is a module with
 - ``setup(config: dict, peer: str) -> Bench`` — builds inputs and returns the timed callable
   (runs inside a fresh worker process),
 - optionally ``derive(case, record) -> dict`` (extra numbers from the measured times, e.g. GFLOP/s)
-  and ``prepare(config, workdir) -> dict`` (one-off setup in the parent, e.g. writing a store).
+  and ``prepare(config, workdir) -> dict`` (one-off setup in the parent, e.g. writing a store),
+- optionally ``DEVICES`` — the devices its ``setup`` can build on (default ``("cpu",)``). The
+  runner puts the requested device into every config as ``config["device"]``; a suite that lists
+  ``"cuda"`` builds its inputs and models there.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-__all__ = ["SUITES", "Bench", "Case", "Ratio", "Unavailable", "load_suite", "ratio_value"]
+__all__ = ["DEVICES", "SUITES", "Bench", "Case", "Ratio", "Unavailable", "check_device",
+           "load_suite", "ratio_value", "suite_devices", "suites_for_device"]
+
+#: devices ``hopfield bench --device`` accepts.
+DEVICES = ("cpu", "cuda")
 
 #: suite name -> module implementing it, in the order a full run executes them.
 SUITES: dict[str, str] = {
@@ -79,6 +86,48 @@ def load_suite(name: str) -> ModuleType:
     if name not in SUITES:
         raise ValueError(f"suite must be one of {sorted(SUITES)}, got {name!r}")
     return importlib.import_module(SUITES[name])
+
+
+def suite_devices(name: str) -> tuple[str, ...]:
+    """The devices suite ``name`` can run on (its module's ``DEVICES``; CPU only by default)."""
+    return tuple(getattr(load_suite(name), "DEVICES", ("cpu",)))
+
+
+def suites_for_device(device: str) -> list[str]:
+    """The registered suites that run on ``device``, in :data:`SUITES` order."""
+    return [name for name in SUITES if device in suite_devices(name)]
+
+
+def check_device(device: object, suites: Sequence[str] | None = None) -> str:
+    """Validate a benchmark device (and that every suite in ``suites`` runs on it).
+
+    Raises ``ValueError`` naming what was expected and what was found: an unknown device, a suite
+    that only runs on the CPU, or ``"cuda"`` without a CUDA build of torch and a visible GPU.
+    """
+    if not isinstance(device, str) or device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, got {device!r}")
+    for name in suites or ():
+        devices = suite_devices(name)
+        if device not in devices:
+            raise ValueError(f"suite {name!r} runs on {', '.join(devices)} only, not on "
+                             f"device={device!r}; suites that run on {device}: "
+                             f"{', '.join(suites_for_device(device))}")
+    if device == "cuda" and not _cuda_ready():
+        import torch
+
+        build = torch.version.cuda or "none (a CPU-only build)"
+        raise ValueError(
+            "device='cuda' needs a CUDA build of torch and a visible GPU; found torch "
+            f"{torch.__version__} (CUDA build: {build}), torch.cuda.is_available() = False, "
+            f"{torch.cuda.device_count()} GPU(s). Install a CUDA torch (see docs/gpu.md) or use "
+            "device='cpu'")
+    return device
+
+
+def _cuda_ready() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 #: a memory ratio whose denominator peak is below this (MiB) is not reported: page granularity

@@ -7,6 +7,12 @@ fixed at 64 KiB, so every tensor larger than that is its own ``mmap`` and return
 freed: the resident set then tracks the live tensors. Where ``clear_refs`` is not writable the
 fallback is ``ru_maxrss`` after minus before (an underestimate when setup had a higher transient
 peak; flagged ``method="ru_maxrss"`` in the results).
+
+On CUDA (``hopfield bench --device cuda``) the device's queued work is waited for with
+``torch.cuda.synchronize()`` before the clock starts and before it stops (:func:`device_sync`), so a
+time covers the kernels, not only their launch; peak memory is the device's
+(:class:`CudaMemoryProbe`: ``torch.cuda.max_memory_allocated`` with the peak statistics reset on
+entry, minus what was allocated before), since process RSS says nothing about GPU memory.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["MemoryProbe", "Timing", "machine_info", "matmul_gflops", "time_calls"]
+__all__ = ["CudaMemoryProbe", "MemoryProbe", "Timing", "device_sync", "machine_info",
+           "matmul_gflops", "time_calls"]
 
 _MIB = 1024.0 * 1024.0
 
@@ -59,12 +66,30 @@ class Timing:
         return statistics.median(self.times)
 
 
-def time_calls(fn: Callable[[], object], repeats: int) -> Timing:
-    """Time ``repeats`` calls of ``fn`` (after the caller's warm-up)."""
+def _no_sync() -> None:
+    return None
+
+
+def device_sync(device: str) -> Callable[[], None]:
+    """The call that waits until ``device`` has finished its queued work: ``torch.cuda.synchronize``
+    on CUDA (kernels run asynchronously: without it a time measures the launches only), a no-op on
+    the CPU."""
+    if device == "cuda":
+        return torch.cuda.synchronize
+    return _no_sync
+
+
+def time_calls(fn: Callable[[], object], repeats: int,
+               sync: Callable[[], None] | None = None) -> Timing:
+    """Time ``repeats`` calls of ``fn`` (after the caller's warm-up); ``sync`` (see
+    :func:`device_sync`) runs before the clock starts and before it stops."""
+    sync = sync or _no_sync
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return Timing(times)
 
@@ -116,6 +141,33 @@ class MemoryProbe:
                              - self._maxrss0) / 1024.0
 
 
+class CudaMemoryProbe:
+    """Context manager measuring the peak CUDA memory added by its body (MiB).
+
+    On entry: synchronise, reset the device's peak statistics (``torch.cuda.reset_peak_memory_stats``)
+    and note ``torch.cuda.memory_allocated()``; on exit: synchronise and take
+    ``torch.cuda.max_memory_allocated()`` minus that base. It counts tensors the caching allocator
+    handed out (not its cached, unused blocks), so it is comparable between peers.
+    """
+
+    method = "cuda_max_memory_allocated"
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self.device = device
+        self.peak_mib = float("nan")
+
+    def __enter__(self) -> CudaMemoryProbe:
+        gc.collect()
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self._base = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.cuda.synchronize(self.device)
+        self.peak_mib = (torch.cuda.max_memory_allocated(self.device) - self._base) / _MIB
+
+
 def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
     """This machine's sgemm throughput (GFLOP/s): median over ``repeats`` of a size³ float32 matmul."""
     torch.set_num_threads(threads)
@@ -146,9 +198,11 @@ def _mem_total_gib() -> float | None:
     return round(kib / _MIB, 1)
 
 
-def machine_info(threads: int) -> dict[str, object]:
-    """CPU model, core count, memory, library versions, thread count and UTC date of the run."""
+def machine_info(threads: int, device: str = "cpu") -> dict[str, object]:
+    """CPU model, core count, memory, library versions, thread count, the benchmark device (with
+    the GPU's name, compute capability and memory on CUDA) and UTC date of the run."""
     info: dict[str, object] = {
+        "device": device,
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": _mem_total_gib(),
@@ -160,6 +214,11 @@ def machine_info(threads: int) -> dict[str, object]:
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
+    if device == "cuda" and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info["cuda_capability"] = f"{props.major}.{props.minor}"
+        info["cuda_memory_gib"] = round(props.total_memory / 1024**3, 1)
+        info["cuda_runtime"] = torch.version.cuda
     try:
         import faiss  # noqa: PLC0415
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ._core import SUITES, Case, load_suite, ratio_value
+from ._core import Case, check_device, load_suite, ratio_value, suites_for_device
 from ._measure import machine_info
 from ._worker import MARKER, run_spec
 
@@ -47,8 +47,8 @@ def collect_cases(suites: Sequence[str], quick: bool) -> list[Case]:
 
 
 def _run_case(case: Case, config: dict[str, Any], repeats: int, threads: int, in_process: bool,
-              bar: tqdm) -> dict[str, Any]:
-    base = {"suite": case.suite, "config": config, "threads": threads}
+              bar: tqdm, device: str = "cpu") -> dict[str, Any]:
+    base = {"suite": case.suite, "config": config, "threads": threads, "device": device}
     bar.set_postfix_str(f"{case.suite} {case.name}: time")
     repeats = min(repeats, case.max_repeats or repeats)
     timed = spawn({**base, "mode": "time", "peers": list(case.peers), "repeats": repeats,
@@ -83,14 +83,21 @@ def _run_case(case: Case, config: dict[str, Any], repeats: int, threads: int, in
 
 def run(suites: Sequence[str] | None = None, *, quick: bool = False, repeats: int = 5,
         threads: int = 2, in_process: bool = False, progress: bool = True,
-        workdir: str | os.PathLike | None = None, cases: Sequence[Case] | None = None
-        ) -> dict[str, Any]:
+        workdir: str | os.PathLike | None = None, cases: Sequence[Case] | None = None,
+        device: str = "cpu") -> dict[str, Any]:
     """Run the suites and return the report dict (machine info + one record per case).
 
     ``cases`` replaces the suites' own cases (e.g. tiny sizes in tests). ``in_process=True`` runs
     the workers in this process (tests only: peak memory is then not isolated between cases).
+    ``device="cuda"`` runs the suites that support it on the GPU (synchronised timings, peak memory
+    from ``torch.cuda.max_memory_allocated``; see :mod:`hopfield.bench._measure`); with
+    ``suites=None`` it runs every suite that supports the device. ``ValueError`` for an unknown
+    device, a named suite that does not run on it, or ``"cuda"`` without CUDA.
     """
-    names = list(suites or SUITES)
+    check_device(device, suites)
+    names = list(suites or suites_for_device(device))
+    if cases is not None:
+        check_device(device, sorted({c.suite for c in cases}))
     cases = list(cases) if cases is not None else collect_cases(names, quick)
     total = sum(1 + len(c.memory_peers) for c in cases)
     records = []
@@ -98,16 +105,16 @@ def run(suites: Sequence[str] | None = None, *, quick: bool = False, repeats: in
             tqdm(total=total, desc="hopfield bench", disable=not progress, unit="run") as bar:
         for case in cases:
             suite = load_suite(case.suite)
-            config = dict(case.config)
+            config = {**case.config, "device": device}
             case_dir = Path(tmp) / f"{case.suite}-{len(records)}"
             case_dir.mkdir()
             if hasattr(suite, "prepare"):
                 bar.set_postfix_str(f"{case.suite} {case.name}: prepare")
                 config = suite.prepare(config, case_dir)
             try:
-                records.append(_run_case(case, config, repeats, threads, in_process, bar))
+                records.append(_run_case(case, config, repeats, threads, in_process, bar, device))
             finally:
                 if hasattr(suite, "cleanup"):
                     suite.cleanup(config)
-    return {"machine": machine_info(threads), "suites": names, "quick": quick,
-            "repeats": repeats, "threads": threads, "records": records}
+    return {"machine": machine_info(threads, device), "device": device, "suites": names,
+            "quick": quick, "repeats": repeats, "threads": threads, "records": records}

@@ -11,7 +11,8 @@ Cases (B batch, L states, N stored, D embedding, H heads; self-association has L
   values are the same number of learned patterns.
 
 One iteration = forward, ``out.sum().backward()`` (the input requires grad; parameter gradients
-accumulate, so the measured peak is activations + temporaries).
+accumulate, so the measured peak is activations + temporaries). With ``--device cuda`` the models
+and inputs live on the GPU.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from torch import nn
 from ._core import Bench, Case, Ratio, Unavailable
 from .peers import MaterializedAttention, weights_bytes
 
-__all__ = ["build_hopfield", "cases", "setup"]
+__all__ = ["DEVICES", "build_hopfield", "cases", "setup"]
+
+DEVICES = ("cpu", "cuda")
 
 #: the materialised peer is skipped when its association matrices (weights, softmax output and
 #: their gradients, ~3 live copies) would exceed this many bytes on the shared machine.
@@ -118,9 +121,10 @@ def _forward(model: nn.Module, x: torch.Tensor, peer: str) -> torch.Tensor:
 
 
 def setup(cfg: dict[str, Any], peer: str) -> Bench:
-    model = _model(cfg, peer)
+    device = cfg.get("device", "cpu")
+    model = _model(cfg, peer).to(device)
     n_in = cfg["N"] if cfg["kind"] == "pooling" else cfg["L"]
-    x = torch.randn(cfg["B"], n_in, cfg["D"], requires_grad=True)
+    x = torch.randn(cfg["B"], n_in, cfg["D"]).to(device).requires_grad_()
 
     def step() -> None:
         _forward(model, x, peer).sum().backward()

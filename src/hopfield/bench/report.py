@@ -35,7 +35,11 @@ def _machine_line(m: dict[str, Any]) -> str:
     mem = f", {m['memory_gib']} GiB RAM" if m.get("memory_gib") else ""
     load = m.get("load_average")
     load_s = f", load average at the end {load[0]:.1f}" if load else ""
-    return (f"{m['cpu']} ({m['cores']} cores{mem}), torch {m['torch']} with "
+    gpu = ""
+    if m.get("device", "cpu") == "cuda":
+        gpu = (f"; device cuda: {m.get('cuda')} (compute capability {m.get('cuda_capability')}, "
+               f"{m.get('cuda_memory_gib')} GiB, CUDA {m.get('cuda_runtime')})")
+    return (f"{m['cpu']} ({m['cores']} cores{mem}){gpu}, torch {m['torch']} with "
             f"{m['torch_threads']} threads, faiss {m.get('faiss') or 'not installed'}, "
             f"Python {m['python']}; {m['date_utc']}{load_s}")
 
@@ -43,6 +47,11 @@ def _machine_line(m: dict[str, Any]) -> str:
 def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
     """A markdown page: machine line, then per suite a per-peer table and a ratio table."""
     lines = ["# hopfield benchmarks", "", f"Machine: {_machine_line(report['machine'])}.", ""]
+    cuda = report.get("device", "cpu") == "cuda"
+    if cuda:
+        lines += [("Device cuda: times are wall-clock between `torch.cuda.synchronize()` calls; "
+                   "peak memory is the GPU's (`torch.cuda.max_memory_allocated`, reset before the "
+                   "measured call), with the host's resident peak in brackets."), ""]
     if command:
         lines += [f"Command: `{command}` (medians of {report['repeats']} repeats"
                   f"{', quick sizes' if report['quick'] else ''}).", ""]
@@ -50,7 +59,8 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
         records = [r for r in report["records"] if r["suite"] == suite]
         if not records:
             continue
-        lines += [f"## {suite}", "", "| case | peer | median time | peak memory | note |",
+        mem_head = "peak GPU memory (host)" if cuda else "peak memory"
+        lines += [f"## {suite}", "", f"| case | peer | median time | {mem_head} | note |",
                   "|---|---|---:|---:|---|"]
         for rec in records:
             if rec.get("repeats", report["repeats"]) != report["repeats"]:
@@ -62,6 +72,8 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
                 mem = _fmt_mib(m.get("peak_mib"))
                 if m.get("peak_anon_mib") is not None:
                     mem += f" (anon {_fmt_mib(m['peak_anon_mib'])})"
+                if m.get("host_peak_mib") is not None:
+                    mem += f" (host {_fmt_mib(m['host_peak_mib'])})"
                 status = t.get("status", m.get("status", "ok"))
                 note = "" if status == "ok" else status
                 info = t.get("info") or {}

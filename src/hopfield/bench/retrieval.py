@@ -16,6 +16,10 @@ Peers on the same tensors (N = 1M, D = 64, L = 256; β = 1/√D):
 
 FLOPs of one update: 2·L·N·D for the scores plus 2·L·N·D for the weighted sum (the softmax is
 O(L·N) and not counted); ``derived`` gives GFLOP/s and the fraction of the sgemm roofline.
+
+With ``--device cuda`` the patterns, queries and matmul live on the GPU (the store is still on
+disk: ``store_stream`` goes through the pinned-buffer pipeline to the GPU); ``faiss_flatip`` is
+skipped (faiss-cpu runs on the CPU, so it is no peer of a GPU run).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ import torch.nn.functional as F
 
 from ._core import Bench, Case, Ratio, Unavailable
 
-__all__ = ["cases", "derive", "make_patterns", "modern_memory", "prepare", "setup", "write_store"]
+__all__ = ["DEVICES", "cases", "derive", "make_patterns", "modern_memory", "prepare", "setup", "write_store"]
 
+DEVICES = ("cpu", "cuda")
 _CHUNK = 1 << 20
 ROOFLINE_SIZE = 2048
 
@@ -99,11 +104,14 @@ def prepare(cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
 
 def setup(cfg: dict[str, Any], peer: str) -> Bench:
     n, L, D = cfg["N"], cfg["L"], cfg["D"]
+    device = cfg.get("device", "cpu")
     beta = 1.0 / math.sqrt(D)
     if peer == "matmul":
-        a, b = torch.randn(ROOFLINE_SIZE, ROOFLINE_SIZE), torch.randn(ROOFLINE_SIZE, ROOFLINE_SIZE)
+        a, b = (torch.randn(ROOFLINE_SIZE, ROOFLINE_SIZE).to(device) for _ in range(2))
         return Bench(lambda: a @ b, {"size": ROOFLINE_SIZE})
-    q = torch.randn(L, D, generator=torch.Generator().manual_seed(cfg["seed"] + 1))
+    if peer == "faiss_flatip" and device != "cpu":
+        raise Unavailable(f"faiss-cpu searches on the CPU, not on {device}")
+    q = torch.randn(L, D, generator=torch.Generator().manual_seed(cfg["seed"] + 1)).to(device)
     if peer == "store_stream":
         if "store" not in cfg:
             raise Unavailable("hopfield.PatternStore is not available")
@@ -111,7 +119,7 @@ def setup(cfg: dict[str, Any], peer: str) -> Bench:
 
         mem, how = modern_memory(PatternStore.open(cfg["store"]), beta)
         return Bench(lambda: mem.update(q), {"via": how})
-    x = make_patterns(n, D, cfg["seed"])
+    x = make_patterns(n, D, cfg["seed"]).to(device)
     if peer == "sdpa":  # 4-D views: the layout torch's fused CPU (flash) kernel requires
         q4, x4 = q[None, None], x[None, None]  # (1, 1, L, D), (1, 1, N, D)
         return Bench(lambda: F.scaled_dot_product_attention(q4, x4, x4, scale=beta))

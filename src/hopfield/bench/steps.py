@@ -18,7 +18,9 @@ from ._core import Bench, Case, Ratio, Unavailable
 from .layers import MATERIALISE_BUDGET, build_hopfield
 from .peers import MaterializedAttention, weights_bytes
 
-__all__ = ["cases", "setup"]
+__all__ = ["DEVICES", "cases", "setup"]
+
+DEVICES = ("cpu", "cuda")
 
 EPS = 1e-12
 
@@ -54,10 +56,11 @@ def _steps_taken(model: nn.Module, x: torch.Tensor) -> Any:
 def setup(cfg: dict[str, Any], peer: str) -> Bench:
     kind, steps = peer.rsplit("_", 1)
     n_extra = 0 if steps == "1" else int(steps)  # max_steps: extra head-space updates
-    x = torch.randn(cfg["B"], cfg["L"], cfg["D"], requires_grad=True)
+    device = cfg.get("device", "cpu")
+    x = torch.randn(cfg["B"], cfg["L"], cfg["D"]).to(device).requires_grad_()
     info: dict[str, Any] = {}
     if kind == "hopfield":
-        model = _hopfield(cfg, n_extra)
+        model = _hopfield(cfg, n_extra).to(device)
         taken = _steps_taken(model, x)
         if taken is not None:
             info["steps_taken"] = taken
@@ -65,7 +68,7 @@ def setup(cfg: dict[str, Any], peer: str) -> Bench:
         need = 3 * weights_bytes(cfg["B"], cfg["H"], cfg["L"], cfg["N"])
         if need > MATERIALISE_BUDGET:
             raise Unavailable(f"would hold ~{need / 1024**3:.0f} GiB of association matrices")
-        model = MaterializedAttention(cfg["D"], cfg["H"], n_extra, EPS)
+        model = MaterializedAttention(cfg["D"], cfg["H"], n_extra, EPS).to(device)
 
     def step() -> None:
         out = model(x)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..bench._core import SUITES
+from ..bench._core import DEVICES, SUITES, check_device
 from ._app import app
 from ._common import out_option, usage_error
 
@@ -22,12 +22,18 @@ def bench(
     repeats: int = typer.Option(None, "--repeats", help="Timed repeats per peer (default 5; "
                                                         "3 with --quick)."),
     threads: int = typer.Option(2, "--threads", help="torch (and faiss) threads."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda. cuda runs the suites that "
+                               "support it on the GPU: times synchronised, peak memory from "
+                               "torch.cuda.max_memory_allocated, streaming split into read / copy "
+                               "/ compute stages."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> int:
     """Benchmark the layers, multi-step updates, retrieval, streaming, OOD scoring and tabular
     fitting side by side with their peers."""
     from hopfield.bench import run, write_report  # noqa: PLC0415
 
+    if device not in DEVICES:
+        raise usage_error("--device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
     names = list(suites or SUITES)
     unknown = [s for s in names if s not in SUITES]
     if unknown:
@@ -39,9 +45,15 @@ def bench(
         raise usage_error("--repeats", f"must be a positive integer, got {repeats}")
     if threads < 1:
         raise usage_error("--threads", f"must be a positive integer, got {threads}")
+    try:
+        check_device(device, suites)
+    except ValueError as err:
+        raise usage_error("--device", str(err)) from None
     command = " ".join(["hopfield bench", *(suites or []), *(["--quick"] if quick else []),
-                        f"--repeats {repeats}", f"--threads {threads}"])
-    report = run(names, quick=quick, repeats=repeats, threads=threads, progress=progress)
+                        f"--repeats {repeats}", f"--threads {threads}",
+                        *([f"--device {device}"] if device != "cpu" else [])])
+    report = run(suites or None, quick=quick, repeats=repeats, threads=threads, progress=progress,
+                 device=device)
     json_path, md_path = write_report(report, out, command=command)
     typer.echo(md_path.read_text(encoding="utf-8"))
     typer.echo(f"wrote {json_path} and {md_path}")
