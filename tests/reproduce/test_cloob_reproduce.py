@@ -24,8 +24,22 @@ def test_effective_eigenvalues_and_uniformity():
     assert R._recall(ex, ex[::-1].copy())["R@1"] == pytest.approx(0.2)
 
 
+def test_shipped_pairs_are_fixed_and_valid():
+    pairs = R.stdlib_pairs()
+    assert len(pairs) == 2219  # the shipped set (CPython 3.11.7), the same on every machine
+    assert pairs == sorted(pairs, key=lambda p: p[1])  # sorted by name
+    assert len({d for d, _ in pairs}) == len(pairs)
+    assert R.stdlib_pairs(max_pairs=10) == R.stdlib_pairs(max_pairs=10)
+    for bad in ("web", None):
+        with pytest.raises(ValueError, match="source must be"):
+            R.stdlib_pairs(source=bad)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="max_pairs must be"):
+            R.stdlib_pairs(max_pairs=bad)
+
+
 def test_pairs_are_doc_and_name():
-    pairs = R.stdlib_pairs(max_pairs=50)
+    pairs = R.stdlib_pairs(max_pairs=50, source="installed")
     assert len(pairs) == 50
     docs = [d for d, _ in pairs]
     assert len(set(docs)) == 50 and all(len(d) >= 40 for d in docs)

@@ -88,12 +88,38 @@ def _signature(obj) -> str:
         return ""
 
 
-def stdlib_pairs(max_pairs: int | None = None) -> list[tuple[str, str]]:
+PAIRS_FILE = Path(__file__).resolve().parent.parent / "datasets" / "_data" / "stdlib_pairs.json.gz"
+
+
+def stdlib_pairs(max_pairs: int | None = None, source: str = "shipped") -> list[tuple[str, str]]:
     """(doc paragraph, ``qualified.name(params)``) of documented public functions, classes and
-    methods of the standard library, deduplicated by doc text; sorted by name."""
+    methods of the standard library, deduplicated by doc text; sorted by name.
+
+    ``source="shipped"`` (default) reads the fixed set shipped with the package (extracted once
+    from CPython 3.11 by ``scripts/make_stdlib_pairs.py``), so the benchmark is the same on every
+    machine; ``source="installed"`` extracts them from the running interpreter's standard library
+    (the count differs between Python builds)."""
+    if source not in ("shipped", "installed"):
+        raise ValueError(f"source must be 'shipped' or 'installed', got {source!r}")
+    if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int)
+                                  or max_pairs < 1):
+        raise ValueError(f"max_pairs must be None or an int >= 1, got {max_pairs!r}")
+    if source == "shipped":
+        import gzip
+
+        with gzip.open(PAIRS_FILE, "rt", encoding="utf-8") as f:
+            out = [(d, n) for d, n in json.load(f)["pairs"]]
+        return _subsample(out, max_pairs)
     with warnings.catch_warnings():  # deprecated modules warn on import and on attribute access
         warnings.simplefilter("ignore")
         return _stdlib_pairs(max_pairs)
+
+
+def _subsample(out: list[tuple[str, str]], max_pairs: int | None) -> list[tuple[str, str]]:
+    if max_pairs is not None and len(out) > max_pairs:
+        idx = np.random.default_rng(0).permutation(len(out))[:max_pairs]
+        out = [out[i] for i in sorted(idx)]
+    return out
 
 
 def _stdlib_pairs(max_pairs: int | None) -> list[tuple[str, str]]:
@@ -125,11 +151,7 @@ def _stdlib_pairs(max_pairs: int | None) -> list[tuple[str, str]]:
                     continue
                 seen.add(p)
                 pairs[f"{qual}({_signature(o)})"] = p
-    out = [(pairs[k], k) for k in sorted(pairs)]
-    if max_pairs is not None and len(out) > max_pairs:
-        idx = np.random.default_rng(0).permutation(len(out))[:max_pairs]
-        out = [out[i] for i in sorted(idx)]
-    return out
+    return _subsample([(pairs[k], k) for k in sorted(pairs)], max_pairs)
 
 
 def _hash(texts: list[str], analyzer: str, ngram: tuple[int, int], n: int) -> np.ndarray:
@@ -147,7 +169,10 @@ def _features(pairs, text: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     y = _hash(name_txt, "char_wb", (3, 4), 2048)
     if text == "hash":
         return _hash(docs, "word", (1, 2), 2048), y
-    key = f"minilm_py{sys.version_info[0]}{sys.version_info[1]}_{len(docs)}.npz"
+    import hashlib
+
+    digest = hashlib.sha256("\0".join(docs).encode("utf-8")).hexdigest()[:16]
+    key = f"minilm_{len(docs)}_{digest}.npz"
     path = cache / key
     if path.is_file():
         return np.load(path)["x"], y
