@@ -480,3 +480,64 @@ def test_connected_uses_the_switch_with_hflayers_own_weights():
                                    torch.Generator().manual_seed(7)),
                            {**kw, "stored_pattern_size": 4, "pattern_projection_size": 4,
                             "stored_pattern_as_static": True})
+
+
+def _block_stand_in(kind, hops, D, F_, gen):
+    """hflayers' HopfieldEncoderLayer / HopfieldDecoderLayer layout around stand-in Hopfields."""
+    m = _fake(kind)()
+    names = (["hopfield_association"] if kind == "HopfieldEncoderLayer"
+             else ["hopfield_association_self", "hopfield_association_cross"])
+    for n, h in zip(names, hops):
+        setattr(m, n, h)
+    m.linear_residual, m.linear_output = torch.nn.Linear(D, F_), torch.nn.Linear(F_, D)
+    norms = (["norm_residual", "norm_output"] if kind == "HopfieldEncoderLayer"
+             else ["norm_residual_self", "norm_residual_cross", "norm_output"])
+    for n in norms:
+        ln = torch.nn.LayerNorm(D)
+        with torch.no_grad():
+            ln.weight.copy_(1 + 0.3 * torch.randn(D, generator=gen))
+            ln.bias.copy_(0.3 * torch.randn(D, generator=gen))
+        setattr(m, n, ln)
+    drops = (["dropout_hopfield_association", "dropout_output"] if kind == "HopfieldEncoderLayer"
+             else ["dropout_hopfield_association_self", "dropout_hopfield_association_cross",
+                   "dropout_output"])
+    for n in drops + ["dropout_residual"]:
+        setattr(m, n, torch.nn.Dropout(0.1))
+    m.activation_residual = torch.tanh
+    return m, norms
+
+
+@pytest.mark.parametrize("kind", ["HopfieldEncoderLayer", "HopfieldDecoderLayer"])
+def test_from_hflayers_blocks_on_stand_ins(kind):
+    gen = torch.Generator().manual_seed(9)
+    D, H, F_ = 8, 2, 12
+    kw = {"input_size": D, "num_heads": H, "scaling": 0.6,
+          "normalize_state_pattern_affine": False, "normalize_pattern_projection": False,
+          "normalize_pattern_projection_affine": False}
+    n_attn = 1 if kind == "HopfieldEncoderLayer" else 2
+    hops, sds = [], []
+    for _ in range(n_attn):
+        hop = _hopfield(D, H, 0.6)
+        sd = make_sd("Hopfield", kw, gen)
+        hop.load_state_dict(sd)
+        hops.append(hop)
+        sds.append(sd)
+    block, norms = _block_stand_in(kind, hops, D, F_, gen)
+    block = block.double().eval()
+    new = from_hflayers(block)
+    assert type(new).__name__ == kind and not new.training and new.dropout.p == 0.1
+    x = torch.randn(3, 5, D, dtype=torch.float64)
+    mem = torch.randn(3, 4, D, dtype=torch.float64)
+    d = {n: getattr(block, n) for n in norms}
+    ff = lambda t: block.linear_output(torch.tanh(block.linear_residual(t)))
+    with torch.no_grad():  # hflayers' post-norm forward, associations by the float64 reference
+        t = d[norms[0]](x + hf_reference("Hopfield", sds[0], kw, x))
+        if kind == "HopfieldDecoderLayer":
+            t = d[norms[1]](t + hf_reference("Hopfield", sds[1], kw, (mem, t, mem)))
+        ref = d[norms[-1]](t + ff(t))
+        out = new(x) if kind == "HopfieldEncoderLayer" else new(x, mem)
+    assert (out - ref).abs().max() <= 1e-10
+    bad, _ = _block_stand_in(kind, [_hopfield(D, H, 0.6) for _ in range(n_attn)], D, F_, gen)
+    bad.activation_residual = None
+    with pytest.raises(ValueError, match="activation_residual must be a torch function"):
+        from_hflayers(bad)

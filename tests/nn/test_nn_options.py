@@ -600,3 +600,19 @@ def test_connected_errors():
         HeadSpace(connected=True, unprojected=("projection",))
     with pytest.raises(TypeError, match="HeadSpace.connected must be a bool"):
         HeadSpace(connected=1)
+
+
+def test_pooling_association_mask_equals_the_explicit_hopfield_call():
+    torch.manual_seed(14)
+    pool = HopfieldPooling(8, num_heads=2, quantity=3).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    am = torch.zeros(3, 5, dtype=torch.bool)
+    am[0, :4] = True  # query 0 sees only instance 4
+    q = pool.query.unsqueeze(0).expand(2, -1, -1)
+    ref = pool.hopfield((x, q, x), association_mask=am).flatten(1)
+    assert (pool(x, association_mask=am) - ref).abs().max() <= 1e-12
+    w = pool.get_association_matrix(x, association_mask=am)
+    assert bool((w[:, :, 0, :4] == 0).all()) and torch.allclose(w[:, :, 0, 4],
+                                                                 torch.ones(2, 2).double())
+    with pytest.raises(ValueError, match="association_mask"):
+        pool(x, association_mask=torch.zeros(4, 5, dtype=torch.bool))

@@ -423,7 +423,8 @@ def convert_state_dict(
             out[f"{pre}{ours}.weight"] = sd[pre + hf_name + ".weight"].detach().clone()
             out[f"{pre}{ours}.bias"] = sd[pre + hf_name + ".bias"].detach().clone()
     out.update(out_hs)
-    out[f"{pre}fixed_beta"] = torch.full((H,), beta, dtype=torch.get_default_dtype())
+    # float64: load_state_dict casts it to the layer's dtype (a float64 layer keeps β exact)
+    out[f"{pre}fixed_beta"] = torch.full((H,), beta, dtype=torch.float64)
     if kind != "Hopfield" and not a["trainable"]:
         hk["trainable"] = False
     if kind == "HopfieldLayer" and a["lookup_weights_as_separated"] \
@@ -442,8 +443,17 @@ def convert_state_dict(
 
 
 def from_hflayers(module: torch.nn.Module) -> torch.nn.Module:
-    """A :mod:`hopfield.nn` layer computing what an hflayers ``Hopfield``, ``HopfieldPooling``
-    or ``HopfieldLayer`` computes (weights copied, same dtype/device and train/eval mode).
+    """A :mod:`hopfield.nn` layer computing what an hflayers ``Hopfield``, ``HopfieldPooling``,
+    ``HopfieldLayer``, ``HopfieldEncoderLayer`` or ``HopfieldDecoderLayer`` computes (weights
+    copied, same dtype/device and train/eval mode).
+
+    hflayers' encoder/decoder blocks are post-norm transformer blocks around hflayers
+    ``Hopfield`` modules; they become :class:`~hopfield.nn.HopfieldEncoderLayer` /
+    :class:`~hopfield.nn.HopfieldDecoderLayer` (``norm_first=False``) whose ``self_attn`` /
+    ``multihead_attn`` are the converted associations (``hopfield_association[_self]`` /
+    ``hopfield_association_cross``); ``linear_residual`` → ``linear1``, ``linear_output`` →
+    ``linear2``, ``norm_residual[_self]`` → ``norm1``, ``norm_residual_cross`` → ``norm2``,
+    ``norm_output`` → the last norm.
 
     ``trainable=False`` / ``lookup_targets_as_trainable=False`` carry over (``trainable`` /
     ``trainable_targets``: ``requires_grad=False`` on the learned query / stored / target
@@ -452,9 +462,12 @@ def from_hflayers(module: torch.nn.Module) -> torch.nn.Module:
     from ..nn import Hopfield, HopfieldLayer, HopfieldPooling
 
     kind = type(module).__name__
+    if kind in _BLOCKS and type(module).__module__.startswith("hflayers"):
+        return _from_block(module, kind)
     if kind not in _KINDS or not type(module).__module__.startswith("hflayers"):
-        raise TypeError("module must be an hflayers Hopfield, HopfieldPooling or HopfieldLayer, "
-                        f"got {type(module).__module__}.{kind}")
+        raise TypeError("module must be an hflayers Hopfield, HopfieldPooling, HopfieldLayer, "
+                        f"HopfieldEncoderLayer or HopfieldDecoderLayer, got "
+                        f"{type(module).__module__}.{kind}")
     hop = module if kind == "Hopfield" else module.hopfield
     kwargs = _kwargs_of(hop)
     if kind != "Hopfield":
@@ -511,3 +524,66 @@ def _kwargs_of(hop: torch.nn.Module) -> dict[str, object]:
         if norm is not None:
             kwargs[f"normalize_{base}_eps"] = float(norm.eps)
     return kwargs
+
+
+#: hflayers block class → (our attention attribute ← hflayers association attribute, norms)
+_BLOCKS = {
+    "HopfieldEncoderLayer": ((("self_attn", "hopfield_association"),),
+                             (("norm1", "norm_residual"), ("norm2", "norm_output")),
+                             (("dropout1", "dropout_hopfield_association"),
+                              ("dropout2", "dropout_output"))),
+    "HopfieldDecoderLayer": ((("self_attn", "hopfield_association_self"),
+                              ("multihead_attn", "hopfield_association_cross")),
+                             (("norm1", "norm_residual_self"), ("norm2", "norm_residual_cross"),
+                              ("norm3", "norm_output")),
+                             (("dropout1", "dropout_hopfield_association_self"),
+                              ("dropout2", "dropout_hopfield_association_cross"),
+                              ("dropout3", "dropout_output"))),
+}
+
+
+def _from_block(module: torch.nn.Module, kind: str) -> torch.nn.Module:
+    """hflayers HopfieldEncoderLayer / HopfieldDecoderLayer → ours (post-norm, same math)."""
+    from ..nn import HopfieldDecoderLayer, HopfieldEncoderLayer
+
+    attns, norms, dropouts = _BLOCKS[kind]
+    converted = {ours: from_hflayers(getattr(module, theirs)) for ours, theirs in attns}
+    first = converted["self_attn"]
+    D = first.input_size
+    for ours, layer in converted.items():
+        if type(layer).__name__ != "Hopfield" or layer.output_size != D or layer.input_size != D:
+            raise ValueError(f"{kind}: the association for {ours} must be an hflayers Hopfield "
+                             f"with input_size == output_size == {D} (the residual needs it), "
+                             f"got {type(layer).__name__} {layer.input_size} -> "
+                             f"{layer.output_size}")
+        if layer.batch_first != first.batch_first:
+            raise ValueError(f"{kind}: the associations must share batch_first")
+    act = module.activation_residual
+    if not callable(act):
+        raise ValueError(f"{kind}: activation_residual must be a torch function, got {act!r}")
+    lin1, lin2 = module.linear_residual, module.linear_output
+    norm0 = getattr(module, norms[0][1])
+    cls = HopfieldEncoderLayer if kind == "HopfieldEncoderLayer" else HopfieldDecoderLayer
+    new = cls(D, first.num_heads, dim_feedforward=lin1.out_features,
+              dropout=float(module.dropout_residual.p), activation=act,
+              layer_norm_eps=float(norm0.eps), batch_first=bool(first.batch_first),
+              norm_first=False, bias=True, head_size=first.head_size,
+              device=lin1.weight.device, dtype=lin1.weight.dtype)
+    for ours, layer in converted.items():
+        setattr(new, ours, layer)
+    with torch.no_grad():
+        new.linear1.load_state_dict(lin1.state_dict())
+        new.linear2.load_state_dict(lin2.state_dict())
+        for ours, theirs in norms:
+            src = getattr(module, theirs)
+            dst = getattr(new, ours)
+            dst.eps = float(src.eps)
+            if src.weight is None:  # hflayers' are affine; keep any variant exact
+                dst.weight.fill_(1.0)
+                dst.bias.zero_()
+            else:
+                dst.load_state_dict(src.state_dict())
+    for ours, theirs in dropouts:
+        getattr(new, ours).p = float(getattr(module, theirs).p)
+    new.dropout.p = float(module.dropout_residual.p)
+    return new.train(module.training)

@@ -11,10 +11,13 @@ from .hopfield import HeadSpace, Hopfield, Norm
 from .info import HopfieldInfo
 from .lookup import HopfieldLayer
 from .pooling import HopfieldPooling
+from .transformer import HopfieldDecoderLayer, HopfieldEncoderLayer
 
 __all__ = [
            "HeadSpace",
            "Hopfield",
+           "HopfieldDecoderLayer",
+           "HopfieldEncoderLayer",
            "HopfieldInfo",
            "HopfieldLayer",
            "HopfieldPooling",

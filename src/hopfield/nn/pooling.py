@@ -98,10 +98,12 @@ class HopfieldPooling(nn.Module):
         return y, v
 
     def get_association_matrix(self, input: torch.Tensor | tuple[torch.Tensor, torch.Tensor], *,
-                               mask: torch.Tensor | None = None) -> torch.Tensor:
+                               mask: torch.Tensor | None = None,
+                               association_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The pooling weights (B, H, quantity, N) (no grad); hflayers' method of that name."""
         with torch.no_grad():
-            return self(input, mask=mask, return_info=True)[1].weights
+            return self(input, mask=mask, association_mask=association_mask,
+                        return_info=True)[1].weights
 
     def get_projected_pattern_matrix(
             self, input: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -113,6 +115,7 @@ class HopfieldPooling(nn.Module):
         return hop.get_projected_pattern_matrix(pair)
 
     def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
+                association_mask: torch.Tensor | None = None,
                 return_info: bool = False, **unexpected: object,
                 ) -> torch.Tensor | tuple[torch.Tensor, HopfieldInfo]:
         """Pool each set of instances with the learned queries.
@@ -122,6 +125,9 @@ class HopfieldPooling(nn.Module):
                 ``(stored, projection)`` of two such tensors (hflayers' pooling input): the
                 weights come from ``stored``, the pooled values from ``projection``.
             mask: bool (B, N), True = padded instance to ignore; every bag must keep one.
+            association_mask: which learned query may see which instance, as in
+                :meth:`Hopfield.forward` with L = quantity: bool (quantity, N), (B·H,
+                quantity, N) or 4-D, True = ignore; or an additive float mask.
             return_info: also return a :class:`HopfieldInfo` from this same pass.
 
         Returns:
@@ -134,9 +140,10 @@ class HopfieldPooling(nn.Module):
         check_bool(return_info, "return_info")
         hop = self.hopfield
         x, v = self._pattern_inputs(input)  # (B, N, D) each
-        check_masks(mask, None, (x.shape[0], hop.num_heads, self.quantity, x.shape[1]))
+        check_masks(mask, association_mask,
+                    (x.shape[0], hop.num_heads, self.quantity, x.shape[1]))
         state = self.query.unsqueeze(0)  # (1, Q, D), broadcast over the batch
-        out, info = hop._associate(x, state, v, mask, None, return_info)  # (B, Q, O)
+        out, info = hop._associate(x, state, v, mask, association_mask, return_info)  # (B, Q, O)
         named = {"input": x} if v is x else {"stored": x, "projection": v}
         check_result(out, named, self, mask)
         out = out.flatten(1)  # (B, Q * O)
