@@ -264,3 +264,23 @@ def test_validation_off_skips_the_data_checks_only():
         torch.testing.assert_close(h(x, src_mask=soft), h(x))
         with pytest.raises(ValueError, match="src_mask must have shape"):
             h(x, src_mask=soft[:2])
+
+
+def test_transformer_bench_suite_peers_compute_the_same_function():
+    """bench suite 'transformer': both peers are the same function (a fair comparison)."""
+    from hopfield.bench import transformer
+
+    for case in transformer.cases(quick=True)[::2]:  # one without and one with the causal mask
+        cfg = {**case.config, "B": 2, "L": 6, "d_model": 8, "nhead": 2, "dim_feedforward": 16}
+        for peer in case.peers:
+            transformer.setup(cfg, peer).fn()  # one forward + backward runs
+        torch_layer, hop_layer = (transformer.build_layer(cfg, p).eval() for p in case.peers)
+        x = torch.randn(2, 6, 8)
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(6) \
+            if case.config["causal"] else None
+        with torch.no_grad():
+            a = torch_layer(x, src_mask=mask, is_causal=mask is not None)
+            b = hop_layer(x, src_mask=mask, is_causal=mask is not None)
+        assert (a - b).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="unknown peer"):
+        transformer.setup(cfg, "nosuch")

@@ -34,6 +34,8 @@ SUITES: dict[str, str] = {
     "streaming": "hopfield.bench.streaming",
     "ood": "hopfield.bench.ood",
     "tabular": "hopfield.bench.tabular",
+    "transformer": "hopfield.bench.transformer",
+    "hflayers": "hopfield.bench.peers",
 }
 
 

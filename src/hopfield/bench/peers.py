@@ -1,17 +1,26 @@
-"""Reference peers the benchmarks compare against.
+"""Reference peers the benchmarks compare against, and suite ``hflayers`` (the real package).
 
-``MaterializedAttention`` is a minimal, faithful re-implementation of how the reference package
-(``hflayers``, not installable here) computes a Hopfield association: sequence-first projections as
-in torch 1.6's ``multi_head_attention_forward``, then an explicit (B·H, L, N) association matrix
-built with ``bmm``, softmax, and ``bmm`` with the values — repeated for every update step, with the
-per-head convergence test on ``‖ξ_new − ξ_old‖``. It exists so the benchmark can show what
-materialising the weights costs next to the fused path.
+``MaterializedAttention`` is an **in-house stand-in**, not the reference package: a minimal
+re-implementation of how ``hflayers`` (ml-jku/hopfield-layers) computes a Hopfield association:
+sequence-first projections as in torch 1.6's ``multi_head_attention_forward``, then an explicit
+(B·H, L, N) association matrix built with ``bmm``, softmax, and ``bmm`` with the values — repeated
+for every update step, with the per-head convergence test on ``‖ξ_new − ξ_old‖``. It shows what
+materialising the weights costs next to the fused path. It is cheaper than the real package with
+update steps (measured by a user: its 3-step cost 3.9× one step vs hflayers' 17×), so its numbers
+must not be read as hflayers'.
+
+Suite ``hflayers`` (``hopfield bench --peers hflayers``) runs the **real** ``hflayers.Hopfield``
+when it is importable, side by side with ``hopfield.Hopfield`` and the stand-in, with 0 and 3
+update steps. Every peer name says which one it is. hflayers is not on PyPI; without it the real
+peer is reported as skipped with the install command (:data:`INSTALL`), and
+``hopfield bench --peers hflayers`` stops before running anything (exit code 3).
 
 Shape legend: B batch, L state patterns, N stored patterns, D embedding, H heads, Dh = D / H.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from typing import Any
@@ -20,7 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MaterializedAttention", "weights_bytes"]
+from ._core import Bench, Case, Ratio, Unavailable
+
+__all__ = ["INSTALL", "KNOWN_PEERS", "MaterializedAttention", "cases", "missing_peer", "setup",
+           "weights_bytes"]
+
+#: external peers ``hopfield bench --peers`` knows → how to install each (none is on PyPI).
+KNOWN_PEERS: dict[str, str] = {
+    "hflayers": "pip install git+https://github.com/ml-jku/hopfield-layers",
+}
+INSTALL = KNOWN_PEERS["hflayers"]
 
 
 def weights_bytes(batch: int, heads: int, length: int, stored: int, itemsize: int = 4) -> int:
@@ -92,3 +110,103 @@ class MaterializedAttention(nn.Module):
         out = out.transpose(0, 1).contiguous().view(length, batch, dim)  # (L, B, D)
         out = self.out_proj(out).transpose(0, 1)  # (B, L, D)
         return out, weights.view(batch, h, length, -1)
+
+
+# ----------------------------------------------------------------------------- suite ``hflayers``
+
+DEVICES = ("cpu", "cuda")
+
+#: the update steps compared (``max_steps`` / hflayers' ``update_steps_max``)
+STEPS = (0, 3)
+#: tolerance small enough that every step runs in all three implementations
+EPS = 1e-12
+#: peers are skipped when ~this many bytes of (B, H, L, N) matrices would be live
+BUDGET = 6 * 1024**3
+
+REAL, OURS, STAND_IN = "hflayers (real package)", "hopfield", "stand-in (in-house, not hflayers)"
+
+
+def peer_name(kind: str, steps: int) -> str:
+    """The peer label of ``kind`` (:data:`REAL`, :data:`OURS`, :data:`STAND_IN`) at ``steps``."""
+    return f"{kind}, steps={steps}"
+
+
+def missing_peer(name: str) -> str | None:
+    """None if external peer ``name`` is importable, else a message: what is missing and how to
+    install it. ``ValueError`` for a name not in :data:`KNOWN_PEERS`."""
+    if name not in KNOWN_PEERS:
+        raise ValueError(f"peer must be one of {', '.join(KNOWN_PEERS)}, got {name!r}")
+    try:
+        importlib.import_module(name)
+    except ImportError as err:
+        return (f"the reference package {name!r} is not importable ({err}). It is not on PyPI; "
+                f"install it into this environment with:\n    {KNOWN_PEERS[name]}\nthen run the "
+                f"command again")
+    return None
+
+
+def cases(quick: bool) -> list[Case]:
+    B, sizes = (4, (64, 256)) if quick else (8, (256, 1024))
+    peers = tuple(peer_name(k, s) for s in STEPS for k in (REAL, OURS, STAND_IN))
+    out = []
+    for n in sizes:
+        ratios = []
+        for s in STEPS:
+            ratios += [Ratio(peer_name(OURS, s), peer_name(REAL, s), "time"),
+                       Ratio(peer_name(OURS, s), peer_name(REAL, s), "memory"),
+                       Ratio(peer_name(STAND_IN, s), peer_name(REAL, s), "time"),
+                       Ratio(peer_name(STAND_IN, s), peer_name(REAL, s), "memory")]
+        for k in (REAL, OURS, STAND_IN):
+            ratios.append(Ratio(peer_name(k, STEPS[1]), peer_name(k, STEPS[0]), "time"))
+        out.append(Case("hflayers", f"self L=N={n}",
+                        {"B": B, "L": n, "N": n, "D": 64, "H": 4}, peers, tuple(ratios)))
+    return out
+
+
+def build_hflayers(dim: int, heads: int, steps: int) -> nn.Module:
+    """The real ``hflayers.Hopfield`` configured as plain multi-head self-association (no input
+    LayerNorms, as ``hopfield.Hopfield``'s default), batch-first, ``steps`` update steps."""
+    try:
+        hflayers = importlib.import_module("hflayers")
+    except ImportError as err:
+        raise Unavailable(f"hflayers is not importable ({err}); install: {INSTALL}") from None
+    return hflayers.Hopfield(
+        input_size=dim, num_heads=heads, update_steps_max=steps, update_steps_eps=EPS,
+        normalize_stored_pattern=False, normalize_stored_pattern_affine=False,
+        normalize_state_pattern=False, normalize_state_pattern_affine=False,
+        normalize_pattern_projection=False, normalize_pattern_projection_affine=False,
+        batch_first=True)
+
+
+def setup(cfg: dict[str, Any], peer: str) -> Bench:
+    kind, _, steps_s = peer.rpartition(", steps=")
+    if kind not in (REAL, OURS, STAND_IN) or not steps_s.isdigit():
+        raise ValueError(f"unknown peer {peer!r} for suite hflayers")
+    steps = int(steps_s)
+    B, L, N, D, H = (cfg[k] for k in ("B", "L", "N", "D", "H"))
+    device = cfg.get("device", "cpu")
+    if kind != OURS:
+        need = 3 * (steps + 1) * weights_bytes(B, H, L, N)
+        if need > BUDGET:
+            raise Unavailable(f"would hold ~{need / 1024**3:.1f} GiB of (B, H, L, N) association "
+                              f"matrices (> {BUDGET / 1024**3:.0f} GiB budget)")
+    if kind == REAL:
+        model = build_hflayers(D, H, steps)
+    elif kind == OURS:
+        from .layers import build_hopfield  # noqa: PLC0415
+
+        model = build_hopfield(D, H, max_steps=steps, tol=EPS)
+    else:
+        model = MaterializedAttention(D, H, steps, EPS)
+    model = model.to(device)
+    x = torch.randn(B, L, D).to(device).requires_grad_()
+
+    def step() -> None:
+        out = model(x)
+        (out[0] if isinstance(out, tuple) else out).sum().backward()
+        x.grad = None
+
+    info = {"implementation": "in-house stand-in" if kind == STAND_IN else
+            ("hflayers " + str(getattr(importlib.import_module("hflayers"), "__version__", "?"))
+             if kind == REAL else "hopfield")}
+    return Bench(step, info)

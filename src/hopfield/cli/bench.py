@@ -27,11 +27,27 @@ def bench(
                                "torch.cuda.max_memory_allocated, streaming split into read / copy "
                                "/ compute stages."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    peers: list[str] = typer.Option(None, "--peers", help="External reference packages to run "
+                                    "side by side: hflayers (the real ml-jku/hopfield-layers, "
+                                    "suite 'hflayers'; alone when no SUITE is named). If it is "
+                                    "not importable, nothing runs and the exit code is 3."),
 ) -> int:
     """Benchmark the layers, multi-step updates, retrieval, streaming, OOD scoring and tabular
-    fitting side by side with their peers."""
+    fitting side by side with their peers. Exit codes: 0 done, 2 usage error, 3 a --peers
+    package is not installed."""
     from hopfield.bench import run, write_report  # noqa: PLC0415
+    from hopfield.bench.peers import KNOWN_PEERS, missing_peer  # noqa: PLC0415
 
+    for peer in peers or ():
+        if peer not in KNOWN_PEERS:
+            raise usage_error("--peers", f"must be among {', '.join(KNOWN_PEERS)}, got {peer!r}")
+    for peer in dict.fromkeys(peers or ()):
+        message = missing_peer(peer)
+        if message:
+            typer.echo(f"hopfield bench --peers {peer}: {message}", err=True)
+            raise typer.Exit(3)
+        if peer not in (suites or []):
+            suites = [*(suites or []), peer]  # suite 'hflayers' runs the real package
     if device not in DEVICES:
         raise usage_error("--device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
     names = list(suites or SUITES)
@@ -49,7 +65,9 @@ def bench(
         check_device(device, suites)
     except ValueError as err:
         raise usage_error("--device", str(err)) from None
-    command = " ".join(["hopfield bench", *(suites or []), *(["--quick"] if quick else []),
+    command = " ".join(["hopfield bench", *(s for s in suites or [] if s not in (peers or [])),
+                        *(f"--peers {p}" for p in dict.fromkeys(peers or ())),
+                        *(["--quick"] if quick else []),
                         f"--repeats {repeats}", f"--threads {threads}",
                         *([f"--device {device}"] if device != "cpu" else [])])
     report = run(suites or None, quick=quick, repeats=repeats, threads=threads, progress=progress,
