@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import sys
 import traceback
 from collections.abc import Iterator
 
@@ -190,3 +191,230 @@ def test_layer_forward_backward_syncs_with_validation_on_are_few():
     x = torch.randn(2, 5, 8, requires_grad=True)
     hits = _syncs(lambda: layer(x).sum().backward())
     assert sum(hits.values()) <= 1, _explain(hits)  # one finiteness check per forward
+
+
+# ----------------------------------------------------------------------------- estimator training
+#
+# Issue 15: estimators read device values back to the host at most once per epoch.
+#
+# What `count_device_syncs` counts, for tensors that would live on the GPU in a CUDA run:
+# - reads back to the host: bool / item / tolist / float / int / index (as `count_host_syncs`),
+#   plus `Tensor.numpy()` and `Tensor.cpu()`;
+# - through a TorchDispatchMode, the aten ops whose output size depends on the data and so wait
+#   for the device: `nonzero` (also `torch.where(cond)`), `masked_select`, `unique*`,
+#   `repeat_interleave` without `output_size`, and indexing / index_put with a boolean mask
+#   (`x[mask]`, and its backward).
+# Host tensors are not counted: a tensor made by a factory call without `device=` (e.g.
+# `torch.randperm(n, generator=cpu_gen)`) stays on the CPU in a CUDA run too, and so does whatever
+# is computed only from host tensors; a tensor passed through `.to(device)` / `.cuda()` counts as a
+# device tensor from then on. Reads made by torch.optim itself are not counted either: its step
+# counters are CPU tensors (`device="cpu"`) on CUDA too, unless `capturable`/`fused`.
+# Host -> device uploads (`torch.as_tensor(a, device=dev)` per batch) are not counted.
+# The fit runs under `hopfield.validation(False)` (the inputs are still checked once by `fit`).
+# The syncs of one epoch are those of a fit with 2E epochs minus those of a fit with E epochs,
+# divided by E, so the one-off work of `fit` (input checks, the split, the final copy-back) is
+# excluded; `tol=0` and a large `n_iter_no_change` make every epoch run.
+
+_HIDDEN_SYNC_OPS = ("nonzero", "masked_select", "unique", "_unique", "_unique2",
+                    "unique_consecutive", "unique_dim")
+_HOST_FACTORIES = ("randperm", "randint", "rand", "randn", "arange", "zeros", "ones", "empty",
+                   "full", "tensor", "as_tensor", "from_numpy", "linspace")
+_READS = ("__bool__", "item", "tolist", "__float__", "__int__", "__index__", "numpy", "cpu")
+
+
+def _is_host(t) -> bool:
+    return isinstance(t, torch.Tensor) and getattr(t, "_hopfield_host", False)
+
+
+def _mark_host(out) -> None:
+    for t in (out if isinstance(out, (tuple, list)) else (out,)):
+        if isinstance(t, torch.Tensor):
+            t._hopfield_host = True
+
+
+def _is_bool_index(args) -> bool:
+    indices = args[1] if len(args) > 1 else ()
+    return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8)
+               for i in (indices or ()))
+
+
+@contextlib.contextmanager
+def count_device_syncs() -> Iterator[collections.Counter]:
+    """Count the host syncs a CUDA run would pay (see the comment above); ``where`` lists stacks."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    hits: collections.Counter = collections.Counter()
+    hits.where = []  # type: ignore[attr-defined]
+
+    def hit(name, depth=6):
+        hits[name] += 1
+        hits.where.append(name + "\n" + "".join(traceback.format_stack(limit=depth)[:-2]))
+
+    class _Ops(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+            if tensors and all(_is_host(t) for t in tensors):
+                _mark_host(out)  # computed from host tensors only: a host tensor
+                return out
+            name = func.overloadpacket.__name__
+            if name in _HIDDEN_SYNC_OPS or (
+                    name == "repeat_interleave" and not kwargs.get("output_size")) or (
+                    name in ("index", "index_put", "index_put_", "_index_put_impl_")
+                    and _is_bool_index(args)):
+                hit(f"aten.{name}", 9)
+            return out
+
+    saved = {("T", n): getattr(torch.Tensor, n) for n in (*_READS, "to", "cuda")}
+    saved.update({("torch", n): getattr(torch, n) for n in _HOST_FACTORIES})
+
+    def read(name):
+        original = saved["T", name]
+
+        def counted(self, *args, **kwargs):
+            if not _is_host(self) and "torch/optim/" not in sys._getframe(1).f_code.co_filename:
+                hit(name)
+            out = original(self, *args, **kwargs)
+            if name == "cpu":
+                _mark_host(out)  # the copy is on the host: `.cpu().numpy()` is one sync
+            return out
+
+        return counted
+
+    def moved(name):
+        original = saved["T", name]
+
+        def to(self, *args, **kwargs):
+            out = original(self, *args, **kwargs)
+            to_device = name == "cuda" or "device" in kwargs or any(
+                isinstance(a, (str, torch.device, torch.Tensor)) for a in args)
+            if to_device and out is self:
+                self._hopfield_host = False  # same object on the CPU: now a device tensor
+            return out
+
+        return to
+
+    def factory(name):
+        original = saved["torch", name]
+
+        def make(*args, **kwargs):
+            out = original(*args, **kwargs)
+            first_is_tensor = bool(args) and isinstance(args[0], torch.Tensor)
+            if kwargs.get("device") is None and not first_is_tensor:
+                _mark_host(out)
+            return out
+
+        return make
+
+    for name in _READS:
+        setattr(torch.Tensor, name, read(name))
+    for name in ("to", "cuda"):
+        setattr(torch.Tensor, name, moved(name))
+    for name in _HOST_FACTORIES:
+        setattr(torch, name, factory(name))
+    try:
+        with _Ops():
+            yield hits
+    finally:
+        for (where, name), original in saved.items():
+            setattr(torch.Tensor if where == "T" else torch, name, original)
+
+
+def test_device_sync_counter_sees_the_hidden_syncs_and_skips_host_tensors():
+    x = torch.randn(6, 3, requires_grad=True).to("cpu")  # .to(device): a device tensor
+    with count_device_syncs() as hits:
+        m = x.detach()[:, 0] > 0
+        x[m].sum().backward()  # bool index forward and backward
+        torch.where(m)
+        x.detach().numpy()
+        x.detach().cpu().numpy()  # one sync, not two
+        x.sum().item()
+        torch.arange(3, device="cpu").repeat_interleave(torch.tensor([1, 2, 3], device="cpu"))
+        # host tensors (no device=): not counted, nor what is computed from them alone
+        perm = torch.randperm(5)
+        perm[:3].numpy()
+        step = torch.tensor(0.0)
+        step += 1
+        step.item()
+        bool((torch.arange(4) > 1).any())
+    assert hits == {"aten.index": 1, "aten.index_put": 1, "aten.nonzero": 1, "numpy": 1,
+                    "cpu": 1, "item": 1, "aten.repeat_interleave": 1}, dict(hits)
+
+
+def _epoch_syncs(make, fit_args, epochs: int = 2) -> tuple[float, collections.Counter]:
+    def fit(n):
+        est = make(n)
+        with hopfield.validation(False), count_device_syncs() as hits:
+            est.fit(*fit_args)
+        assert est.n_iter_ == n
+        return hits
+
+    fit(1)  # warm-up: lazy imports
+    short, long = fit(epochs), fit(2 * epochs)
+    diff = collections.Counter(long)
+    diff.subtract(short)
+    diff.where = long.where  # type: ignore[attr-defined]
+    return sum(diff.values()) / epochs, diff
+
+
+#: until the owners' fixes are committed (requests.md): estimators/_base.py (G3, HopfieldClassifier
+#: and HopfieldMILClassifier) and repertoire/model.py + network.py (G4, DeepRCClassifier).
+_PER_BATCH_SYNCS = pytest.mark.xfail(
+    reason="per-batch host syncs in the training loop (issue 15: at most one per epoch); the "
+           "owner is asked to fix it in /tmp/plan/requests.md", strict=False)
+
+
+def _tabular_data():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(96, 5, generator=g).numpy()
+    return X, (X[:, 0] > 0).astype(int)
+
+
+def _mil_data():
+    import numpy as np
+
+    rng = np.random.RandomState(0)
+    bags = [rng.randn(int(rng.randint(3, 7)), 5).astype("float32") for _ in range(24)]
+    return bags, np.array([int(b[:, 0].max() > 1.0) for b in bags])
+
+
+@_PER_BATCH_SYNCS
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_hopfield_classifier_syncs_at_most_once_per_epoch(early_stopping):
+    from hopfield.estimators import HopfieldClassifier
+
+    X, y = _tabular_data()
+    make = lambda n: HopfieldClassifier(
+        embedding_size=8, num_heads=2, quantity=4, n_members=2, batch_size=16, max_iter=n,
+        early_stopping=early_stopping, n_iter_no_change=100, tol=0.0, random_state=0)
+    per_epoch, diff = _epoch_syncs(make, (X, y))
+    assert per_epoch <= 1, f"{per_epoch} per epoch; " + _explain(diff)
+
+
+@_PER_BATCH_SYNCS
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_mil_classifier_syncs_at_most_once_per_epoch(early_stopping):
+    from hopfield.estimators import HopfieldMILClassifier
+
+    bags, y = _mil_data()
+    make = lambda n: HopfieldMILClassifier(
+        embedding_size=8, n_layers=1, num_heads=2, head_size=4, batch_size=4, max_iter=n,
+        early_stopping=early_stopping, n_iter_no_change=100, tol=0.0, random_state=0)
+    per_epoch, diff = _epoch_syncs(make, (bags, y))
+    assert per_epoch <= 1, f"{per_epoch} per epoch; " + _explain(diff)
+
+
+@_PER_BATCH_SYNCS
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_deeprc_classifier_syncs_at_most_once_per_epoch(early_stopping):
+    from hopfield.repertoire import DeepRCClassifier, simulate_repertoires
+
+    data = simulate_repertoires(12, 40, 0.2, seed=0)
+    make = lambda n: DeepRCClassifier(
+        n_kernels=4, embedding_size=8, num_heads=2, head_size=4, max_length=24,
+        n_train_sequences=16, pretrain_steps=2, max_iter=n, batch_size=4,
+        early_stopping=early_stopping, n_iter_no_change=100, tol=0.0, random_state=0)
+    per_epoch, diff = _epoch_syncs(make, (data.repertoires, data.y))
+    assert per_epoch <= 1, f"{per_epoch} per epoch; " + _explain(diff)
