@@ -47,6 +47,26 @@ from .network import DeepRCNet, pool_finish, pool_partial, pool_scores
 __all__ = ["DeepRCClassifier"]
 
 
+_KMER_ALPHA = 0.05  # family-wise level of the k-mer enrichment test
+_SELU_FLOOR = 1.0507009873554805 * 1.6732632423543772  # -SELU(-inf)
+_KMER_SHARPNESS = 4.0  # k-mer kernel: 1 - s * (mismatches): +1 exact, -3 with one mismatch
+
+
+def _kmer_strings(keys, k: int) -> list[str]:
+    from .data import ALPHABET
+
+    return ["".join(ALPHABET[int(key) // 20 ** (k - 1 - o) % 20] for o in range(k)) for key in keys]
+
+
+@torch.no_grad()
+def _restore_kernels(net, j, W, pw, pb, uw) -> None:
+    emb = net.embed
+    emb.tokens.weight.view(emb.tokens.num_embeddings, emb.k, emb.K)[:, :, j] = W
+    emb.position.weight[j] = pw
+    emb.position.bias[j] = pb
+    net.project.weight[:, j] = uw
+
+
 class _threads:
     """Temporarily set torch's intra-op CPU threads (None = leave unchanged)."""
 
@@ -64,7 +84,8 @@ class _threads:
 
 _INT_PARAMS = {"n_kernels": 1, "kernel_size": 1, "embedding_size": 1, "num_heads": 1,
                "head_size": 1, "max_length": 1, "n_train_sequences": 1, "max_iter": 1,
-               "batch_size": 1, "n_iter_no_change": 1, "chunk_size": 1, "pretrain_steps": 0}
+               "batch_size": 1, "n_iter_no_change": 1, "chunk_size": 1, "pretrain_steps": 0,
+               "kmer_init": 0}
 
 
 class DeepRCClassifier(ClassifierMixin, BaseEstimator):
@@ -80,6 +101,10 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         max_length: longest accepted sequence (longer ones raise ValueError).
         n_train_sequences: sequences per repertoire in each gradient pass.
         top_fraction: share of those that are the most attended (rest: uniform random sample).
+        kmer_init: at most this many CNN kernels are initialised as detectors of the k-mers most
+            enriched in one class of the training repertoires (only k-mers significant at
+            family-wise level 5 %; 0 = off). This is what makes a witness rate of 0.1 %
+            learnable in a CPU budget (docs/deeprc.md).
         dropout: dropout on association weights and in the output network.
         max_iter, batch_size, learning_rate, weight_decay: epochs, repertoires per step, AdamW.
         early_stopping, validation_fraction, n_iter_no_change, tol: stop when the loss on a
@@ -93,12 +118,15 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             shared machine loses a lot to oversubscription; use 2+ for big-repertoire inference.
 
     Fitted attributes: ``classes_``, ``module_``, ``n_iter_``, ``best_iteration_``,
-    ``loss_curve_``, ``validation_scores_`` (negative validation loss per epoch).
+    ``loss_curve_``, ``validation_scores_`` (negative validation loss per epoch),
+    ``kmer_init_kmers_`` (the k-mers whose detectors initialised kernels 0, 1, ...).
     """
+
+    _seed_scale = 8.0  # seeded association score = this x the sequence log-odds
 
     def __init__(self, n_kernels=32, kernel_size=5, embedding_size=32, num_heads=4, head_size=16,
                  beta=None, use_counts=False, max_length=40, n_train_sequences=512,
-                 top_fraction=0.5, pretrain_steps=500, sequence_loss=1.0, dropout=0.0, max_iter=30, batch_size=4, learning_rate=3e-3,
+                 top_fraction=0.5, kmer_init=8, pretrain_steps=500, sequence_loss=1.0, dropout=0.0, max_iter=30, batch_size=4, learning_rate=3e-3,
                  weight_decay=1e-4, early_stopping=True, validation_fraction=0.2,
                  n_iter_no_change=8, tol=1e-4, chunk_size=16384, random_state=None,
                  device="cpu", num_threads=1):
@@ -112,6 +140,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         self.max_length = max_length
         self.n_train_sequences = n_train_sequences
         self.top_fraction = top_fraction
+        self.kmer_init = kmer_init
         self.pretrain_steps = pretrain_steps
         self.sequence_loss = sequence_loss
         self.dropout = dropout
@@ -269,10 +298,77 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         rand = rs.choice(rest, m - n_top, replace=False)
         return np.sort(np.concatenate([top, rand]))
 
-    def _pretrain(self, net, reps, y, tr, rs, opt, batch: int = 512, bags: int = 8):
+    def _kmer_init(self, net, reps, y: np.ndarray, tr: np.ndarray) -> None:
+        """k-mer-informed initialisation of up to ``kmer_init`` CNN kernels (training data only).
+
+        Every k-mer (k = min(4, kernel_size)) of the training repertoires is counted per class; its
+        enrichment is the binomial z-score of its count in one class against that class's share of
+        all windows, ``z_c = (n_c - n p_c) / sqrt(n p_c (1 - p_c))`` (max over classes). Only
+        k-mers significant at family-wise level 5 % are used (Bonferroni over all C·20^k tests:
+        z > 5.1 for 4-mers and two classes); the ``kmer_init`` most enriched of them each set one
+        kernel: weight 4 for the k-mer's amino acid at each of its k offsets, 0 otherwise, no
+        positional term, bias 1 - 4k. The kernel's max over windows is then +1 for an exact
+        occurrence and <= -3 otherwise (where SELU saturates): a near-binary motif detector that
+        a linear read-out can weight strongly. Each such kernel also gets its own random
+        direction u_j (norm sqrt(E)) in the sequence embedding, offset so that it contributes
+        nothing unless the kernel fires. The other kernels keep their random initialisation. Returns a callable that restores the initialised kernels (the warm start
+        holds them fixed), or None if no k-mer is significant (nothing is changed).
+        """
+        self.kmer_init_kmers_ = []
+        n = min(self.kmer_init, self.n_kernels)
+        if n == 0:
+            return None
+        from scipy.stats import norm
+
+        from .baselines import _window_keys
+
+        k = min(4, self.kernel_size)
+        n_cls = int(y.max()) + 1
+        counts = np.zeros((n_cls, 20 ** k))
+        for i in tr:
+            for _, key in _window_keys(reps[i], k):
+                counts[y[i]] += np.bincount(key, minlength=20 ** k)
+        tot = counts.sum(1)
+        if tot.sum() == 0:
+            return None
+        p = (tot / tot.sum())[:, None]  # (C, 1) share of windows per class
+        n_k = counts.sum(0)[None]  # (1, 20**k)
+        z = ((counts - n_k * p) / np.sqrt(n_k * p * (1 - p) + 1e-12)).max(0)
+        top = np.argsort(-z, kind="stable")[:n]
+        top = top[z[top] > norm.isf(_KMER_ALPHA / (n_cls * 20 ** k))]  # Bonferroni over k-mers
+        self.kmer_init_kmers_ = _kmer_strings(top, k)
+        if len(top) == 0:
+            return None
+        emb = net.embed
+        W = emb.tokens.weight.view(emb.tokens.num_embeddings, self.kernel_size, self.n_kernels)
+        with torch.no_grad():
+            for j, key in enumerate(top):
+                W[:, :, j] = 0.0
+                for o in range(k):
+                    a = int(key) // 20 ** (k - 1 - o) % 20 + 1  # code of the k-mer's o-th residue
+                    W[a, o, j] = _KMER_SHARPNESS
+                emb.position.weight[j] = 0.0
+                emb.position.bias[j] = 1.0 - _KMER_SHARPNESS * k
+            # embedding: a distinct direction u_j per k-mer kernel, zero unless the kernel fires
+            # (SELU's floor -1.758 is cancelled by the bias), |u_j| = sqrt(E) so that a hit
+            # stands out against the other kernels' contribution after the key normalisation
+            proj = net.project
+            for j in range(len(top)):
+                u = torch.randn(proj.out_features)
+                u = u * (proj.out_features ** 0.5 / u.norm())
+                proj.weight[:, j] = u.to(proj.weight)
+                proj.bias.add_(_SELU_FLOOR * u.to(proj.bias))
+        idx = torch.arange(len(top))
+        saved = (W[:, :, idx].detach().clone(), emb.position.weight[idx].detach().clone(),
+                 emb.position.bias[idx].detach().clone(), net.project.weight[:, idx].detach().clone())
+        return lambda: _restore_kernels(net, idx, *saved)
+
+    def _pretrain(self, net, reps, y, tr, rs, opt, keep=None, batch: int = 512, bags: int = 8):
         """Sequence-level warm start (single-instance learning): every sequence inherits its
         repertoire's label; each step draws ``bags`` training repertoires (balanced classes) and
-        ``batch // bags`` random sequences of each. Then the pooling is seeded to attend by the
+        ``batch // bags`` random sequences of each; k-mer-initialised kernels (``keep``) are held
+        fixed during the warm start (the noisy single-instance gradient would otherwise erase
+        them before the sequence classifier learns to use them). Then the pooling is seeded to attend by the
         learned sequence log-odds (:meth:`DeepRCNet.seed_attention`)."""
         if self.pretrain_steps == 0:
             return
@@ -294,7 +390,10 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        net.seed_attention()
+            if keep is not None:
+                keep()
+        self._fit_sequence_head(net, reps, y, tr, rs)
+        net.seed_attention(self._seed_scale)
         net.eval()
         with torch.no_grad():
             Z = torch.stack([self._stream(net, reps[i]) for i in tr])  # (n_train, E)
@@ -302,6 +401,43 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             sd = Z.std(0) if len(tr) > 1 else torch.ones_like(Z[0])
             net.pooled_scale.copy_(sd.clamp(min=max(1e-2 * float(sd.max()), 1e-6)))
             self._init_readout(net, net.standardize(Z).numpy(), yt)
+
+    @torch.no_grad()
+    def _fit_sequence_head(self, net, reps, y, tr, rs, limit: int = 262_144) -> None:
+        """Refit the sequence-level classifier exactly: an L2 logistic regression on the
+        embeddings of (up to ``limit``, uniformly drawn) training sequences, each labelled with
+        its repertoire's label. The stochastic warm start sees each sequence about once; a
+        witness signal of 1 in 1,000 needs the full-data optimum."""
+        from sklearn.linear_model import LogisticRegression
+
+        sizes = np.array([len(reps[i]) for i in tr])
+        share = min(1.0, limit / max(1, sizes.sum()))
+        net.eval()
+        dev = y.device
+        norm = net.pool.hopfield.norm_stored
+        feats, labels = [], []
+        for i, n in zip(tr, sizes):
+            idx = np.arange(n) if share >= 1 else np.sort(
+                rs.choice(n, max(1, int(round(share * n))), replace=False))
+            for s in range(0, len(idx), self.chunk_size):
+                e = net.sequences(*self._chunk(reps[i], idx[s:s + self.chunk_size], dev))
+                feats.append((norm(e) if norm is not None else e).cpu().numpy())
+            labels.append(np.full(len(idx), int(y[i])))
+        X, t = np.concatenate(feats), np.concatenate(labels)
+        if len(np.unique(t)) < 2:
+            return
+        lr = LogisticRegression(C=1.0, max_iter=500).fit(X, t)
+        head = net.sequence_head
+        coef = torch.as_tensor(lr.coef_, dtype=head.weight.dtype, device=head.weight.device)
+        icpt = torch.as_tensor(lr.intercept_, dtype=head.bias.dtype, device=head.bias.device)
+        head.weight.zero_()
+        head.bias.zero_()
+        if coef.shape[0] == 1:  # binary: logit_1 - logit_0 = w x + b
+            head.weight[-1] = coef[0]
+            head.bias[-1] = icpt[0]
+        else:
+            head.weight.copy_(coef)
+            head.bias.copy_(icpt)
 
     def _init_readout(self, net, Xs: np.ndarray, yt: np.ndarray) -> None:
         """Linear read-out initialised by an L2 logistic regression on the standardised pooled
@@ -325,7 +461,8 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         dev = y.device
         opt = torch.optim.AdamW(net.parameters(), lr=self.learning_rate,
                                 weight_decay=self.weight_decay)
-        self._pretrain(net, reps, y, tr, rs, opt)
+        keep = self._kmer_init(net, reps, y.cpu().numpy(), tr)
+        self._pretrain(net, reps, y, tr, rs, opt, keep)
         best, best_state, wait = math.inf, None, 0
         self.loss_curve_, self.validation_scores_ = [], []
         self.n_iter_, self.best_iteration_ = 0, 0
@@ -337,7 +474,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             best_state = copy.deepcopy(net.state_dict())
         for epoch in range(self.max_iter):
             order = tr[rs.permutation(len(tr))]
-            total = 0.0
+            total = torch.zeros((), device=dev)  # summed on device: one host sync per epoch
             for s in range(0, len(order), self.batch_size):
                 b = order[s:s + self.batch_size]
                 sel = [self._select(net, reps[i], rs) for i in b]
@@ -357,8 +494,8 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += loss.item() * len(b)
-            self.loss_curve_.append(total / len(tr))
+                total += loss.detach() * len(b)
+            self.loss_curve_.append(float(total) / len(tr))
             self.n_iter_ = epoch + 1
             if len(va) == 0:
                 continue
