@@ -539,5 +539,5 @@ def test_from_hflayers_blocks_on_stand_ins(kind):
     assert (out - ref).abs().max() <= 1e-10
     bad, _ = _block_stand_in(kind, [_hopfield(D, H, 0.6) for _ in range(n_attn)], D, F_, gen)
     bad.activation_residual = None
-    with pytest.raises(ValueError, match="activation_residual must be a torch function"):
+    with pytest.raises(TypeError, match="activation_residual must be a torch function"):
         from_hflayers(bad)

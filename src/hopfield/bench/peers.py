@@ -193,7 +193,7 @@ def setup(cfg: dict[str, Any], peer: str) -> Bench:
     if kind == REAL:
         model = build_hflayers(D, H, steps)
     elif kind == OURS:
-        from .layers import build_hopfield  # noqa: PLC0415
+        from .layers import build_hopfield
 
         model = build_hopfield(D, H, max_steps=steps, tol=EPS)
     else:

@@ -53,7 +53,7 @@ def build_layer(cfg: dict[str, Any], peer: str) -> nn.Module:
     layer: nn.Module = _torch_layer(cfg)
     if peer == "hopfield":
         try:
-            from hopfield.nn import HopfieldEncoderLayer  # noqa: PLC0415
+            from hopfield.nn import HopfieldEncoderLayer
         except (ImportError, AttributeError) as err:
             raise Unavailable(f"HopfieldEncoderLayer is not importable ({err})") from None
         layer = HopfieldEncoderLayer.from_transformer_layer(layer)

@@ -560,7 +560,7 @@ def _from_block(module: torch.nn.Module, kind: str) -> torch.nn.Module:
             raise ValueError(f"{kind}: the associations must share batch_first")
     act = module.activation_residual
     if not callable(act):
-        raise ValueError(f"{kind}: activation_residual must be a torch function, got {act!r}")
+        raise TypeError(f"{kind}: activation_residual must be a torch function, got {act!r}")
     lin1, lin2 = module.linear_residual, module.linear_output
     norm0 = getattr(module, norms[0][1])
     cls = HopfieldEncoderLayer if kind == "HopfieldEncoderLayer" else HopfieldDecoderLayer
