@@ -122,7 +122,8 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
     ``kmer_init_kmers_`` (the k-mers whose detectors initialised kernels 0, 1, ...).
     """
 
-    _seed_scale = 8.0  # seeded association score = this x the sequence log-odds
+    _seed_scale = 8.0  # seeded association score of the sharpest head = this x sequence log-odds
+    _seed_spread = 2.0  # each further head: half the scale (temperatures 8, 4, 2, 1 for 4 heads)
 
     def __init__(self, n_kernels=32, kernel_size=5, embedding_size=32, num_heads=4, head_size=16,
                  beta=None, use_counts=False, max_length=40, n_train_sequences=512,
@@ -393,7 +394,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             if keep is not None:
                 keep()
         self._fit_sequence_head(net, reps, y, tr, rs)
-        net.seed_attention(self._seed_scale)
+        net.seed_attention(self._seed_scale, self._seed_spread)
         net.eval()
         with torch.no_grad():
             Z = torch.stack([self._stream(net, reps[i]) for i in tr])  # (n_train, E)

@@ -168,11 +168,15 @@ class DeepRCNet(nn.Module):
         return self.sequence_head(norm(emb) if norm is not None else emb)
 
     @torch.no_grad()
-    def seed_attention(self, scale: float = 4.0) -> None:
-        """Set the pooling so that every head's association score of a sequence equals ``scale``
-        × its sequence-level log-odds (class C-1 vs 0) from :attr:`sequence_head`: the pooling
-        then starts out attending to the sequences that the sequence-level classifier finds most
-        indicative of the positive class. Other key dimensions keep a small random part."""
+    def seed_attention(self, scale: float = 4.0, spread: float = 1.0) -> None:
+        """Set the pooling so that head h's association score of a sequence equals
+        ``scale * spread ** (h - H + 1)`` × its sequence-level log-odds (class C-1 vs 0) from
+        :attr:`sequence_head`: the pooling then starts out attending to the sequences that the
+        sequence-level classifier finds most indicative of the positive class. With
+        ``spread > 1`` the heads get a geometric range of temperatures: the sharpest one puts all
+        its weight on the top sequences, the softer ones weight them in proportion to how many
+        there are (a softmax pooling alone is blind to the count). Other key dimensions keep a
+        small random part."""
         hop = self.pool.hopfield
         H, Dh = hop.num_heads, _head_size(hop)
         w = self.sequence_head.weight[-1] - self.sequence_head.weight[0]  # (E,)
@@ -186,7 +190,7 @@ class DeepRCNet(nn.Module):
         for h in range(H):
             hop.k_proj.weight[h * Dh] = w
             if hop.q_proj.bias is not None:
-                hop.q_proj.bias[h * Dh] = scale / float(beta[h])
+                hop.q_proj.bias[h * Dh] = scale * spread ** (h - H + 1) / float(beta[h])
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
         """(B, E) pooled vectors -> (B, C) logits (standardised, then the output network)."""
