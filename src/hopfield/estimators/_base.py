@@ -64,6 +64,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._validation import validation
+
 __all__ = [
     "ClassifierTargetMixin",
     "EarlyStopping",
@@ -192,6 +194,12 @@ class HopfieldEstimator(BaseEstimator):
     _eval_chunk = 1024
     #: all members train on the same mini-batches (see ``_epoch_batches``)
     _shared_batches = False
+    #: length-bucketed mini-batches (see ``_epoch_batches``): window size in batches within which
+    #: samples are sorted by :meth:`_sample_lengths` (0 = off). Only used when that returns lengths.
+    _length_buckets = 0
+    #: random jitter added to log-length before sorting (log 4: bags within a factor ~4 of each
+    #: other are still mixed at random, so batches do not become fixed or label-sorted)
+    _length_jitter = math.log(4)
 
     # ------------------------------------------------------------------ hooks (subclasses)
     def _check_input(self, X, y=None, *, reset: bool, **input_kw):  # -> (data, n, y)
@@ -202,6 +210,10 @@ class HopfieldEstimator(BaseEstimator):
 
     def _build_module(self, data, n_outputs: int, generator: torch.Generator | None):
         raise NotImplementedError
+
+    def _sample_lengths(self, data) -> np.ndarray | None:
+        """Per-sample cost (e.g. instances per bag) for length-bucketed batches; None = all equal."""
+        return None
 
     def _check_params(self) -> None:
         """Cross-parameter rules (after ``_parameter_constraints``); reads ``self._hp``."""
@@ -341,41 +353,60 @@ class HopfieldEstimator(BaseEstimator):
         opt, sched = self._make_optimizer(net.parameters())
         stopper = EarlyStopping(hp.tol, hp.n_iter_no_change, M)
         best = {k: v.detach().clone() for k, v in net.named_parameters()} if early else None
+        lengths = self._sample_lengths(data)
         self.loss_curve_, self.validation_scores_ = [], []
         epoch = 0
-        for epoch in range(1, hp.max_iter + 1):
-            net.train()
-            total, seen = 0.0, 0
-            for idx, w in self._epoch_batches(train_idx, holdout, rng, gen):  # (M, B), (M, B)
-                out = net(*self._collate(data, idx, train=True, generator=gen))  # (M, B, K)
-                per = self._loss(out, yt[torch.as_tensor(idx, device=dev)])      # (M, B)
-                if w is None:
-                    loss = per.mean(1).sum()
+        # Inputs were checked once in fit, so the layers' per-call data checks are switched off
+        # (each costs a host sync); the one read-back per epoch below checks the losses instead.
+        with validation(False):
+            for epoch in range(1, hp.max_iter + 1):
+                net.train()
+                total, seen = torch.zeros((), device=dev), 0      # summed on the device: no sync
+                for idx, w in self._epoch_batches(train_idx, holdout, rng, gen, lengths):  # (M, B) x2
+                    out = net(*self._collate(data, idx, train=True, generator=gen))  # (M, B, K)
+                    per = self._loss(out, yt[torch.as_tensor(idx, device=dev)])      # (M, B)
+                    if w is None:
+                        loss = per.mean(1).sum()
+                    else:
+                        w = torch.as_tensor(w, dtype=per.dtype, device=dev)
+                        loss = ((per * w).sum(1) / w.sum(1).clamp_min(1.0)).sum()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total = total + loss.detach() * (idx.shape[1] / M)
+                    seen += idx.shape[1]
+                if sched is not None:
+                    sched.step()
+                if early:
+                    with torch.no_grad():
+                        per = self._loss(self._forward(net, data, n, val_idx), yt[val_t])  # (M, n_val)
+                        w = val_w[:, val_t]
+                        vloss = (per * w).sum(1) / w.sum(1)                          # (M,)
+                        # the epoch's one host sync: training loss and validation losses together
+                        host = torch.cat([total.reshape(1), vloss]).double().cpu().numpy()
+                    train_loss, vloss = host[0] / seen, host[1:]
                 else:
-                    w = torch.as_tensor(w, dtype=per.dtype, device=dev)
-                    loss = ((per * w).sum(1) / w.sum(1).clamp_min(1.0)).sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.shape[1] / M
-                seen += idx.shape[1]
-            if sched is not None:
-                sched.step()
-            self.loss_curve_.append(total / seen)
-            if not early:
-                continue
-            with torch.no_grad():
-                per = self._loss(self._forward(net, data, n, val_idx), yt[val_t])  # (M, n_val)
-                w = val_w[:, val_t]
-                vloss = ((per * w).sum(1) / w.sum(1)).cpu().numpy()             # (M,)
+                    train_loss, vloss = float(total) / seen, None
+                # With early stopping a member whose loss turns NaN never improves again, so its
+                # best finite epoch is kept; without it, NaN weights would enter the model.
+                if not early and not np.isfinite(train_loss):
+                    raise ValueError(
+                        f"{type(self).__name__}: training diverged at epoch {epoch} (non-finite "
+                        f"loss); lower learning_rate (now {hp.learning_rate!r}) or check the "
+                        f"input scale")
+                self.loss_curve_.append(float(train_loss))
+                if not early:
+                    continue
                 self.validation_scores_.append(-float(vloss.mean()))
                 improved = stopper.update(vloss, epoch)
                 if improved.any():
                     imp = torch.as_tensor(improved, device=dev)
-                    for k, v in net.named_parameters():
-                        best[k][imp] = v.detach()[imp]
-            if stopper.stop:
-                break
+                    with torch.no_grad():
+                        for k, v in net.named_parameters():
+                            keep = imp.view(-1, *([1] * (v.dim() - 1)))
+                            best[k].copy_(torch.where(keep, v.detach(), best[k]))
+                if stopper.stop:
+                    break
         if early:
             with torch.no_grad():
                 for k, v in net.named_parameters():
@@ -388,13 +419,20 @@ class HopfieldEstimator(BaseEstimator):
         self.n_iter_ = epoch
         self.module_ = net.eval()
 
-    def _epoch_batches(self, train_idx, holdout, rng, gen):
+    def _epoch_batches(self, train_idx, holdout, rng, gen, lengths=None):
         """One epoch's mini-batches: yields ``(idx (M, B), weights (M, B) or None)``.
 
         Default: every member draws its own batches from its own training part (``rng``).
         With ``_shared_batches = True`` all members see the same batch of all samples (one
         ``torch.randperm`` from ``gen`` per epoch) and a member's validation samples get weight 0
         — cheaper when the members share their input (the tabular network).
+
+        Length buckets (``lengths`` given and ``_length_buckets`` = W > 0): after the shuffle,
+        each window of W·batch_size samples is sorted by log-length plus a uniform jitter in
+        ``[0, _length_jitter)`` and cut into batches, and the
+        batch order is shuffled (one permutation for all members, so member m's j-th batch holds
+        bags of about the same length rank as the other members'). A padded batch then pads to
+        lengths close to its own, not to the longest bag of a random draw. Seeded like the rest.
         """
         bs = self._hp.batch_size
         M, n = holdout.shape
@@ -408,7 +446,17 @@ class HopfieldEstimator(BaseEstimator):
         n_train = min(len(t) for t in train_idx)
         bs = min(bs, n_train)
         order = np.stack([t[rng.permutation(len(t))][:n_train] for t in train_idx])  # (M, n_t)
-        for s in range(0, n_train, bs):
+        starts = np.arange(0, n_train, bs)
+        if lengths is not None and self._length_buckets > 0:
+            window = self._length_buckets * bs
+            key = np.log(np.maximum(lengths[order], 1)) + rng.uniform(     # (M, n_t) jittered
+                0.0, self._length_jitter, order.shape)                     # log-length
+            for s in range(0, n_train, window):
+                win = order[:, s:s + window]                                        # (M, w)
+                order[:, s:s + window] = np.take_along_axis(
+                    win, np.argsort(key[:, s:s + window], axis=1, kind="stable"), axis=1)
+            starts = starts[rng.permutation(len(starts))]
+        for s in starts:
             yield order[:, s:s + bs], None
 
     @torch.no_grad()

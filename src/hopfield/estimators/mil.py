@@ -191,6 +191,9 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
                            "lr_decay": "learning_rate_decay", "max_epochs": "max_iter",
                            "patience": "n_iter_no_change"}
     _eval_chunk = 64
+    #: length-bucketed batches (windows of 16 batches sorted by jittered bag length; measured in
+    #: docs/reproduce.md "Fit time and padding")
+    _length_buckets = 16
 
     def _build_pooling(self, size: int):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -204,7 +207,8 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
 
     def _make_optimizer(self, params):
         hp = self._hp
-        opt = torch.optim.Adam(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+        opt = torch.optim.Adam(params, lr=hp.learning_rate, weight_decay=hp.weight_decay,
+                               foreach=True)      # one multi-tensor step (CPU default: a loop)
         return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=hp.learning_rate_decay)
 
     # -- input
@@ -227,6 +231,9 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
         dev = self._torch_device if hasattr(self, "_torch_device") else self._device()
         data = (torch.from_numpy(Xp).to(dev), torch.from_numpy(Mp).to(dev), (~Mp).sum(1))
         return data, len(bags), y
+
+    def _sample_lengths(self, data):
+        return data[2]                                                 # instances per bag (n,)
 
     def _collate(self, data, idx, *, train, generator):
         X, M, lengths = data
