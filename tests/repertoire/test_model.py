@@ -201,3 +201,21 @@ def as_rep(seqs):
     from hopfield.repertoire.data import Repertoire
 
     return Repertoire.from_sequences(seqs)
+
+
+def test_seed_attention_gives_each_head_its_temperature():
+    """Seeded head h scores a sequence scale * spread**(h - H + 1) x its sequence log-odds."""
+    from hopfield.repertoire.network import pool_scores
+
+    net = _net(num_heads=3)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        net.sequence_head.weight.normal_()
+    net.seed_attention(8.0, 2.0)
+    emb = torch.randn(50, 16)
+    with torch.no_grad():
+        a = pool_scores(net.pool, emb)[:, 0]  # (H, M)
+        lo = net.sequence_logits(emb)
+        lo = lo[:, 1] - lo[:, 0] - (net.sequence_head.bias[1] - net.sequence_head.bias[0])
+    for h, s in enumerate((2.0, 4.0, 8.0)):
+        torch.testing.assert_close(a[h], s * lo, rtol=1e-4, atol=1e-4)
