@@ -290,3 +290,54 @@ def test_clone_keeps_params():
     est = HopularClassifier(**TINY)
     assert clone(est).get_params() == est.get_params()
     assert math.isclose(clone(est).mask_probability, 0.1)
+
+
+# ----------------------------------------------------------------------------- scale, ensembles
+
+
+def test_epoch_size_slices_a_running_permutation(clf_data, monkeypatch):
+    """epoch_size < n_train: an epoch visits epoch_size rows (loss_curve_ per epoch), every row is
+    used once per ceil(n_train / epoch_size) epochs; validation retrieves from a fixed subset of
+    the stored rows when there are more than _VAL_MEMORY; predictions still use all rows."""
+    import hopfield.estimators.hopular as hop
+
+    Xtr, ytr, Xte, _ = clf_data
+    monkeypatch.setattr(hop, "_VAL_MEMORY", 50)
+    est = HopularClassifier(**{**TINY, "max_iter": 4, "epoch_size": 64,
+                               "batch_size": 32}).fit(Xtr, ytr)
+    assert len(est.loss_curve_) == est.n_iter_ == 4
+    assert est.module_.mem_num.shape[0] == len(Xtr)  # all rows stored after fit
+    assert np.isfinite(est.predict_proba(Xte)).all()
+    with pytest.raises(ValueError, match="epoch_size"):
+        HopularClassifier(epoch_size=0).fit(Xtr, ytr)
+
+
+def test_members_are_averaged_and_saved(tmp_path, clf_data):
+    Xtr, ytr, Xte, _ = clf_data
+    kw = {**TINY, "max_iter": 2}
+    ens = HopularClassifier(**kw, n_members=2).fit(Xtr, ytr)
+    single = HopularClassifier(**kw).fit(Xtr, ytr)
+    assert len(ens.best_iteration_) == 2 and len(ens.module_.members) == 2
+    out = ens._outputs(Xte)  # (M, n, C); member 0 is the single model with the same seed
+    np.testing.assert_allclose(out[0].softmax(-1).numpy(), single.predict_proba(Xte), atol=1e-6)
+    np.testing.assert_allclose(ens.predict_proba(Xte), out.softmax(-1).mean(0).numpy(),
+                               atol=1e-12)
+    ens.save(tmp_path / "e")
+    back = HopularClassifier.load(tmp_path / "e")
+    np.testing.assert_allclose(back.predict_proba(Xte), ens.predict_proba(Xte), atol=1e-6)
+    reg = HopularRegressor(**kw, n_members=2).fit(Xtr, ytr.astype(float))
+    assert reg.predict(Xte).shape == (len(Xte),)
+
+
+def test_optimizer_import_keeps_pytorch_optimizer_view_of_transformers():
+    """The lazy import hides transformers only while pytorch_optimizer is imported; afterwards the
+    package's HAS_TRANSFORMERS says whether transformers is installed, as it would have."""
+    from importlib.util import find_spec
+
+    from hopfield.estimators._hopular_optim import lamb_lookahead
+
+    opt = lamb_lookahead([torch.nn.Parameter(torch.zeros(2))], lr=1e-3, weight_decay=0.0)
+    assert type(opt).__name__ == "Lookahead"
+    import pytorch_optimizer.base.compatibility as compat
+
+    assert compat.HAS_TRANSFORMERS == (find_spec("transformers") is not None)

@@ -64,10 +64,20 @@ from torch import nn
 
 from ..nn import Hopfield
 from ..streaming import SoftmaxPartial
-from ._base import ClassifierTargetMixin, HopfieldEstimator, RegressorTargetMixin, Standardizer
+from ._base import (ClassifierTargetMixin, HopfieldEstimator, RegressorTargetMixin, Standardizer,
+                    _threads)
 from ._hopular_data import TabularEncoder, _is_frame
 
-__all__ = ["HopularClassifier", "HopularNet", "HopularRegressor"]
+__all__ = ["HopularClassifier", "HopularEnsemble", "HopularNet", "HopularRegressor"]
+
+#: ``epoch_size="auto"``: training rows per epoch beyond which an epoch is a slice of a running
+#: permutation (the cost of an epoch stops growing with N)
+_AUTO_EPOCH_SIZE = 4096
+#: stored rows that per-epoch validation retrieves from (a fixed seeded subset of the training
+#: rows when there are more); prediction always retrieves from all stored rows
+_VAL_MEMORY = 8192
+#: ``num_threads=None``: fit with one torch thread up to this many rows
+_ONE_THREAD_ROWS = 4096
 
 
 # ============================================================================ network
@@ -267,6 +277,15 @@ class HopularNet(nn.Module):
         return self.outputs(x)
 
 
+class HopularEnsemble(nn.Module):
+    """``n_members`` independently trained :class:`HopularNet` (own seed, validation split and
+    copy of the stored rows); the estimators average their predicted probabilities / values."""
+
+    def __init__(self, members: list[HopularNet]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+
 # ============================================================================ estimators
 
 
@@ -281,7 +300,7 @@ class _HopularBase(HopfieldEstimator):
 
     _parameter_constraints: ClassVar[dict] = {
         **{k: v for k, v in HopfieldEstimator._parameter_constraints.items()
-           if k not in ("batch_size", "n_members")},
+           if k not in ("batch_size",)},
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "embedding_size": [Interval(Integral, 1, None, closed="left")],
         "num_blocks": [Interval(Integral, 1, None, closed="left")],
@@ -291,7 +310,9 @@ class _HopularBase(HopfieldEstimator):
         "mask_probability": [Interval(Real, 0, 1, closed="left")],
         "anneal_iter": [Interval(Integral, 0, None, closed="left")],
         "memory_size": [Interval(Integral, 2, None, closed="left")],
+        "epoch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "num_threads": [Interval(Integral, 1, None, closed="left"), None],
         "categorical_features": ["array-like", str, None],
         "verbose": ["boolean"],
     }
@@ -304,8 +325,9 @@ class _HopularBase(HopfieldEstimator):
                  batch_size: int | str = "auto", max_iter: int = 100, anneal_iter: int = 20,
                  n_iter_no_change: int = 10, tol: float = 1e-4, early_stopping: bool = True,
                  validation_fraction: float = 0.1, memory_size: int = 1024,
-                 chunk_size: int = 4096, categorical_features=None,
-                 random_state: int | None = None, device: str | None = "cpu",
+                 epoch_size: int | str = "auto", chunk_size: int = 4096, n_members: int = 1,
+                 categorical_features=None, random_state: int | None = None,
+                 device: str | None = "cpu", num_threads: int | None = None,
                  verbose: bool = False):
         self.embedding_size = embedding_size
         self.num_blocks = num_blocks
@@ -323,10 +345,13 @@ class _HopularBase(HopfieldEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.memory_size = memory_size
+        self.epoch_size = epoch_size
+        self.n_members = n_members
         self.chunk_size = chunk_size
         self.categorical_features = categorical_features
         self.random_state = random_state
         self.device = device
+        self.num_threads = num_threads
         self.verbose = verbose
 
     def __sklearn_tags__(self):
@@ -381,16 +406,22 @@ class _HopularBase(HopfieldEstimator):
             enc = self._encoder = TabularEncoder.from_config(self.encoder_config_)
         return enc
 
-    def _build_module(self, data, n_outputs: int, generator) -> HopularNet:
+    def _new_net(self) -> HopularNet:
         a, hp = self.arch_, self._hp
-        net = HopularNet(a["n_num"], a["cards"], a["target"], embedding_size=hp.embedding_size,
-                         num_blocks=hp.num_blocks, num_heads=hp.num_heads,
-                         head_size=hp.head_size, dropout=hp.dropout)
-        if data is None:  # load: memory buffers sized as saved
-            N = int(self.n_memory_)
+        return HopularNet(a["n_num"], a["cards"], a["target"], embedding_size=hp.embedding_size,
+                          num_blocks=hp.num_blocks, num_heads=hp.num_heads,
+                          head_size=hp.head_size, dropout=hp.dropout)
+
+    def _build_module(self, data, n_outputs: int, generator):
+        """The fitted module's skeleton for :meth:`load` (memory buffers sized as saved)."""
+        a, N = self.arch_, int(self.n_memory_)
+        nets = []
+        for _ in range(self._hp.n_members):
+            net = self._new_net()
             net.set_memory(torch.zeros(N, a["n_num"]), torch.zeros(N, a["n_num"], dtype=torch.bool),
                            torch.zeros(N, len(a["cards"]), dtype=torch.int64))
-        return net
+            nets.append(net)
+        return nets[0] if len(nets) == 1 else HopularEnsemble(nets)
 
     def _with_target(self, data, y_enc: np.ndarray):
         """Append the target as the last categorical (classifier) / numeric (regressor) token."""
@@ -433,8 +464,6 @@ class _HopularBase(HopfieldEstimator):
         return feat, tgt
 
     def _train(self, data, y_enc: np.ndarray, seed: int, dev: torch.device) -> None:
-        from pytorch_optimizer import Lamb, Lookahead
-
         hp = self._hp
         num, miss, cat = self._with_target(data, y_enc)
         a = {"n_num": num.shape[1], "cards": self._get_encoder().cardinalities, "target": -1}
@@ -443,37 +472,76 @@ class _HopularBase(HopfieldEstimator):
         else:
             a["target"] = num.shape[1] - 1
         self.arch_ = a
+        self.n_memory_ = len(num)
+        T = lambda x: torch.as_tensor(x, device=dev)
+        full = (T(num), T(miss), T(cat))
+        # num_threads=None: one thread for small training sets, whose tiny ops only pay the
+        # threads' synchronisation (several times slower on a busy machine), else torch's setting
+        small = hp.num_threads is None and len(num) <= _ONE_THREAD_ROWS
+        # member m: seed + m (own initialisation, validation split, masks and memory subsets)
+        nets, logs = [], []
+        with _threads(1 if small else None):
+            for m in range(hp.n_members):
+                net, log = self._train_member(full, y_enc, seed + m, dev)
+                if m:  # each member owns its copy of the stored rows (safetensors refuses sharing)
+                    net.set_memory(*(t.clone() for t in full))
+                nets.append(net)
+                logs.append(log)
+        first = logs[0]
+        self.loss_curve_, self.validation_scores_ = first["loss"], first["val"]
+        self.epoch_seconds_ = first["seconds"]
+        self.best_iteration_ = np.array([lg["best_iter"] for lg in logs], np.int64)
+        self.n_iter_ = max(lg["n_iter"] for lg in logs)
+        scores = [lg["best_score"] for lg in logs if lg["best_score"] is not None]
+        self.best_validation_score_ = float(np.mean(scores)) if scores else None
+        self.module_ = (nets[0] if len(nets) == 1 else HopularEnsemble(nets)).eval()
+
+    def _train_member(self, full, y_enc: np.ndarray, seed: int, dev: torch.device):
+        """Train one network on all rows ``full`` = (num, missing, cat) tensors (target
+        included) minus its own validation split; returns (net with every row as memory, log)."""
+        from ._hopular_optim import lamb_lookahead
+
+        hp = self._hp
+        num_t, miss_t, cat_t = full
         rng = np.random.RandomState(seed)
-        n = len(num)
+        torch.manual_seed(seed)  # initialisation of this member
+        n = len(num_t)
         val = self._split(n, y_enc if self._is_classifier else None, rng)
         train = np.setdiff1d(np.arange(n), val)
-        self.n_memory_ = n
-        net = self._build_module(data, 0, None).to(dev)
-        T = lambda x: torch.as_tensor(x, device=dev)
-        num_t, miss_t, cat_t = T(num), T(miss), T(cat)
+        net = self._new_net().to(dev)
         net.set_memory(num_t[train], miss_t[train], cat_t[train])
         n_tr = len(train)
-        bs = (int(np.clip(n_tr // 8, 32, 1024)) if hp.batch_size == "auto"
+        bs = (int(np.clip(n_tr // 8, 32, 512)) if hp.batch_size == "auto"
               else int(hp.batch_size))
         bs = min(bs, n_tr)
-        opt = Lookahead(Lamb(net.parameters(), lr=hp.learning_rate,
-                             weight_decay=hp.weight_decay), k=5, alpha=0.8)
+        opt = lamb_lookahead(net.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
         F_ = net.n_num + len(net.cards)
         target_tok = net.target % F_
         cards = torch.as_tensor(net.cards, dtype=torch.long, device=dev)
         gen = torch.Generator().manual_seed(seed)
         anneal = max(1, min(hp.anneal_iter, hp.max_iter))
         best, best_state, bad = math.inf, None, 0
-        self.loss_curve_, self.validation_scores_, self.epoch_seconds_ = [], [], []
-        self.best_iteration_ = np.zeros(1, np.int64)
-        step, steps_per_epoch = 0, math.ceil(n_tr / bs)
+        log = {"loss": [], "val": [], "seconds": [], "best_iter": 0}
+        # rows per epoch: all training rows up to `epoch_size`, else the next `epoch_size` rows of
+        # a running seeded permutation (every row is visited once per ceil(n_tr / epoch_size)
+        # epochs), so an epoch's cost does not grow with N
+        n_ep = min(n_tr, _AUTO_EPOCH_SIZE if hp.epoch_size == "auto" else int(hp.epoch_size))
+        step, steps_per_epoch = 0, math.ceil(n_ep / bs)
+        train_mem = (net.mem_num, net.mem_absent, net.mem_cat)
+        val_mem = None
+        if len(val) and n_tr > _VAL_MEMORY:
+            sub = torch.as_tensor(np.sort(rng.permutation(n_tr)[:_VAL_MEMORY]), device=dev)
+            val_mem = tuple(t[sub] for t in train_mem)
+        order, pos = torch.randperm(n_tr, generator=gen).to(dev), 0
         epoch = 0
         for epoch in range(1, hp.max_iter + 1):
             t0 = time.perf_counter()
             net.train()
-            perm = torch.randperm(n_tr, generator=gen).to(dev)
+            if pos + n_ep > n_tr:  # reshuffle when the running permutation is used up
+                order, pos = torch.randperm(n_tr, generator=gen).to(dev), 0
+            perm, pos = order[pos:pos + n_ep], pos + n_ep
             total = 0.0
-            for i in range(0, n_tr, bs):
+            for i in range(0, n_ep, bs):
                 b = perm[i:i + bs]  # rows of the memory (= training rows)
                 gamma = 0.5 * (1 + math.cos(math.pi * min(1.0, step / (anneal * steps_per_epoch))))
                 step += 1
@@ -497,22 +565,26 @@ class _HopularBase(HopfieldEstimator):
                 loss.backward()
                 opt.step()
                 total += float(lt.detach()) * len(b)
-            self.loss_curve_.append(total / n_tr)
-            self.epoch_seconds_.append(time.perf_counter() - t0)
+            log["loss"].append(total / n_ep)
+            log["seconds"].append(time.perf_counter() - t0)
             if not len(val):
                 continue
             opt.backup_and_load_cache()  # evaluate the slow (Lookahead) weights
             net.eval()
+            if val_mem is not None:  # validation retrieves from a fixed subset of stored rows
+                net.set_memory(*val_mem)
             vloss = self._val_loss(net, num_t[val], miss_t[val], cat_t[val], target_tok)
-            self.validation_scores_.append(-vloss)
+            if val_mem is not None:
+                net.set_memory(*train_mem)
+            log["val"].append(-vloss)
             if hp.verbose:
                 print(f"epoch {epoch}: validation target loss {vloss:.4f} "
-                      f"({self.epoch_seconds_[-1]:.1f} s)")
+                      f"({log['seconds'][-1]:.1f} s)")
             if vloss < best - hp.tol:
                 best, bad = vloss, 0
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()
                               if not k.startswith("mem_")}
-                self.best_iteration_ = np.array([epoch], np.int64)
+                log["best_iter"] = epoch
             elif epoch > anneal:
                 bad += 1
             opt.clear_and_load_backup()
@@ -522,11 +594,11 @@ class _HopularBase(HopfieldEstimator):
             net.load_state_dict(best_state, strict=False)
         else:
             opt.backup_and_load_cache()
-            self.best_iteration_ = np.array([epoch], np.int64)
+            log["best_iter"] = epoch
         net.set_memory(num_t, miss_t, cat_t)  # predictions retrieve from every fitted row
-        self.n_iter_ = epoch
-        self.best_validation_score_ = -best if self.validation_scores_ else None
-        self.module_ = net.eval()
+        log["n_iter"] = epoch
+        log["best_score"] = -best if log["val"] else None
+        return net.eval(), log
 
     def _split(self, n: int, y_codes: np.ndarray | None, rng) -> np.ndarray:
         hp = self._hp
@@ -562,17 +634,26 @@ class _HopularBase(HopfieldEstimator):
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
     def _forward(self, net, data, n: int, chunk: int = 1024) -> torch.Tensor:
-        """(1, n, K): target logits (classifier) or standardised prediction (regressor)."""
+        """(M, n, K): target logits (classifier) or standardised prediction (regressor)."""
         net.eval()
         num, miss, cat = self._with_masked_target(data)
-        dev = net.mem_num.device
-        outs = []
-        for s in range(0, n, chunk):
-            args = [torch.as_tensor(a[s:s + chunk], device=dev) for a in (num, miss, cat)]
-            pred, logits = net.predict_stream(*args, chunk_size=self._hp.chunk_size)
-            outs.append(logits[:, -1, :net.cards[-1]] if self._is_classifier  # drop padding
-                        else pred[:, net.target:net.target + 1])
-        return torch.cat(outs).unsqueeze(0)
+        members = list(net.members) if isinstance(net, HopularEnsemble) else [net]
+        dev = members[0].mem_num.device
+        small = self._hp.num_threads is None and len(members[0].mem_num) <= _ONE_THREAD_ROWS
+        with _threads(1 if small else None):
+            return self._forward_members(members, num, miss, cat, n, chunk, dev)
+
+    def _forward_members(self, members, num, miss, cat, n, chunk, dev) -> torch.Tensor:
+        res = []
+        for member in members:
+            outs = []
+            for s in range(0, n, chunk):
+                args = [torch.as_tensor(a[s:s + chunk], device=dev) for a in (num, miss, cat)]
+                pred, logits = member.predict_stream(*args, chunk_size=self._hp.chunk_size)
+                outs.append(logits[:, -1, :member.cards[-1]] if self._is_classifier  # no padding
+                            else pred[:, member.target:member.target + 1])
+            res.append(torch.cat(outs))
+        return torch.stack(res)  # (M, n, K): the base averages the members
 
 
 _PARAMS_DOC = """
@@ -596,10 +677,23 @@ _PARAMS_DOC = """
             pandas category/object/string/bool columns).
         random_state: seed; ``None`` = not reproducible. device: ``"cpu"``, ``"cuda"``,
             ``"auto"``. verbose: print the validation loss per epoch.
+        epoch_size: training rows per epoch; ``"auto"`` = all rows up to 4,096, else 4,096 rows
+            of a running seeded permutation (every row once per ceil(n_train / 4,096) epochs), so
+            an epoch's cost — and the annealing/early-stopping schedule counted in epochs — does
+            not grow with N. Per-epoch validation then retrieves from a fixed seeded subset of
+            8,192 stored rows; prediction always retrieves from all rows.
+        n_members: networks trained independently (seed + m: own initialisation, validation
+            split, masks and memory subsets; each keeps its own copy of the stored rows) whose
+            predicted probabilities / values are averaged.
+        num_threads: torch CPU threads during fit / predict (restored afterwards); ``None`` = one
+            thread when at most 4,096 rows are stored (tiny operations only pay the threads'
+            synchronisation), torch's current setting otherwise.
 
-    Fitted attributes: ``module_`` (:class:`HopularNet`, holding the stored rows), ``n_iter_``,
-    ``best_iteration_``, ``loss_curve_`` (target loss per epoch), ``validation_scores_``
-    (−validation target loss per epoch), ``epoch_seconds_``, ``n_features_in_``,
+    Fitted attributes: ``module_`` (:class:`HopularNet` holding the stored rows, or a
+    :class:`HopularEnsemble` of ``n_members`` of them), ``n_iter_`` (most epochs of any member),
+    ``best_iteration_`` (one per member), ``loss_curve_`` (target loss per epoch),
+    ``validation_scores_`` (−validation target loss per epoch) and ``epoch_seconds_`` (these three
+    of member 0), ``n_features_in_``,
     ``feature_names_in_`` (DataFrames), ``encoder_config_`` (column types and categories).
 """
 
