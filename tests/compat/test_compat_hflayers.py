@@ -541,3 +541,35 @@ def test_from_hflayers_blocks_on_stand_ins(kind):
     bad.activation_residual = None
     with pytest.raises(TypeError, match="activation_residual must be a torch function"):
         from_hflayers(bad)
+
+
+def test_block_checkpoint_recipe_equals_from_hflayers():
+    """docs/hflayers.md 'A block from a checkpoint' equals from_hflayers on the module."""
+    from hopfield.nn import HopfieldEncoderLayer
+
+    gen = torch.Generator().manual_seed(11)
+    D, H, F_ = 8, 2, 12
+    kw = {"input_size": D, "num_heads": H, "normalize_state_pattern_affine": False,
+          "normalize_pattern_projection": False, "normalize_pattern_projection_affine": False}
+    hop = _hopfield(D, H, None)
+    hop.load_state_dict(make_sd("Hopfield", kw, gen))
+    block, _ = _block_stand_in("HopfieldEncoderLayer", [hop], D, F_, gen)
+    block.activation_residual = torch.relu
+    block.eval()
+    ckpt = block.state_dict()
+    with pytest.raises(ValueError, match="HopfieldEncoderLayer/DecoderLayer checkpoint"):
+        convert_state_dict(ckpt, kw)
+    prefix = "hopfield_association."
+    kwargs, attn_sd = convert_state_dict(
+        {k[len(prefix):]: v for k, v in ckpt.items() if k.startswith(prefix)}, kw)
+    new = HopfieldEncoderLayer(D, H, dim_feedforward=F_, activation=torch.relu,
+                               batch_first=True)
+    new.self_attn = Hopfield(**kwargs)
+    renames = {"linear_residual": "linear1", "linear_output": "linear2",
+               "norm_residual": "norm1", "norm_output": "norm2"}
+    new.load_state_dict({**{f"self_attn.{k}": v for k, v in attn_sd.items()},
+                         **{renames[k.split(".")[0]] + "." + k.split(".", 1)[1]: v
+                            for k, v in ckpt.items() if not k.startswith(prefix)}})
+    x = torch.randn(3, 5, D)
+    with torch.no_grad():
+        assert (new.eval()(x) - from_hflayers(block)(x)).abs().max() <= 1e-6

@@ -182,6 +182,14 @@ def convert_state_dict(
         raise TypeError("hflayers_state_dict must be a mapping of names to tensors (a "
                         f"state_dict), got {type(hflayers_state_dict).__name__}")
     sd = dict(hflayers_state_dict)
+    block = sorted({k.split(".", 1)[0] for k in sd if k.startswith("hopfield_association")})
+    if block:
+        raise ValueError(
+            f"hflayers_state_dict is an hflayers HopfieldEncoderLayer/DecoderLayer checkpoint "
+            f"(keys under {', '.join(repr(b + '.') for b in block)}); convert_state_dict "
+            "converts one association at a time: pass the sub-dict of each prefix (prefix "
+            "removed) with that Hopfield's kwargs, or use from_hflayers on the module "
+            "(docs/hflayers.md, 'A block from a checkpoint')")
     kind = _kind_of(sd)
     a = _resolve(kind, hflayers_kwargs)
     _refuse(a, kind)
