@@ -563,6 +563,21 @@ def test_non_finite_row_in_data_file_is_caught_by_every_read(tmp_path):
     assert torch.isfinite(r[np.array([1, 36, 38])]).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_blockwise_finiteness_check_equals_isfinite_all(monkeypatch, dtype):
+    """storage._rows_finite checks in blocks of _CHECK_ROWS rows (no full-size temporary)."""
+    monkeypatch.setattr(storage, "_CHECK_ROWS", 3)
+    rows = np.ones((10, 4), dtype=dtype)
+    assert storage._rows_finite(rows) and storage._rows_finite(rows[:0])
+    assert storage._rows_finite(np.ones((2, 5, 4), dtype=dtype))
+    assert storage._rows_finite(np.ones(4, dtype=np.int64))  # integers are always finite
+    for row, bad in [(0, np.nan), (4, np.inf), (9, -np.inf)]:  # first, middle, last block
+        poisoned = rows.copy()
+        poisoned[row, 2] = bad
+        assert not storage._rows_finite(poisoned), (row, bad)
+        assert not storage._rows_finite(poisoned.reshape(5, 2, 4))
+
+
 def test_streaming_retrieval_raises_on_a_corrupt_chunk(tmp_path):
     """Issue 8 item 7: retrieve ran 100 steps and returned NaN; top-k ranked the NaN row first."""
     from hopfield import ModernHopfield

@@ -140,12 +140,13 @@ def test_topk_matches_full_weights(k):
 
 @pytest.mark.parametrize("k", [1, 3, 40])
 def test_topk_tiles_merge_exactly_with_batches_and_gradients(monkeypatch, k):
-    """The top-k pass splits each chunk into score tiles (streaming._TOPK_TILE_SCORES); tiny tiles
+    """The top-k pass splits each chunk into score tiles (streaming._TOPK_TILE_SCORES); small tiles
     force many per chunk (and tiles smaller than k): weights, indices and gradients still equal the
     float64 reference, with leading batch dims and a per-batch β."""
     import hopfield.streaming as HS
 
-    monkeypatch.setattr(HS, "_TOPK_TILE_SCORES", 1)  # tile = 256 rows whatever L
+    monkeypatch.setattr(HS, "_TOPK_TILE_SCORES", 1)
+    monkeypatch.setattr(HS, "_TOPK_MIN_TILE", 256)  # tile = 256 rows whatever L
     g = torch.Generator().manual_seed(3)
     x = torch.randn(1100, 8, generator=g, dtype=torch.float64)
     q = torch.randn(2, 3, 8, generator=g, dtype=torch.float64, requires_grad=True)

@@ -187,6 +187,25 @@ def _check_meta(meta: Any, meta_path: Path) -> None:
                          f"{meta['block_rows']} need {blocks} checksums, found {len(crcs)}")
 
 
+#: rows per block of the finiteness check of read rows (256 KiB of bools at D = 64).
+_CHECK_ROWS = 4096
+
+
+def _rows_finite(rows: np.ndarray) -> bool:
+    """``np.isfinite(rows).all()`` without a full-size temporary."""
+    if rows.dtype.kind != "f" or rows.size == 0:
+        return True
+    flat = rows.reshape(-1, rows.shape[-1]) if rows.ndim != 2 else rows
+    block = np.empty((min(_CHECK_ROWS, flat.shape[0]), flat.shape[1]), dtype=bool)
+    for s in range(0, flat.shape[0], _CHECK_ROWS):
+        part = flat[s:s + _CHECK_ROWS]
+        out = block[:part.shape[0]]
+        np.isfinite(part, out=out)
+        if not out.all():
+            return False
+    return True
+
+
 class PatternStore:
     """Append-only on-disk (N, D) pattern matrix, read in chunks or sliced like an array.
 
@@ -387,10 +406,14 @@ class PatternStore:
 
     def _check_rows_finite(self, rows: np.ndarray, start: int, stop: int,
                            index: np.ndarray | None = None) -> None:
-        """Rows read from ``data.bin`` must be finite (``append`` only ever writes finite rows)."""
-        finite = np.isfinite(rows)
-        if finite.all():
+        """Rows read from ``data.bin`` must be finite (``append`` only ever writes finite rows).
+
+        Checked in blocks of :data:`_CHECK_ROWS` rows through one small reused bool buffer: a
+        whole-chunk ``np.isfinite(rows)`` allocated a (C, D) bool temporary per chunk and made
+        the streaming read of a store ~1.5-1.8x slower than the same read without a check."""
+        if _rows_finite(rows):
             return
+        finite = np.isfinite(rows)
         row = int(np.flatnonzero(~finite.all(axis=-1))[0])
         where = (f"row {int(index[row])}" if index is not None
                  else f"rows [{start}, {stop}) (first at row {start + row})")

@@ -165,9 +165,12 @@ def chunk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta, k: int =
     return SoftmaxPartial(m, p.sum(dim=-1), p @ chunk), (tuple(top) if k else None)
 
 
-#: score-block budget of the top-k pass: tiles of about this many (L × rows) float32 scores (4 MiB)
-#: stay in cache for the matmul, the top-k and the exp-sum.
-_TOPK_TILE_SCORES = 1 << 20
+#: score-block budget of the top-k pass: at most this many (L × rows) scores per tile (64 MiB of
+#: float32, the (256, 65,536) block the top-k always materialised). Smaller, cache-sized tiles were
+#: 2.5x faster with one thread but 4x slower with two threads on a loaded machine (many small
+#: parallel regions), so a default chunk at L <= 256 is one tile.
+_TOPK_TILE_SCORES = 1 << 24
+_TOPK_MIN_TILE = 4096  # rows: fewer would mean many small parallel regions at large L
 
 
 def _topk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta,
@@ -176,16 +179,17 @@ def _topk_partial(state: torch.Tensor, chunk: torch.Tensor, beta: Beta,
     chunk's top-k each (..., L, min(k, C)) and a partial whose ``o`` is zero (the top-k needs only
     the log-sum-exp ``m + log s``, not the weighted sum).
 
-    One score matmul per tile of rows (about :data:`_TOPK_TILE_SCORES` scores), whose top-k, max
-    and exp-sum are taken while the tile is in cache, instead of the fused kernel (which also
-    computes the unused weighted sum) plus a separate (L, C) score matmul for the top-k: measured
-    2.5x less time per 65,536-row chunk at L = 256, D = 64, k = 1 on this CPU. Differentiable in the
-    states and the chunk (no in-place exp when a gradient is needed)."""
+    One score matmul per tile of rows (at most :data:`_TOPK_TILE_SCORES` scores), then its top-k,
+    max and in-place exp-sum, instead of the fused kernel (which also computes the unused weighted
+    sum) plus a separate (L, C) score matmul for the top-k: per 65,536-row chunk at L = 256,
+    D = 64, k = 1, 504 vs 787 ms with two threads and 557 vs 866 ms with one (``/tmp/g1/micro.py``,
+    median of 15, shared machine at load ~13). Differentiable in the states and the chunk (no
+    in-place exp when a gradient is needed)."""
     q, scale = HF._fold_beta(state, beta)
     qs = q * scale
     grad = torch.is_grad_enabled() and (qs.requires_grad or chunk.requires_grad)
     rows = max(1, math.prod(qs.shape[:-1]))
-    tile = max(256, _TOPK_TILE_SCORES // rows)
+    tile = max(_TOPK_MIN_TILE, _TOPK_TILE_SCORES // rows)
     ms, ss, vals, idxs = [], [], [], []
     for c in range(0, chunk.shape[0], tile):
         scores = qs @ chunk[c:c + tile].mT  # (..., L, T)
