@@ -218,6 +218,14 @@ CASES = [
                        "scaling": torch.tensor([0.3, 0.8])}, "layer"),
     ("HopfieldLayer", {"input_size": 8, "num_heads": 4, "quantity": 4, "batch_first": False},
      "layer"),
+    # pooling / lookup with their own pattern sizes
+    ("HopfieldPooling", {"input_size": 8, "num_heads": 2, "quantity": 2,
+                         "stored_pattern_size": 6, "pattern_projection_size": 6}, "pool"),
+    ("HopfieldLayer", {"input_size": 8, "num_heads": 2, "quantity": 3,
+                       "stored_pattern_size": 6, "pattern_projection_size": 5,
+                       "lookup_weights_as_separated": True}, "layer"),
+    ("HopfieldLayer", {"input_size": 8, "num_heads": 2, "quantity": 3,
+                       "stored_pattern_size": 6, "pattern_projection_size": 6}, "layer"),
     # pattern_projection_as_connected → HeadSpace(connected=True), the same weights
     ("Hopfield", {"input_size": 8, "num_heads": 2, "pattern_projection_as_connected": True,
                   "scaling": 0.5, "update_steps_max": 2, "update_steps_eps": 1e-12,
@@ -244,6 +252,8 @@ def _inputs(kind, kw, how, gen, dtype):
         return r(B, N, D)
     if how == "tuple":
         return (r(B, N, Dk), r(B, L, D), r(B, N, Dv))
+    if how == "pool":
+        return r(B, N, Dk)
     return r(B, N, D)
 
 
@@ -379,7 +389,8 @@ def test_bad_types():
     with pytest.raises(TypeError, match="not an argument of hflayers.HopfieldPooling"):
         convert_state_dict(sd, {**kw, "normalize_state_pattern_eps": 1e-5})
     sd, kw = _sd("HopfieldLayer", quantity=2)
-    with pytest.raises(ValueError, match="stored_pattern_size=6 != input_size=8"):
+    with pytest.raises(ValueError, match="cannot run in hflayers itself .* give "
+                                         "pattern_projection_size"):
         convert_state_dict(sd, {**kw, "stored_pattern_size": 6})
 
 

@@ -616,3 +616,33 @@ def test_pooling_association_mask_equals_the_explicit_hopfield_call():
                                                                  torch.ones(2, 2).double())
     with pytest.raises(ValueError, match="association_mask"):
         pool(x, association_mask=torch.zeros(4, 5, dtype=torch.bool))
+
+
+def test_pooling_and_lookup_with_their_own_pattern_sizes():
+    """hflayers' stored_pattern_size / pattern_projection_size in pooling and lookup: learned
+    queries of input_size pool instances of another size; lookup tables of other sizes."""
+    torch.manual_seed(15)
+    pool = HopfieldPooling(8, num_heads=2, quantity=3, stored_pattern_size=6,
+                           pattern_projection_size=5).double()
+    assert pool.query.shape == (3, 8)
+    y, v = torch.randn(2, 7, 6, dtype=torch.float64), torch.randn(2, 7, 5, dtype=torch.float64)
+    mask = torch.zeros(2, 7, dtype=torch.bool)
+    mask[1, 4:] = True
+    q = pool.query.unsqueeze(0).expand(2, -1, -1)
+    ref = reference_general(pool.hopfield, y, q, v, mask=mask)
+    assert (pool((y, v), mask=mask) - ref.flatten(1)).abs().max() <= 1e-10
+    pm = pool.get_projected_pattern_matrix((y, v))
+    assert pm.shape == (2, 2, 7, 4)
+    same = HopfieldPooling(8, num_heads=2, stored_pattern_size=6, pattern_projection_size=6)
+    assert same(torch.randn(2, 7, 6)).shape == (2, 8)
+
+    look = HopfieldLayer(8, num_heads=2, quantity=4, stored_pattern_size=6,
+                         pattern_projection_size=3, lookup_targets=True).double()
+    assert look.patterns.shape == (4, 6) and look.targets.shape == (4, 3)
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    p, t = look.patterns.unsqueeze(0).expand(2, -1, -1), look.targets.unsqueeze(0).expand(2, -1, -1)
+    assert (look(x) - reference_general(look.hopfield, p, x, t)).abs().max() <= 1e-10
+    assert look.get_projected_pattern_matrix().shape == (1, 2, 4, 4)
+    shared = HopfieldLayer(8, num_heads=2, quantity=4, stored_pattern_size=6,
+                           pattern_projection_size=6)
+    assert shared(torch.randn(2, 5, 8)).shape == (2, 5, 8)

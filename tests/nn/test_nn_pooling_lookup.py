@@ -80,8 +80,9 @@ def test_pooling_errors():
         pool(torch.randn(2, 3, 4), mask=torch.tensor([[True] * 3, [False] * 3]))
     with pytest.raises(ValueError, match="input must hold at least one instance"):
         pool(torch.randn(2, 0, 4))
-    with pytest.raises(TypeError, match="does not take stored_pattern_size"):
-        HopfieldPooling(4, stored_pattern_size=3)
+    with pytest.raises(ValueError, match=r"input must be a tuple \(stored, projection\) when "
+                                         r"stored_pattern_size \(3\) != pattern_projection_size"):
+        HopfieldPooling(4, stored_pattern_size=3, pattern_projection_size=5)(torch.randn(2, 3, 3))
     with pytest.raises(ValueError, match="quantity must be >= 1"):
         HopfieldPooling(4, quantity=0)
 
@@ -151,7 +152,8 @@ def test_lookup_layout_repr_and_errors():
         layer(torch.randn(5, 2, 3))
     with pytest.raises(TypeError, match="dtype"):
         layer(torch.randn(5, 2, 4, dtype=torch.float64))
-    with pytest.raises(TypeError, match="does not take pattern_projection_size"):
+    with pytest.raises(ValueError, match=r"pattern_projection_size \(2\) must equal "
+                                         r"stored_pattern_size \(4\) without lookup_targets"):
         HopfieldLayer(4, pattern_projection_size=2)
 
 

@@ -452,8 +452,8 @@ def test_flags_must_be_bool(kind, flag):
 @pytest.mark.parametrize("kwargs,exc,match", [
     ({"quantity": 0}, ValueError, "quantity must be >= 1, got 0"),
     ({"quantity": 2.5}, TypeError, "quantity must be an int, got float"),
-    ({"stored_pattern_size": 4}, TypeError, "does not take stored_pattern_size"),
-    ({"pattern_projection_size": 4}, TypeError, "does not take pattern_projection_size"),
+    ({"stored_pattern_size": 0}, ValueError, "stored_pattern_size must be >= 1"),
+    ({"pattern_projection_size": 2.5}, TypeError, "pattern_projection_size must be an int"),
     ({"max_steps": -1}, ValueError, "max_steps must be >= 0"),
     ({"scaling": 0.5}, TypeError, "unexpected keyword argument 'scaling'"),
 ])

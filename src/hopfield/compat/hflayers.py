@@ -135,13 +135,17 @@ def _refuse(a: dict[str, object], kind: str) -> None:
     if isinstance(eps, torch.Tensor) and (eps.dim() != 1 or eps.numel() != a["num_heads"]):
         raise ValueError(f"hflayers_kwargs: update_steps_eps must be a float or a tensor of "
                          f"shape ({a['num_heads']},), got shape {shape_str(eps.shape)}")
-    if kind != "Hopfield":
+    if kind == "HopfieldLayer":
         D = a["input_size"]
-        for name in ("stored_pattern_size", "pattern_projection_size"):
-            if a[name] not in (None, D):
-                raise ValueError(f"hflayers_kwargs: {name}={a[name]} != input_size={D} cannot "
-                                 f"be converted (hopfield.nn.{kind} stores patterns of size "
-                                 "input_size)")
+        Dk = D if a["stored_pattern_size"] is None else a["stored_pattern_size"]
+        Dv = D if a["pattern_projection_size"] is None else a["pattern_projection_size"]
+        targets = (Dk if a["pattern_projection_size"] is None else Dv) \
+            if a["lookup_weights_as_separated"] else Dk
+        if targets != Dv:
+            raise ValueError(f"hflayers_kwargs: this HopfieldLayer cannot run in hflayers itself "
+                             f"(its {'targets' if a['lookup_weights_as_separated'] else 'lookup weights'}"
+                             f" have {targets} features, its pattern projection expects {Dv}); "
+                             "give pattern_projection_size")
 
 
 def _steps(x: object, H: int) -> int | None | tuple[int, ...]:
@@ -406,8 +410,9 @@ def convert_state_dict(
         hk["association_activation"] = a["association_activation"]
     if steps != 0:
         hk["tol"] = tol
-    if kind == "Hopfield":
+    if kind == "Hopfield" or Dk != D:
         hk["stored_pattern_size"] = Dk
+    if kind == "Hopfield" or Dv != D:
         hk["pattern_projection_size"] = Dv
     out: dict[str, torch.Tensor] = {}
     for name, w, b in (("q_proj", wq, bq), ("k_proj", wk, bk), ("v_proj", wv, bv),

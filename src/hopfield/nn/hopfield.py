@@ -551,6 +551,10 @@ class Hopfield(nn.Module):
         ``v_proj``; hflayers' method of the same name."""
         sizes = (self.stored_pattern_size, self.input_size, self.pattern_projection_size)
         _, _, v = split_input(input, sizes, self.batch_first, self.q_proj.weight.dtype)
+        return self._projected_patterns(v)
+
+    def _projected_patterns(self, v: torch.Tensor) -> torch.Tensor:
+        """Validated batch-first V (B, N, Dv) → per-head projections (B, H, N, pattern_size)."""
         with torch.no_grad():
             if self.norm_projection is not None:
                 v = self.norm_projection(v)
@@ -606,17 +610,9 @@ class Hopfield(nn.Module):
 
 
 def inner_hopfield(owner: str, input_size: int, head_size: int | None, output_size: int | None,
-                   num_heads: int, hopfield_kwargs: dict[str, object],
-                   fixed_reason: str) -> Hopfield:
-    """The :class:`Hopfield` inside :class:`HopfieldPooling` / :class:`HopfieldLayer`.
-
-    Their stored patterns and projections have size ``input_size``, so the size arguments in
-    ``_FIXED_SIZES`` are refused (``fixed_reason`` says why); deprecated names are resolved with
-    a FutureWarning that points at the caller's line.
-    """
-    for key in _FIXED_SIZES:
-        if key in hopfield_kwargs:
-            raise TypeError(f"{owner} does not take {key}: {fixed_reason}")
+                   num_heads: int, hopfield_kwargs: dict[str, object]) -> Hopfield:
+    """The :class:`Hopfield` inside :class:`HopfieldPooling` / :class:`HopfieldLayer`;
+    deprecated names are resolved with a FutureWarning that points at the caller's line."""
     aliases = {k: hopfield_kwargs.pop(k) for k in RENAMED if k in hopfield_kwargs}
     if aliases:
         new = renamed_kwargs(owner, aliases, {
@@ -626,5 +622,3 @@ def inner_hopfield(owner: str, input_size: int, head_size: int | None, output_si
         hopfield_kwargs.update(new)
     return Hopfield(input_size, head_size, output_size, num_heads, **hopfield_kwargs)
 
-
-_FIXED_SIZES = ("stored_pattern_size", "pattern_projection_size")

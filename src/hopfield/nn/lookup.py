@@ -2,8 +2,8 @@
 
 Shape legend: B batch, L state patterns, N learned stored patterns (``quantity``), D input size.
 
-Reference: learned stored patterns Y (N, D) and, with ``lookup_targets=True``, separate learned
-targets T (N, D) (else T = Y) are the memory that every input state R retrieves from::
+Reference: learned stored patterns Y (N, Dk) and, with ``lookup_targets=True``, separate learned
+targets T (N, Dv) (else T = Y; Dk = Dv = D by default) are the memory that every input state R retrieves from::
 
     out = Hopfield((Y, R, T))        # (B, L, output_size)
 
@@ -36,7 +36,9 @@ class HopfieldLayer(nn.Module):
         trainable: learn the stored patterns (False: they stay at their initial or loaded
             values, ``requires_grad=False``).
         trainable_targets: learn the targets (with ``lookup_targets=True``).
-        **hopfield_kwargs: any keyword of :class:`Hopfield` except the stored/projection sizes.
+        **hopfield_kwargs: any keyword of :class:`Hopfield`. ``stored_pattern_size`` (default
+            ``input_size``) is the size of the learned stored patterns, ``pattern_projection_size``
+            that of the learned targets (hflayers' sizes).
 
     ``forward(input, *, mask=None, association_mask=None, return_info=False)``: input (B, L, D)
     (or (L, B, D) with ``batch_first=False``) → (B, L, output_size); ``mask`` (B, N) hides stored
@@ -49,15 +51,19 @@ class HopfieldLayer(nn.Module):
                  trainable_targets: bool = True, **hopfield_kwargs: object) -> None:
         super().__init__()
         self.quantity = check_positive_int(quantity, "quantity")
-        self.hopfield = inner_hopfield(type(self).__name__, input_size, head_size, output_size,
-                                       num_heads, hopfield_kwargs,
-                                       "the learned stored patterns have size input_size")
-        self.patterns = nn.Parameter(torch.empty(self.quantity, input_size))  # (N, D)
-        nn.init.normal_(self.patterns, std=input_size ** -0.5)
+        self.hopfield = hop = inner_hopfield(type(self).__name__, input_size, head_size,
+                                             output_size, num_heads, hopfield_kwargs)
+        Dk, Dv = hop.stored_pattern_size, hop.pattern_projection_size
+        self.patterns = nn.Parameter(torch.empty(self.quantity, Dk))  # (N, Dk)
+        nn.init.normal_(self.patterns, std=Dk ** -0.5)
         if check_bool(lookup_targets, "lookup_targets"):
-            self.targets = nn.Parameter(torch.empty(self.quantity, input_size))  # (N, D)
-            nn.init.normal_(self.targets, std=input_size ** -0.5)
+            self.targets = nn.Parameter(torch.empty(self.quantity, Dv))  # (N, Dv)
+            nn.init.normal_(self.targets, std=Dv ** -0.5)
         else:
+            if Dv != Dk:
+                raise ValueError(f"pattern_projection_size ({Dv}) must equal stored_pattern_size "
+                                 f"({Dk}) without lookup_targets (the stored patterns are then "
+                                 "also the projections)")
             self.register_parameter("targets", None)
         self.patterns.requires_grad_(check_bool(trainable, "trainable"))
         if self.targets is not None:
@@ -76,10 +82,8 @@ class HopfieldLayer(nn.Module):
     def get_projected_pattern_matrix(self, input: torch.Tensor | None = None) -> torch.Tensor:
         """The projected targets (or stored patterns) per head, (1, H, quantity, pattern_size)
         (no grad; the same for every batch element, so ``input`` is not needed)."""
-        hop = self.hopfield
         proj = (self.patterns if self.targets is None else self.targets).unsqueeze(0)
-        pair = (proj, proj, proj) if hop.batch_first else (proj.transpose(0, 1),) * 3
-        return hop.get_projected_pattern_matrix(pair)
+        return self.hopfield._projected_patterns(proj)  # (1, H, N, pattern_size)
 
     def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
                 association_mask: torch.Tensor | None = None,

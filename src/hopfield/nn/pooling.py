@@ -35,8 +35,10 @@ class HopfieldPooling(nn.Module):
             the Q vectors are concatenated (flattened) like in ``hflayers``.
         trainable: learn the query patterns (False: ``requires_grad=False``).
         **hopfield_kwargs: any keyword of :class:`Hopfield` (beta, learnable_beta,
-            max_steps, tol, normalize_*, separation, dropout, bias, batch_first), except the
-            stored/projection sizes, which are ``input_size`` here.
+            max_steps, tol, normalize_*, separation, dropout, bias, batch_first, ...).
+            ``input_size`` is the size of the learned queries; the instances have
+            ``stored_pattern_size`` features (default ``input_size``), and the projections of a
+            ``(stored, projection)`` pair ``pattern_projection_size`` (hflayers' sizes).
 
     ``forward(input, *, mask=None, return_info=False)``:
         input: (B, N, D) (or (N, B, D) with ``batch_first=False``).
@@ -51,9 +53,7 @@ class HopfieldPooling(nn.Module):
         super().__init__()
         self.quantity = check_positive_int(quantity, "quantity")
         self.hopfield = inner_hopfield(type(self).__name__, input_size, head_size, output_size,
-                                       num_heads, hopfield_kwargs,
-                                       "stored patterns and their projections are the input itself "
-                                       "(size input_size)")
+                                       num_heads, hopfield_kwargs)
         self.query = nn.Parameter(torch.empty(self.quantity, input_size))  # (Q, D)
         nn.init.normal_(self.query, std=input_size ** -0.5)
         self.query.requires_grad_(check_bool(trainable, "trainable"))
@@ -69,7 +69,7 @@ class HopfieldPooling(nn.Module):
     def _pattern_inputs(self, input: object) -> tuple[torch.Tensor, torch.Tensor]:
         """input (B, N, D) or a tuple (stored, projection) → batch-first (Y, V), validated."""
         hop = self.hopfield
-        layout = f"(B, N, {hop.input_size})" if hop.batch_first else f"(N, B, {hop.input_size})"
+        Dk, Dv = hop.stored_pattern_size, hop.pattern_projection_size
         if isinstance(input, (tuple, list)):
             if len(input) != 2 or not all(isinstance(t, torch.Tensor) for t in input):
                 raise TypeError("input must be a tensor or a tuple (stored, projection) of 2 "
@@ -77,15 +77,23 @@ class HopfieldPooling(nn.Module):
                                 + ("" if len(input) != 2 else " that are not both tensors"))
             names = ("stored", "projection")
         else:
+            if Dk != Dv:
+                raise ValueError("input must be a tuple (stored, projection) when "
+                                 f"stored_pattern_size ({Dk}) != pattern_projection_size ({Dv}), "
+                                 f"got one tensor {shape_str(input.shape)}"
+                                 if isinstance(input, torch.Tensor) else
+                                 "input must be a tensor or a tuple (stored, projection), got "
+                                 f"{type(input).__name__}")
             input, names = (input, input), ("input", "input")
         out = []
-        for x, name in zip(input, names):
+        for x, name, size in zip(input, names, (Dk, Dv)):
             if out and x is input[0]:
                 out.append(out[0])
                 continue
+            layout = f"(B, N, {size})" if hop.batch_first else f"(N, B, {size})"
             check_tensor(x, name, ndim=3, finite=False, layout=layout)
             x = x if hop.batch_first else x.transpose(0, 1)  # (B, N, D)
-            check_features(x, name, hop.input_size, hop.q_proj.weight.dtype)
+            check_features(x, name, size, hop.q_proj.weight.dtype)
             out.append(x)
         y, v = out
         if y.shape[:2] != v.shape[:2]:
@@ -108,11 +116,8 @@ class HopfieldPooling(nn.Module):
     def get_projected_pattern_matrix(
             self, input: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The projected instances per head, (B, H, N, pattern_size) (no grad)."""
-        y, v = self._pattern_inputs(input)
-        hop = self.hopfield
-        pair = (y, y, v) if hop.batch_first else (y.transpose(0, 1), y.transpose(0, 1),
-                                                  v.transpose(0, 1))
-        return hop.get_projected_pattern_matrix(pair)
+        _, v = self._pattern_inputs(input)
+        return self.hopfield._projected_patterns(v)
 
     def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None,
                 association_mask: torch.Tensor | None = None,
