@@ -40,6 +40,17 @@ def test_paper_numbers_are_the_published_ones():
     assert R.PROTOCOLS["full"]["folds"] == 10 and R.PROTOCOLS["full"]["repeats"] == 5
 
 
+def test_full_protocol_ensembles_every_network_and_tuned_keeps_inner_cv():
+    full, tuned = R.PROTOCOLS["full"], R.PROTOCOLS["tuned"]
+    assert (full["inner_folds"], full["n_iter"]) == (0, 0) and R.candidates("hopfield", 0, 0) == [{}]
+    for m, (_, kind, _) in R.METHODS.items():
+        est = R.make(m, {}, seed=3, mode="full")
+        assert getattr(est, "n_members", None) == (R.FULL_MEMBERS if kind != "stats" else None)
+        assert est.random_state == 3
+    assert (tuned["inner_folds"], tuned["n_iter"], tuned["net"]) == (3, 8, {})
+    assert full["cache"] != "full"          # folds cached by the earlier tuned protocol are not reused
+
+
 def test_all_eight_sets_in_full_and_quick_a_subset():
     from hopfield.datasets.mil import MIL_DATASETS
 
@@ -79,7 +90,7 @@ def test_bag_stats_classifier_errors():
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match=r"mode must be one of \['full', 'quick', 'smoke'\]"):
+    with pytest.raises(ValueError, match=r"mode must be one of \['full', 'tuned', 'quick', 'smoke'\]"):
         R.run(tmp_path, mode="fast")
     with pytest.raises(ValueError, match="seed must be an int >= 0"):
         R.run(tmp_path, seed=-1)

@@ -7,14 +7,21 @@ and an RBF SVM (``svm_stats``). See :mod:`hopfield.reproduce.mil_baselines`.
 
 Protocols (:data:`PROTOCOLS`):
 
-- ``full`` — the paper's: stratified 10-fold cross-validation repeated 5 times; in every outer fold
-  each method picks its hyperparameters by an inner stratified 3-fold cross-validation on the outer
-  training bags (mean inner ROC AUC) over ``n_iter`` = 8 candidates: its defaults plus 7 distinct
-  points sampled (seeded) from its grid (``param_grid()``; the same points for every fold), then
-  refits on all outer training bags. Datasets: all eight of :data:`~hopfield.datasets.mil.MIL_DATASETS`.
-  That is 50 × 25 fits per method and dataset: about 200× the quick run per set, i.e. roughly
-  10 hours for the paper's four sets on an idle 2-core CPU and more than a day for all eight;
-  resumable (pass ``datasets=`` to run a subset).
+- ``full`` — the paper's outer protocol, stratified 10-fold cross-validation repeated 5 times, with
+  no inner search: every method runs with its defaults (network methods as ensembles of
+  :data:`FULL_MEMBERS` members, currently 1). Why not the paper's inner tuning: on 50–200 bags the
+  inner choice was not better than the defaults (measured comparison in docs/reproduce.md, "Model
+  selection on 50–200 bags"), and it costs ~17 fit-equivalents per outer fold instead of 1, which
+  puts the four paper sets at ~4 hours on 2 cores instead of ~15 minutes. Datasets: all eight of
+  :data:`~hopfield.datasets.mil.MIL_DATASETS`; resumable, and sets can run in parallel processes
+  sharing ``out_dir`` (``datasets=``; a last call with all sets reads the cached folds and writes
+  the report).
+- ``tuned`` — the paper's inner tuning, kept for comparison (Python only): the same outer folds; in
+  every outer fold each method picks its hyperparameters by an inner stratified 3-fold
+  cross-validation on the outer training bags (mean inner ROC AUC) over ``n_iter`` = 8
+  candidates: its defaults plus 7 distinct points sampled (seeded) from its grid
+  (``param_grid()``), then refits on all outer training bags. 50 × 25 fits per method and
+  dataset: estimated ~4 hours for the four paper sets on 2 cores (docs/reproduce.md).
 - ``quick`` — stratified 5-fold cross-validation, 1 repeat, every method with its defaults
   (no tuning); :data:`QUICK_SETS` (elephant, ucsb_breast_cancer, musk1, musk2, protein), measured
   5.6 CPU-minutes. ``run(..., mode="quick", datasets=MIL_DATASETS)`` runs all eight (~14 CPU-minutes).
@@ -25,7 +32,8 @@ there is a single repeat. Every method is compared with Hopfield pooling on the 
 (:func:`compare`: Nadeau–Bengio corrected resampled t-test, primary, and Wilcoxon signed-rank), with
 a win/tie/loss line; the report also draws the per-instance association weights of correctly and
 wrongly classified test bags of one set (:data:`FIGURE_SET`). Every finished fold is cached as JSON under
-``out_dir/mil/folds/<mode>-seed<seed>/`` (atomic writes) and a rerun skips it.
+``out_dir/mil/folds/<mode>-seed<seed>/`` (``full-untuned-k1-seed<seed>`` for ``full``, so folds
+of the earlier tuned ``full`` are never mixed in; atomic writes) and a rerun skips it.
 Files: ``results.csv`` (one row per fold), ``summary.csv``, ``mil.json``, ``auc.png``.
 """
 
@@ -47,7 +55,7 @@ from ..datasets.mil import MIL_DATASETS, load_mil
 from . import check_run_args
 from .report import markdown_table
 
-__all__ = ["FIGURE_SET", "METHODS", "PAPER", "PROTOCOLS", "QUICK_SETS", "compare", "corrected_ttest", "make",
+__all__ = ["FIGURE_SET", "FULL_MEMBERS", "METHODS", "PAPER", "PROTOCOLS", "QUICK_SETS", "compare", "corrected_ttest", "make",
            "run", "wilcoxon_p"]
 
 #: name -> (label, kind, fixed params)
@@ -69,8 +77,14 @@ PAPER: dict[str, tuple[float, float] | None] = {
 #: The paper's two sets plus Musk1/Musk2 and Protein: the sets whose seven methods together take
 #: ~5.6 CPU-minutes under the quick protocol (measured, see docs/reproduce.md).
 QUICK_SETS = ("elephant", "ucsb_breast_cancer", "musk1", "musk2", "protein")
+#: Members of every network method's ensemble under ``full`` (1: single networks). 5 members
+#: measured +1–2 points on UCSB/elephant folds at ~6x the fit time, which breaks the 1-hour budget
+#: (docs/reproduce.md, "Model selection on 50–200 bags").
+FULL_MEMBERS = 1
 PROTOCOLS: dict[str, dict] = {
-    "full": {"datasets": MIL_DATASETS, "folds": 10, "repeats": 5, "inner_folds": 3, "n_iter": 8, "net": {}},
+    "full": {"datasets": MIL_DATASETS, "folds": 10, "repeats": 5, "inner_folds": 0, "n_iter": 0,
+             "net": {"n_members": FULL_MEMBERS}, "cache": f"full-untuned-k{FULL_MEMBERS}"},
+    "tuned": {"datasets": MIL_DATASETS, "folds": 10, "repeats": 5, "inner_folds": 3, "n_iter": 8, "net": {}},
     "quick": {"datasets": QUICK_SETS, "folds": 5, "repeats": 1, "inner_folds": 0, "n_iter": 0, "net": {}},
     "smoke": {"datasets": ("musk1",), "folds": 2, "repeats": 1, "inner_folds": 0, "n_iter": 0,
               "net": {"max_iter": 3, "n_iter_no_change": 2}, "stats": {"n_estimators": 20}},
@@ -164,7 +178,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
         raise ValueError(f"methods must be a non-empty subset of {list(METHODS)}, got {methods}")
     data = {n: load_mil(n, data_dir) for n in names}     # fail early on a missing dataset
     out = Path(out_dir) / "mil"
-    cache = out / "folds" / f"{mode}-seed{seed}"
+    cache = out / "folds" / f"{proto.get('cache', mode)}-seed{seed}"
     tasks = []
     for n in names:
         y = data[n].y
@@ -506,6 +520,12 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
     else:
         how = (f"stratified {proto['folds']}-fold CV × {proto['repeats']} repeat(s); every method with "
                f"its defaults (no tuning)")
+        k = proto["net"].get("n_members", 1)
+        if proto["folds"] * proto["repeats"] > 5:
+            how += " (the paper's outer protocol without its inner tuning; see docs/reproduce.md)"
+        if k > 1:
+            how += (f"; every network method is an ensemble of {k} members trained as one batched "
+                    f"model (probabilities averaged; bag statistics + RF/SVM as they are)")
     std_of = "repeat means" if proto["repeats"] > 1 else "folds"
     return "\n".join([
         "## Multiple-instance learning (ROC AUC %)", "",
