@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..estimators._io import load_state, save_state
 from ..streaming import SoftmaxPartial
 from .data import Repertoire, as_repertoires
-from .network import DeepRCNet, pool_finish, pool_partial, pool_scores
+from .network import DeepRCNet, length_groups, pool_finish, pool_partial, pool_scores
 
 __all__ = ["DeepRCClassifier"]
 
@@ -215,11 +215,14 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ tensors of a repertoire
 
     def _chunk(self, rep: Repertoire, index: np.ndarray, dev):
+        """Device tensors (codes, lengths, counts) of sequences ``index`` and their grouping by
+        length computed on the host (so the CNN reads nothing back from the device)."""
         codes = torch.from_numpy(rep.encode(index=index, max_length=None))
-        lengths = torch.from_numpy(np.asarray(rep.lengths[index], dtype=np.int64))
+        lens = np.asarray(rep.lengths[index], dtype=np.int64)
         counts = (torch.from_numpy(np.asarray(rep.counts[index], dtype=np.float32))
                   if self.use_counts else None)
-        return codes.to(dev), lengths.to(dev), None if counts is None else counts.to(dev)
+        return (codes.to(dev), torch.from_numpy(lens).to(dev),
+                None if counts is None else counts.to(dev), length_groups(lens))
 
     def _chunks(self, rep: Repertoire):
         n = len(rep)
@@ -282,21 +285,39 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         self.module_ = net.eval()
         return self
 
-    def _select(self, net, rep: Repertoire, rs) -> np.ndarray:
-        """Indices of the sequences for one gradient pass: top-attended + random."""
+    def _n_top(self, rep: Repertoire) -> int:
+        """How many of ``rep``'s sequences a gradient pass takes as the most attended (0: the
+        repertoire is small enough to take whole, or the selection is uniform)."""
+        if len(rep) <= self.n_train_sequences:
+            return 0
+        return int(round(self.top_fraction * self.n_train_sequences))
+
+    @torch.no_grad()
+    def _top_attended(self, net, reps, order) -> torch.Tensor:
+        """(len(order), max n_top) device tensor: the indices of the most attended sequences of
+        each repertoire (by any head; -1 pads repertoires that need none). Computed for a whole
+        epoch at once so the indices reach the host in one read."""
+        n_top = [self._n_top(reps[i]) for i in order]
+        dev = next(net.parameters()).device
+        out = torch.full((len(order), max(n_top, default=0)), -1, dtype=torch.long, device=dev)
+        was = net.training
+        net.eval()
+        for k, (i, t) in enumerate(zip(order, n_top)):
+            if t:
+                _, a = self._stream(net, reps[i], scores=True)  # (H, N)
+                out[k, :t] = torch.topk(a.amax(0), t).indices
+        net.train(was)
+        return out
+
+    def _select(self, rep: Repertoire, top: np.ndarray, rs) -> np.ndarray:
+        """Indices of the sequences for one gradient pass: the top-attended ``top`` (host array,
+        -1 padded) + a uniform random sample of the rest."""
         n, m = len(rep), self.n_train_sequences
         if n <= m:
             return np.arange(n)
-        n_top = int(round(self.top_fraction * m))
-        if n_top == 0:
-            return np.sort(rs.choice(n, m, replace=False))
-        was = net.training
-        net.eval()
-        _, a = self._stream(net, rep, scores=True)  # (H, N)
-        net.train(was)
-        top = torch.topk(a.amax(0), n_top).indices.numpy()  # most attended by any head
+        top = top[top >= 0]
         rest = np.setdiff1d(np.arange(n), top, assume_unique=False)
-        rand = rs.choice(rest, m - n_top, replace=False)
+        rand = rs.choice(rest, m - len(top), replace=False)
         return np.sort(np.concatenate([top, rand]))
 
     def _kmer_init(self, net, reps, y: np.ndarray, tr: np.ndarray) -> None:
@@ -380,14 +401,16 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         net.train()
         for _ in range(self.pretrain_steps):
             chosen = np.concatenate([rs.choice(g, max(1, bags // len(by_class))) for g in by_class])
-            parts = [self._chunk(reps[i], rs.randint(0, len(reps[i]), per), dev) for i in chosen]
+            idxs = [rs.randint(0, len(reps[i]), per) for i in chosen]
+            parts = [self._chunk(reps[i], j, dev) for i, j in zip(chosen, idxs)]
             L = max(p[0].shape[1] for p in parts)
             codes = torch.cat([F.pad(p[0], (0, L - p[0].shape[1])) for p in parts])
             lengths = torch.cat([p[1] for p in parts])
             counts = torch.cat([p[2] for p in parts]) if self.use_counts else None
+            groups = length_groups(np.concatenate([reps[i].lengths[j] for i, j in zip(chosen, idxs)]))
             labels = y[torch.from_numpy(np.repeat(chosen, per)).to(dev)]
-            loss = F.cross_entropy(net.sequence_logits(net.sequences(codes, lengths, counts)),
-                                   labels)
+            loss = F.cross_entropy(
+                net.sequence_logits(net.sequences(codes, lengths, counts, groups)), labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -470,37 +493,48 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         if self.pretrain_steps:  # fine-tune the warm-started network gently, fresh moments
             opt = torch.optim.AdamW(net.parameters(), lr=0.1 * self.learning_rate,
                                     weight_decay=self.weight_decay)
-        if len(va) and self.pretrain_steps:  # the warm start itself is a candidate
-            best = F.cross_entropy(self._logits(net, [reps[i] for i in va]), y[va]).item()
+        # Host reads: ONE per epoch. The top-attended indices for the next epoch are computed at
+        # the end of the current one (from the network as it stands then) and travel to the host
+        # packed with the epoch's summed loss and validation loss.
+        order = tr[rs.permutation(len(tr))]
+        warm = self._val_loss(net, reps, y, va) if len(va) and self.pretrain_steps else None
+        head, top = self._read([] if warm is None else [warm], self._top_attended(net, reps, order))
+        if warm is not None:  # the warm start itself is a candidate
+            best = head[0]
             best_state = copy.deepcopy(net.state_dict())
         for epoch in range(self.max_iter):
-            order = tr[rs.permutation(len(tr))]
-            total = torch.zeros((), device=dev)  # summed on device: one host sync per epoch
+            total = torch.zeros((), device=dev)  # summed on the device
             for s in range(0, len(order), self.batch_size):
                 b = order[s:s + self.batch_size]
-                sel = [self._select(net, reps[i], rs) for i in b]
+                sel = [self._select(reps[i], top[s + k], rs) for k, i in enumerate(b)]
                 net.train()
                 embs = [net.sequences(*self._chunk(reps[i], j, dev)) for i, j in zip(b, sel)]
-                M = max(len(e) for e in embs)
+                M = max(len(j) for j in sel)
                 emb = torch.zeros(len(b), M, embs[0].shape[1], device=dev)
                 mask = torch.ones(len(b), M, dtype=torch.bool, device=dev)
-                for k, e in enumerate(embs):
-                    emb[k, :len(e)] = e
-                    mask[k, :len(e)] = False
-                loss = F.cross_entropy(net(emb, mask), y[b])
+                for k, (e, j) in enumerate(zip(embs, sel)):
+                    emb[k, :len(j)] = e
+                    mask[k, :len(j)] = False
+                yb = y[torch.from_numpy(b).to(dev)]
+                loss = F.cross_entropy(net(emb, mask), yb)
                 if self.sequence_loss > 0:  # every sequence inherits its repertoire's label
-                    seq_y = y[b].unsqueeze(1).expand(mask.shape)[~mask]
+                    seq_y = y[torch.from_numpy(np.repeat(b, [len(j) for j in sel])).to(dev)]
                     loss = loss + self.sequence_loss * F.cross_entropy(
-                        net.sequence_logits(emb[~mask]), seq_y)
+                        net.sequence_logits(torch.cat(embs)), seq_y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 total += loss.detach() * len(b)
-            self.loss_curve_.append(float(total) / len(tr))
+            vals = [total] + ([self._val_loss(net, reps, y, va)] if len(va) else [])
+            last = epoch + 1 == self.max_iter
+            if not last:
+                order = tr[rs.permutation(len(tr))]
+            head, top = self._read(vals, None if last else self._top_attended(net, reps, order))
+            self.loss_curve_.append(head[0] / len(tr))
             self.n_iter_ = epoch + 1
             if len(va) == 0:
                 continue
-            vloss = F.cross_entropy(self._logits(net, [reps[i] for i in va]), y[va]).item()
+            vloss = head[1]
             self.validation_scores_.append(-vloss)
             if vloss < best - self.tol:
                 best, wait, self.best_iteration_ = vloss, 0, epoch + 1
@@ -513,6 +547,21 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             net.load_state_dict(best_state)
         else:
             self.best_iteration_ = self.n_iter_
+
+    def _val_loss(self, net, reps, y, va) -> torch.Tensor:
+        return F.cross_entropy(self._logits(net, [reps[i] for i in va]),
+                               y[torch.from_numpy(va).to(y.device)])
+
+    @staticmethod
+    def _read(scalars, top):
+        """One device -> host read of scalar losses and the (R, T) top-attended indices."""
+        parts = [t.detach().reshape(1).double() for t in scalars]
+        if top is not None:
+            parts.append(top.flatten().double())  # indices < 2**53: exact in float64
+        flat = torch.cat(parts).cpu().numpy() if parts else np.zeros(0)
+        n = len(scalars)
+        head = [float(v) for v in flat[:n]]
+        return head, (None if top is None else flat[n:].astype(np.int64).reshape(top.shape))
 
     # ------------------------------------------------------------------ predict
 

@@ -24,6 +24,7 @@ memory is bounded by the chunk size however large the repertoire is (:func:`pool
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,7 +33,8 @@ from ..nn import HopfieldPooling
 from ..streaming import SoftmaxPartial
 from .data import N_TOKENS
 
-__all__ = ["DeepRCNet", "SequenceEmbedding", "pool_finish", "pool_partial", "pool_scores"]
+__all__ = ["DeepRCNet", "SequenceEmbedding", "length_groups", "pool_finish", "pool_partial",
+           "pool_scores"]
 
 
 def position_features(length: torch.Tensor, L: int) -> torch.Tensor:
@@ -45,6 +47,19 @@ def position_features(length: torch.Tensor, L: int) -> torch.Tensor:
     end = (2 * r - 1).clamp(min=0)
     feats = torch.stack([start, 1 - start - end, end], -1)  # (M, L, 3)
     return feats * (pos < ell).unsqueeze(-1)
+
+
+LengthGroups = tuple  # (order (M,) int64 ndarray, [(length, count), ...] ascending)
+
+
+def length_groups(lengths) -> LengthGroups:
+    """Host-side grouping of sequences by length: a stable sort order and the (length, count)
+    runs, ascending (what :class:`SequenceEmbedding` needs; computed from numpy lengths, so the
+    forward pass reads nothing back from the device)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    ls, counts = np.unique(lengths, return_counts=True)
+    return order, list(zip(ls.tolist(), counts.tolist()))
 
 
 class SequenceEmbedding(nn.Module):
@@ -91,13 +106,19 @@ class SequenceEmbedding(nn.Module):
             out.append((o0, j, t.reshape(-1, K)))
         return out
 
-    def forward(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, codes: torch.Tensor, lengths: torch.Tensor,
+                groups: LengthGroups | None = None) -> torch.Tensor:
+        """``groups``: the grouping by length computed on the host from the same lengths
+        (:func:`length_groups`); without it the lengths are read back from the device (host
+        syncs on a GPU)."""
         M, L = codes.shape
         k, K = self.k, self.K
-        lengths = lengths.long()
-        if M and int(lengths.max()) > self.max_length:
+        if groups is None:
+            groups = length_groups(lengths.cpu().numpy())
+        order_np, bounds = groups
+        if M and bounds[-1][0] > self.max_length:
             raise ValueError(f"sequences must have at most max_length={self.max_length} amino "
-                             f"acids, got {int(lengths.max())}")
+                             f"acids, got {bounds[-1][0]}")
         if L < k:
             codes = F.pad(codes, (0, k - L))
         codes = codes.long()
@@ -105,11 +126,9 @@ class SequenceEmbedding(nn.Module):
         tables = self._tables()
         # Sequences of one length ℓ need exactly T = ℓ - k + 1 windows (no padding, no mask), and
         # max_t SELU(h_t) = SELU(max_t h_t) (SELU is increasing): one group per length.
-        order = torch.argsort(lengths, stable=True)
-        sl = lengths[order]
-        bounds = torch.unique_consecutive(sl, return_counts=True)
+        order = torch.from_numpy(order_np).to(codes.device)
         outs, s = [], 0
-        for ell, n in zip(bounds[0].tolist(), bounds[1].tolist()):
+        for ell, n in bounds:
             idx = order[s:s + n]
             s += n
             T = max(ell - k + 1, 1)
@@ -121,10 +140,12 @@ class SequenceEmbedding(nn.Module):
                     key = key * N_TOKENS + c[:, o0 + i:o0 + i + T]
                 h = h + F.embedding(key, tab)  # (n, T, K)
             outs.append(h.amax(1))  # (n, K)
+        if not outs:
+            return codes.new_zeros((0, K), dtype=self.tokens.weight.dtype)
         h = torch.cat(outs) if len(outs) > 1 else outs[0]
-        inv = torch.empty_like(order)
-        inv[order] = torch.arange(M, device=order.device)
-        return F.selu(h[inv])  # (M, K)
+        inv = np.empty_like(order_np)
+        inv[order_np] = np.arange(M)
+        return F.selu(h[torch.from_numpy(inv).to(codes.device)])  # (M, K)
 
 
 class DeepRCNet(nn.Module):
@@ -153,9 +174,11 @@ class DeepRCNet(nn.Module):
         self.register_buffer("pooled_scale", torch.ones(embedding_size))
 
     def sequences(self, codes: torch.Tensor, lengths: torch.Tensor,
-                  counts: torch.Tensor | None = None) -> torch.Tensor:
-        """(M, L) codes, (M,) lengths, (M,) counts -> (M, E) sequence embeddings."""
-        h = self.embed(codes, lengths)
+                  counts: torch.Tensor | None = None,
+                  groups: LengthGroups | None = None) -> torch.Tensor:
+        """(M, L) codes, (M,) lengths, (M,) counts -> (M, E) sequence embeddings (``groups``:
+        :func:`length_groups` of the lengths, computed on the host)."""
+        h = self.embed(codes, lengths, groups)
         if self.use_counts:
             c = torch.log1p(counts.to(h.dtype)) if counts is not None else h.new_zeros(len(h))
             h = torch.cat([h, c.unsqueeze(1)], 1)
