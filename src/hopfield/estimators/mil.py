@@ -326,8 +326,10 @@ class HopfieldMILClassifier(BaseMILClassifier):
         hidden_size, lr, lr_decay, max_epochs, patience: deprecated aliases of embedding_size,
             learning_rate, learning_rate_decay, max_iter, n_iter_no_change (FutureWarning in fit).
 
-    The defaults work untuned; :meth:`param_grid` is the tuning grid used by ``hopfield reproduce
-    --full`` (the paper tunes learning rate, embedding size/depth, heads, β and dropouts).
+    The defaults work untuned (``hopfield reproduce mil --full`` uses them: on 50–200 bags inner
+    tuning was not better, docs/reproduce.md); :meth:`param_grid` is the grid of the inner-tuned
+    protocol ``reproduce.mil.run(mode="tuned")`` (learning rate, embedding size/depth, heads, β,
+    dropouts, weight decay).
     Fitted attributes: ``classes_``, ``n_features_in_``, ``module_``, ``n_iter_``,
     ``best_iteration_`` (per member), ``loss_curve_``, ``validation_scores_``,
     ``best_validation_score_``, ``scaler_``; after :meth:`instance_weights`, ``instance_weights_``.
@@ -350,7 +352,7 @@ class HopfieldMILClassifier(BaseMILClassifier):
 
     @staticmethod
     def param_grid() -> dict[str, list]:
-        """Tuning grid (paper's MIL appendix, reduced): used by ``hopfield reproduce mil --full``."""
+        """Tuning grid (paper's MIL appendix, reduced): used by ``reproduce.mil.run(mode="tuned")``."""
         return {"learning_rate": [1e-3, 3e-4], "embedding_size": [64, 128, 256], "n_layers": [1, 2],
                 "num_heads": [4, 8], "beta": [None, 0.1, 1.0], "dropout": [0.0, 0.1, 0.5],
                 "bag_dropout": [0.0, 0.1, 0.5], "weight_decay": [1e-4, 1e-3, 1e-2]}

@@ -100,7 +100,7 @@ class MILNetClassifier(BaseMILClassifier):
 
     @staticmethod
     def param_grid() -> dict[str, list]:
-        """Tuning grid of the same size as the Hopfield one (``hopfield reproduce mil --full``)."""
+        """Tuning grid of the same size as the Hopfield one (``reproduce.mil.run(mode="tuned")``)."""
         return {"learning_rate": [1e-3, 3e-4], "embedding_size": [64, 128, 256], "n_layers": [1, 2],
                 "attention_size": [32, 128], "dropout": [0.0, 0.1, 0.5], "bag_dropout": [0.0, 0.1, 0.5],
                 "weight_decay": [1e-4, 1e-3, 1e-2]}
