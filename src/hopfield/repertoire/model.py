@@ -348,7 +348,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         n_cls = int(y.max()) + 1
         counts = np.zeros((n_cls, 20 ** k))
         for i in tr:
-            for _, key in _window_keys(reps[i], k):
+            for _, key in _window_keys(reps[i], k, chunk=32768):  # bounded memory (~15 MiB)
                 counts[y[i]] += np.bincount(key, minlength=20 ** k)
         tot = counts.sum(1)
         if tot.sum() == 0:
