@@ -16,9 +16,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from hopfield.estimators.hopular import HopularClassifier, HopularNet, HopularRegressor
 
 TINY = {"embedding_size": 8, "num_blocks": 1, "num_heads": 2, "head_size": 4, "max_iter": 3,
-        "anneal_iter": 1, "n_iter_no_change": 2, "random_state": 0}
+        "anneal_iter": 1, "n_iter_no_change": 2, "random_state": 0, "n_members": 1}
 SMALL = {"embedding_size": 8, "num_blocks": 2, "num_heads": 2, "head_size": 8, "max_iter": 25,
-         "anneal_iter": 5, "n_iter_no_change": 5, "learning_rate": 5e-3, "random_state": 0}
+         "anneal_iter": 5, "n_iter_no_change": 5, "learning_rate": 5e-3, "random_state": 0,
+         "n_members": 1}
 
 EXPECTED_FAILED = {
     # Rows never interact, but float32 matmuls over a batch of 20 vs a subset of 10 rows round
@@ -314,9 +315,10 @@ def test_epoch_size_slices_a_running_permutation(clf_data, monkeypatch):
 
 def test_members_are_averaged_and_saved(tmp_path, clf_data):
     Xtr, ytr, Xte, _ = clf_data
-    kw = {**TINY, "max_iter": 2}
-    ens = HopularClassifier(**kw, n_members=2).fit(Xtr, ytr)
-    single = HopularClassifier(**kw).fit(Xtr, ytr)
+    kw = {**TINY, "max_iter": 2, "n_members": "auto"}  # auto: 2 members at 220 rows
+    ens = HopularClassifier(**kw).fit(Xtr, ytr)
+    single = HopularClassifier(**{**kw, "n_members": 1}).fit(Xtr, ytr)
+    assert ens.n_members_ == 2 and single.n_members_ == 1
     assert len(ens.best_iteration_) == 2 and len(ens.module_.members) == 2
     out = ens._outputs(Xte)  # (M, n, C); member 0 is the single model with the same seed
     np.testing.assert_allclose(out[0].softmax(-1).numpy(), single.predict_proba(Xte), atol=1e-6)
@@ -325,7 +327,7 @@ def test_members_are_averaged_and_saved(tmp_path, clf_data):
     ens.save(tmp_path / "e")
     back = HopularClassifier.load(tmp_path / "e")
     np.testing.assert_allclose(back.predict_proba(Xte), ens.predict_proba(Xte), atol=1e-6)
-    reg = HopularRegressor(**kw, n_members=2).fit(Xtr, ytr.astype(float))
+    reg = HopularRegressor(**{**kw, "n_members": 2}).fit(Xtr, ytr.astype(float))
     assert reg.predict(Xte).shape == (len(Xte),)
 
 

@@ -123,8 +123,8 @@ def _make(method: str, p: dict, task: str, seed: int, d: int, mode: str):
     if method == "hopular":
         from ..estimators.hopular import HopularClassifier, HopularRegressor
 
-        extra = {"max_iter": 4, "anneal_iter": 1, "embedding_size": 8, "num_blocks": 1} \
-            if smoke else {}
+        extra = {"max_iter": 4, "anneal_iter": 1, "embedding_size": 8, "num_blocks": 1,
+                 "n_members": 1} if smoke else {}
         cls = HopularClassifier if clf else HopularRegressor
         return cls(random_state=seed, device="cpu", **{**extra, **p})
     if method == "hopfield":
