@@ -359,13 +359,6 @@ def _epoch_syncs(make, fit_args, epochs: int = 2) -> tuple[float, collections.Co
     return sum(diff.values()) / epochs, diff
 
 
-#: until the owner's fix is committed (requests.md): repertoire/model.py + network.py (G4,
-#: DeepRCClassifier). estimators/_base.py (G3) landed: its tests run unmarked.
-_PER_BATCH_SYNCS = pytest.mark.xfail(
-    reason="per-batch host syncs in the training loop (issue 15: at most one per epoch); the "
-           "owner is asked to fix it in /tmp/plan/requests.md", strict=False)
-
-
 def _tabular_data():
     g = torch.Generator().manual_seed(0)
     X = torch.randn(96, 5, generator=g).numpy()
@@ -404,7 +397,6 @@ def test_mil_classifier_syncs_at_most_once_per_epoch(early_stopping):
     assert per_epoch <= 1, f"{per_epoch} per epoch; " + _explain(diff)
 
 
-@_PER_BATCH_SYNCS
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_deeprc_classifier_syncs_at_most_once_per_epoch(early_stopping):
     from hopfield.repertoire import DeepRCClassifier, simulate_repertoires
