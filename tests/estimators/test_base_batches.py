@@ -107,3 +107,21 @@ def test_one_host_read_per_epoch(monkeypatch, early_stopping):
     monkeypatch.undo()
     assert est.n_iter_ == 5
     assert len(reads) == 5, reads
+
+
+def test_buckets_only_where_padding_dominates():
+    """Random batches of bags of similar length are mostly real entries: no buckets, and the fit
+    is bit-identical to one with buckets switched off (the random stream is not touched)."""
+    from hopfield.estimators._base import _random_batch_share
+
+    assert _random_batch_share(np.full(20, 5), 4) == 1.0
+    assert _random_batch_share(np.array([1] * 30 + [100] * 2), 8) < 0.25
+    bags, y = _mil_data()                       # 1-8 instances: share above the 0.25 threshold
+    kw = {"embedding_size": 8, "head_size": 4, "num_heads": 1, "max_iter": 3, "random_state": 2}
+    a = HopfieldMILClassifier(**kw)
+    b = HopfieldMILClassifier(**kw)
+    b._length_buckets = 0
+    np.testing.assert_array_equal(a.fit(bags, y).predict_proba(bags), b.fit(bags, y).predict_proba(bags))
+    c = HopfieldMILClassifier(**kw)
+    c._length_buckets_below = 1.01              # force buckets: another batch draw
+    assert not np.array_equal(c.fit(bags, y).predict_proba(bags), a.predict_proba(bags))
