@@ -172,7 +172,7 @@ def test_kmer_init_finds_rare_motif_and_attends_to_it():
     tr, te = np.arange(16), np.arange(16, 24)
     clf = DeepRCClassifier(max_iter=1, pretrain_steps=20, random_state=0, early_stopping=False,
                            num_threads=1).fit([R[i] for i in tr], ds.y[tr])
-    assert clf.kmer_init_kmers_ == [motif]
+    assert clf.kmer_init_kmers_ == [motif] and clf.kmer_init_significant_
     net = clf.module_
     seqs = ["CASS" + motif + "GYF", "CASSLAPGQGYEQYF"]
     rep = DeepRCClassifier._chunk(clf, as_rep(seqs), np.arange(2), "cpu")
@@ -188,13 +188,17 @@ def test_kmer_init_finds_rare_motif_and_attends_to_it():
     assert off.kmer_init_kmers_ == []
 
 
-def test_kmer_init_needs_significance():
-    """Without an implanted signal no k-mer passes the Bonferroni threshold: nothing is seeded."""
+def test_kmer_init_without_significance_seeds_the_top_candidates():
+    """Without an implanted signal no k-mer passes the Bonferroni threshold: the ``kmer_init`` most
+    enriched k-mers are seeded as candidates instead (flagged as not significant)."""
     ds = simulate_repertoires(12, 300, 0.001, seed=4)
     y = np.arange(12) % 2  # labels unrelated to the data
-    clf = DeepRCClassifier(max_iter=1, pretrain_steps=2, random_state=0,
+    clf = DeepRCClassifier(kmer_init=3, max_iter=1, pretrain_steps=2, random_state=0,
                            early_stopping=False).fit(ds.repertoires, y)
-    assert clf.kmer_init_kmers_ == []
+    assert not clf.kmer_init_significant_
+    assert len(clf.kmer_init_kmers_) == 3 and len(set(clf.kmer_init_kmers_)) == 3
+    assert all(len(m) == 4 for m in clf.kmer_init_kmers_)
+    assert np.isfinite(clf.decision_function(ds.repertoires[:2])).all()
 
 
 def as_rep(seqs):

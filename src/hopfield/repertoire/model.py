@@ -102,9 +102,10 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         n_train_sequences: sequences per repertoire in each gradient pass.
         top_fraction: share of those that are the most attended (rest: uniform random sample).
         kmer_init: at most this many CNN kernels are initialised as detectors of the k-mers most
-            enriched in one class of the training repertoires (only k-mers significant at
-            family-wise level 5 %; 0 = off). This is what makes a witness rate of 0.1 %
-            learnable in a CPU budget (docs/deeprc.md).
+            enriched in one class of the training repertoires: the k-mers significant at
+            family-wise level 5 % if there are any, else the ``kmer_init`` most enriched ones as
+            candidates (0 = off). This is what makes a witness rate of 0.1 % learnable in a CPU
+            budget (docs/deeprc.md).
         dropout: dropout on association weights and in the output network.
         max_iter, batch_size, learning_rate, weight_decay: epochs, repertoires per step, AdamW.
         early_stopping, validation_fraction, n_iter_no_change, tol: stop when the loss on a
@@ -119,7 +120,9 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
 
     Fitted attributes: ``classes_``, ``module_``, ``n_iter_``, ``best_iteration_``,
     ``loss_curve_``, ``validation_scores_`` (negative validation loss per epoch),
-    ``kmer_init_kmers_`` (the k-mers whose detectors initialised kernels 0, 1, ...).
+    ``kmer_init_kmers_`` (the k-mers whose detectors initialised kernels 0, 1, ...),
+    ``kmer_init_significant_`` (True if they passed the significance test, False if they are the
+    top candidates seeded without it).
     """
 
     _seed_scale = 8.0  # seeded association score of the sharpest head = this x sequence log-odds
@@ -325,18 +328,22 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
 
         Every k-mer (k = min(4, kernel_size)) of the training repertoires is counted per class; its
         enrichment is the binomial z-score of its count in one class against that class's share of
-        all windows, ``z_c = (n_c - n p_c) / sqrt(n p_c (1 - p_c))`` (max over classes). Only
+        all windows, ``z_c = (n_c - n p_c) / sqrt(n p_c (1 - p_c))`` (max over classes). The
         k-mers significant at family-wise level 5 % are used (Bonferroni over all C·20^k tests:
-        z > 5.1 for 4-mers and two classes); the ``kmer_init`` most enriched of them each set one
+        z > 5.1 for 4-mers and two classes); if none is, the ``kmer_init`` most enriched k-mers are
+        used as candidates (rare witnesses or several motifs: the motif can rank among the top
+        few without passing the threshold; the training weights the candidates). The counts cover
+        all repertoires passed to ``fit`` (the early-stopping share included, never test data).
+        The ``kmer_init`` most enriched of them each set one
         kernel: weight 4 for the k-mer's amino acid at each of its k offsets, 0 otherwise, no
         positional term, bias 1 - 4k. The kernel's max over windows is then +1 for an exact
         occurrence and <= -3 otherwise (where SELU saturates): a near-binary motif detector that
         a linear read-out can weight strongly. Each such kernel also gets its own random
         direction u_j (norm sqrt(E)) in the sequence embedding, offset so that it contributes
         nothing unless the kernel fires. The other kernels keep their random initialisation. Returns a callable that restores the initialised kernels (the warm start
-        holds them fixed), or None if no k-mer is significant (nothing is changed).
+        holds them fixed), or None if nothing was seeded.
         """
-        self.kmer_init_kmers_ = []
+        self.kmer_init_kmers_, self.kmer_init_significant_ = [], False
         n = min(self.kmer_init, self.n_kernels)
         if n == 0:
             return None
@@ -357,8 +364,14 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         n_k = counts.sum(0)[None]  # (1, 20**k)
         z = ((counts - n_k * p) / np.sqrt(n_k * p * (1 - p) + 1e-12)).max(0)
         top = np.argsort(-z, kind="stable")[:n]
-        top = top[z[top] > norm.isf(_KMER_ALPHA / (n_cls * 20 ** k))]  # Bonferroni over k-mers
+        sig = top[z[top] > norm.isf(_KMER_ALPHA / (n_cls * 20 ** k))]  # Bonferroni over k-mers
+        if len(sig):  # a clear signal: seed only the significant k-mers
+            top = sig
+        # else: no k-mer is significant (rare witnesses, several motifs): seed the ``kmer_init``
+        # most enriched candidates anyway and let the training, the sequence-head refit and the
+        # read-out weight them (a candidate that does not help the training loss gets little weight)
         self.kmer_init_kmers_ = _kmer_strings(top, k)
+        self.kmer_init_significant_ = len(sig) > 0
         if len(top) == 0:
             return None
         emb = net.embed
@@ -485,7 +498,7 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         dev = y.device
         opt = torch.optim.AdamW(net.parameters(), lr=self.learning_rate,
                                 weight_decay=self.weight_decay)
-        keep = self._kmer_init(net, reps, y.cpu().numpy(), tr)
+        keep = self._kmer_init(net, reps, y.cpu().numpy(), np.concatenate([tr, va]))
         self._pretrain(net, reps, y, tr, rs, opt, keep)
         best, best_state, wait = math.inf, None, 0
         self.loss_curve_, self.validation_scores_ = [], []
