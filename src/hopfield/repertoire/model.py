@@ -103,8 +103,8 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         top_fraction: share of those that are the most attended (rest: uniform random sample).
         kmer_init: at most this many CNN kernels are initialised as detectors of the k-mers most
             enriched in one class of the training repertoires: the k-mers significant at
-            family-wise level 5 % if there are any, else the ``kmer_init`` most enriched ones as
-            candidates (0 = off). This is what makes a witness rate of 0.1 % learnable in a CPU
+            family-wise level 5 % if there are any, else ``kmer_init`` candidates (the top k-mers
+            by that test and by a per-repertoire test, alternately; 0 = off). This is what makes a witness rate of 0.1 % learnable in a CPU
             budget (docs/deeprc.md).
         dropout: dropout on association weights and in the output network.
         max_iter, batch_size, learning_rate, weight_decay: epochs, repertoires per step, AdamW.
@@ -330,9 +330,11 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         enrichment is the binomial z-score of its count in one class against that class's share of
         all windows, ``z_c = (n_c - n p_c) / sqrt(n p_c (1 - p_c))`` (max over classes). The
         k-mers significant at family-wise level 5 % are used (Bonferroni over all C·20^k tests:
-        z > 5.1 for 4-mers and two classes); if none is, the ``kmer_init`` most enriched k-mers are
-        used as candidates (rare witnesses or several motifs: the motif can rank among the top
-        few without passing the threshold; the training weights the candidates). The counts cover
+        z > 5.1 for 4-mers and two classes); if none is, ``kmer_init`` candidates are used, taken
+        alternately from the top by z and the top by a one-way ANOVA F of the k-mer's
+        per-repertoire frequency across classes (rare witnesses or several motifs: the motif can
+        rank among the top few without passing the threshold; the training weights the
+        candidates). The counts cover
         all repertoires passed to ``fit`` (the early-stopping share included, never test data).
         The ``kmer_init`` most enriched of them each set one
         kernel: weight 4 for the k-mer's amino acid at each of its k offsets, 0 otherwise, no
@@ -354,9 +356,15 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         k = min(4, self.kernel_size)
         n_cls = int(y.max()) + 1
         counts = np.zeros((n_cls, 20 ** k))
+        f1, f2 = np.zeros((n_cls, 20 ** k)), np.zeros((n_cls, 20 ** k))  # per-repertoire frequency sums
         for i in tr:
+            c = np.zeros(20 ** k)
             for _, key in _window_keys(reps[i], k, chunk=32768):  # bounded memory (~15 MiB)
-                counts[y[i]] += np.bincount(key, minlength=20 ** k)
+                c += np.bincount(key, minlength=20 ** k)
+            counts[y[i]] += c
+            f = c / max(c.sum(), 1.0)
+            f1[y[i]] += f
+            f2[y[i]] += f * f
         tot = counts.sum(1)
         if tot.sum() == 0:
             return None
@@ -367,9 +375,30 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         sig = top[z[top] > norm.isf(_KMER_ALPHA / (n_cls * 20 ** k))]  # Bonferroni over k-mers
         if len(sig):  # a clear signal: seed only the significant k-mers
             top = sig
-        # else: no k-mer is significant (rare witnesses, several motifs): seed the ``kmer_init``
-        # most enriched candidates anyway and let the training, the sequence-head refit and the
-        # read-out weight them (a candidate that does not help the training loss gets little weight)
+        else:
+            # no k-mer is significant (rare witnesses, several motifs): seed the ``kmer_init`` top
+            # candidates anyway, alternately by the pooled z and by a per-repertoire test (one-way
+            # ANOVA F of the k-mer's frequency per repertoire across classes: consistency over
+            # repertoires), and let the warm start, the sequence-head refit and the read-out weight
+            # them (a candidate that does not help the training loss gets little weight)
+            m = np.bincount(y[tr], minlength=n_cls).astype(float)[:, None]
+            mean = f1 / np.maximum(m, 1)
+            grand = f1.sum(0) / m.sum()
+            between = (m * (mean - grand) ** 2).sum(0) / max(n_cls - 1, 1)
+            within = (f2 - m * mean ** 2).sum(0) / max(m.sum() - n_cls, 1)
+            tiny = 1e-9 * f2.sum(0) / m.sum()  # guards k-mers without variance (rounding)
+            F_ = np.where(within > tiny, between / np.maximum(within, 1e-30), 0.0)
+            byF = np.argsort(-F_, kind="stable")
+            byz = np.argsort(-z, kind="stable")
+            seen, top = set(), []
+            for a, b in zip(byz, byF):
+                for key in (a, b):
+                    if key not in seen and len(top) < n:
+                        seen.add(key)
+                        top.append(key)
+                if len(top) >= n:
+                    break
+            top = np.array(top)
         self.kmer_init_kmers_ = _kmer_strings(top, k)
         self.kmer_init_significant_ = len(sig) > 0
         if len(top) == 0:
