@@ -201,6 +201,20 @@ def test_kmer_init_without_significance_seeds_the_top_candidates():
     assert np.isfinite(clf.decision_function(ds.repertoires[:2])).all()
 
 
+def test_kmer_candidates_include_the_per_repertoire_ranking():
+    """One planted sequence per positive repertoire is too rare for the pooled z-test (6 vs 0
+    windows: z ~ 2.4), but its k-mers separate the repertoires perfectly: the per-repertoire F
+    ranking puts one of them among the candidates."""
+    ds = simulate_repertoires(12, 300, 0.001, seed=5)
+    y = np.arange(12) % 2
+    planted = "CASWMWHWF"
+    X = [list(r.sequences(0, len(r))) + ([planted] if c else []) for r, c in zip(ds.repertoires, y)]
+    clf = DeepRCClassifier(kmer_init=2, max_iter=1, pretrain_steps=2, random_state=0,
+                           early_stopping=False).fit(X, y)
+    assert not clf.kmer_init_significant_
+    assert any(m in planted for m in clf.kmer_init_kmers_), clf.kmer_init_kmers_
+
+
 def as_rep(seqs):
     from hopfield.repertoire.data import Repertoire
 
