@@ -319,7 +319,7 @@ class _HopularBase(HopfieldEstimator):
         "categorical_features": ["array-like", str, None],
         "verbose": ["boolean"],
     }
-    _extra_fitted = ("encoder_config_", "arch_", "n_memory_", "n_members_")
+    _extra_fitted = ("encoder_config_", "arch_", "n_memory_")
     _is_classifier = False
 
     def __init__(self, *, embedding_size: int = 32, num_blocks: int = 4, num_heads: int = 4,
@@ -419,7 +419,9 @@ class _HopularBase(HopfieldEstimator):
         """The fitted module's skeleton for :meth:`load` (memory buffers sized as saved)."""
         a, N = self.arch_, int(self.n_memory_)
         nets = []
-        for _ in range(int(self.n_members_)):
+        # models saved before n_members existed hold one network (arch_ has no "n_members")
+        self.n_members_ = int(a.get("n_members", 1))
+        for _ in range(self.n_members_):
             net = self._new_net()
             net.set_memory(torch.zeros(N, a["n_num"]), torch.zeros(N, a["n_num"], dtype=torch.bool),
                            torch.zeros(N, len(a["cards"]), dtype=torch.int64))
@@ -483,6 +485,7 @@ class _HopularBase(HopfieldEstimator):
         small = hp.num_threads is None and len(num) <= _ONE_THREAD_ROWS
         self.n_members_ = (int(hp.n_members) if hp.n_members != "auto"
                            else _AUTO_MEMBERS if len(num) <= _ONE_THREAD_ROWS else 1)
+        a["n_members"] = self.n_members_  # saved with arch_
         # member m: seed + m (own initialisation, validation split, masks and memory subsets)
         nets, logs = [], []
         with _threads(1 if small else None):
