@@ -49,7 +49,8 @@ def reproduce(
                                           + " ".join(DEFAULT_PARTS) + "."),
     quick: bool = typer.Option(True, "--quick/--full",
                                help="--quick: short documented protocol (minutes); --full: the paper's "
-                                    "protocol (hours, resumable)."),
+                                    "protocol per part (resumable; from ~30 min for MIL's four paper sets to hours for "
+                                    "tabular; times in docs/reproduce.md)."),
     out: Path = out_option(Path("reproduce-out"), "Output folder."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed; results are deterministic for a seed."),
     datasets: str | None = typer.Option(None, "--datasets", metavar="NAME[,NAME...]",
