@@ -42,8 +42,8 @@ def _import_without_transformers() -> None:
             del sys.modules["transformers"]
     if not has:
         return
-    compat = sys.modules["pytorch_optimizer.base.compatibility"]
-    compat.HAS_TRANSFORMERS = True
+    # Restore the package's view wherever this version keeps it (names looked up, never assumed:
+    # a layout of another pytorch-optimizer release is left as it imported itself).
     for name in ("pytorch_optimizer.base.compatibility", "pytorch_optimizer.optimizer.utils",
                  "pytorch_optimizer.optimizer.lomo", "pytorch_optimizer.optimizer",
                  "pytorch_optimizer"):
