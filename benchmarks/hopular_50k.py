@@ -3,12 +3,15 @@ split) next to HistGradientBoostingClassifier, in one process (used for docs/hop
 
 usage: python benchmarks/hopular_50k.py
 """
-import time, resource, sys
-import numpy as np
+import resource
+import sys
+import time
+
+import torch
 from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
-import torch
+
 from hopfield.estimators import HopularClassifier
 
 X, y = make_classification(n_samples=50_000, n_features=50, random_state=0)

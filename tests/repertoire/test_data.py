@@ -9,13 +9,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hopfield.repertoire import (
-    ALPHABET,
     Repertoire,
     load_repertoires,
     simulate_repertoires,
