@@ -7,7 +7,7 @@ Run them with ``hopfield bench [SUITE ...] [--quick]`` or from Python::
     write_report(report, "benchmarks/results")
 
 Suites (see each module's docstring; registry :data:`SUITES`): ``layers``, ``steps``, ``retrieval``,
-``streaming``, ``ood``, ``tabular``. Every
+``streaming``, ``ood``, ``tabular``, ``transformer``, ``hflayers``. Every
 case runs its peers side by side (round-robin, medians of repeats) in a fresh process, and measures
 each peer's peak memory in a further fresh process (see :mod:`hopfield.bench._measure`).
 """
