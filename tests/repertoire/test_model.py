@@ -100,7 +100,27 @@ def test_deterministic_and_save_load(easy, tmp_path):
     c = DeepRCClassifier.load(tmp_path / "m")
     np.testing.assert_allclose(c.decision_function(easy.repertoires[:5]), da, atol=1e-6)
     assert c.get_params() == a.get_params()
+    assert c.kmer_init_kmers_ == a.kmer_init_kmers_
+    assert c.kmer_init_significant_ is a.kmer_init_significant_
     assert not list((tmp_path / "m").glob("*.pkl"))
+
+
+def test_load_rejects_bad_kmer_init_fields_and_accepts_older_saves(easy, tmp_path):
+    import json
+
+    a = DeepRCClassifier(max_iter=1, n_train_sequences=40, random_state=0, pretrain_steps=3,
+                         early_stopping=False).fit(easy.repertoires, easy.y)
+    a.save(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    old = {k: v for k, v in cfg.items() if not k.startswith("kmer_init")}
+    cfg_path.write_text(json.dumps(old))
+    c = DeepRCClassifier.load(tmp_path / "m")             # saved before these fields existed
+    assert not hasattr(c, "kmer_init_kmers_")
+    cfg_path.write_text(json.dumps({**old, "kmer_init_kmers": [1, 2],
+                                    "kmer_init_significant": True}))
+    with pytest.raises(ValueError, match="kmer_init_kmers must be a list of strings"):
+        DeepRCClassifier.load(tmp_path / "m")
 
 
 def test_accepts_strings_and_string_labels():

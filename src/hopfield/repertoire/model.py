@@ -691,6 +691,9 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
         config = {"class": f"{cls.__module__}.{cls.__qualname__}", "params": params,
                   "classes": self.classes_.tolist(), "classes_dtype": self.classes_.dtype.str,
                   "n_iter": int(self.n_iter_)}
+        if hasattr(self, "kmer_init_kmers_"):
+            config["kmer_init_kmers"] = [str(k) for k in self.kmer_init_kmers_]
+            config["kmer_init_significant"] = bool(self.kmer_init_significant_)
         save_state(path, config, {f"module.{k}": v for k, v in self.module_.state_dict().items()})
 
     @classmethod
@@ -708,6 +711,13 @@ class DeepRCClassifier(ClassifierMixin, BaseEstimator):
             est._check_params()
             est.classes_ = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
             est.n_iter_ = int(config.get("n_iter", 0))
+            if "kmer_init_kmers" in config:             # absent in models saved before 2026-11-29
+                kmers, sig = config["kmer_init_kmers"], config.get("kmer_init_significant")
+                if not (isinstance(kmers, list) and all(isinstance(k, str) for k in kmers)
+                        and isinstance(sig, bool)):
+                    raise TypeError("kmer_init_kmers must be a list of strings and "
+                                    "kmer_init_significant a bool")
+                est.kmer_init_kmers_, est.kmer_init_significant_ = kmers, sig
         except (KeyError, AttributeError, ImportError, TypeError, ValueError) as err:
             raise ValueError(f"config.json in {path} is not a valid saved DeepRC model: "
                              f"{err!r}") from None
