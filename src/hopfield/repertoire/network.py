@@ -255,7 +255,8 @@ def _keys_values(pool: HopfieldPooling, emb: torch.Tensor, values: bool = True):
     if not values:
         return k, None
     v = hop.norm_projection(emb) if hop.norm_projection is not None else emb
-    return k, hop.v_proj(v).unflatten(-1, shape).transpose(0, 1)
+    w, b = hop._value_projection()         # v_proj, or W_v W_k with HeadSpace(connected=True)
+    return k, F.linear(v, w, b).unflatten(-1, shape).transpose(0, 1)
 
 
 def pool_scores(pool: HopfieldPooling, emb: torch.Tensor) -> torch.Tensor:
