@@ -373,3 +373,67 @@ def test_tiny_suites_on_cuda(tmp_path):
     rec = next(r for r in report["records"] if r["suite"] == "streaming")
     assert rec["derived"]["stage_copy GB/s"] > 0
     assert "pinned ring" in rec["time"]["stage_read"]["info"]["via"]
+
+
+# ----------------------------------------------------------------------------- per-peer timeout
+
+
+def _tiny_tabular_case():
+    from hopfield.bench import tabular as T
+
+    (case,) = T.cases(quick=True)
+    return replace(case, config={**case.config, "n_samples": 200, "n_features": 5})
+
+
+def test_one_timed_out_peer_keeps_the_other_peers_results(monkeypatch, tmp_path):
+    """A single-repeat case times each peer in its own worker: the Hopular worker timing out
+    (simulated) leaves HistGB's fit time, accuracy and peak memory in the report."""
+    calls = []
+
+    def fake_spawn(spec, *, in_process=False, timeout=3600.0):
+        calls.append((spec["mode"], tuple(spec.get("peers", [spec.get("peer")]))))
+        if "hopular" in spec.get("peers", [spec.get("peer")]):
+            return {"status": f"error: timed out after {timeout:.0f} s"}
+        return _runner.run_spec(spec)
+
+    monkeypatch.setattr(_runner, "spawn", fake_spawn)
+    report = run(["tabular"], repeats=5, threads=1, progress=False,
+                 cases=[_tiny_tabular_case()], workdir=tmp_path)
+    (rec,) = report["records"]
+    assert calls[:2] == [("time", ("hopular",)), ("time", ("histgb",))]
+    assert ("memory", ("hopular",)) not in calls  # no fit for a peer that already timed out
+    assert rec["status"] == "ok" and rec["repeats"] == 1
+    assert rec["time"]["hopular"]["status"].startswith("error: timed out")
+    assert rec["memory"]["hopular"]["status"].startswith("error: timed out")
+    hgb = rec["time"]["histgb"]
+    assert hgb["status"] == "ok" and hgb["median"] > 0 and "test_accuracy" in hgb["info"]
+    assert rec["memory"]["histgb"]["status"] == "ok"
+    assert {r["label"]: r["value"] for r in rec["ratios"]} == {
+        r["label"]: None for r in rec["ratios"]}  # no ratio with one side missing
+    assert rec["derived"] == {"histgb fit s": hgb["median"]}
+    from hopfield.bench.report import render_markdown
+
+    md = render_markdown(report)
+    assert "| hopular | — |" in md and "timed out after 3600 s" in md and "histgb fit s" in md
+
+
+def test_round_robin_cases_keep_one_time_worker(monkeypatch, tmp_path):
+    seen = []
+
+    def fake_spawn(spec, *, in_process=False, timeout=3600.0):
+        if spec["mode"] == "time":
+            seen.append(list(spec["peers"]))
+            return {"status": f"error: timed out after {timeout:.0f} s"}
+        return {"status": "unused"}
+
+    monkeypatch.setattr(_runner, "spawn", fake_spawn)
+    case = tiny_cases("steps")[0]
+    report = run(["steps"], repeats=3, threads=1, progress=False, cases=[case], workdir=tmp_path)
+    assert seen == [list(case.peers)]  # several repeats: one round-robin worker, as before
+    assert report["records"][0]["status"].startswith("error: timed out")
+
+
+def test_spawn_timeout_is_reported():
+    res = _runner.spawn({"suite": "tabular", "config": {}, "threads": 1, "mode": "time",
+                         "peers": ["histgb"], "repeats": 1}, timeout=0.01)
+    assert res == {"status": "error: timed out after 0 s"}
