@@ -33,6 +33,8 @@ def test_bad_arguments(tmp_path):
         run(tmp_path, mode="smoke", methods=("hopular", "magic"))
     with pytest.raises(ValueError, match="seed"):
         run(tmp_path, mode="smoke", seed=-1)
+    with pytest.raises(ValueError, match="n_jobs must be None or an int >= 1, got 0"):
+        run(tmp_path, mode="smoke", n_jobs=0)
 
 
 def test_smoke_run_writes_report_and_reuses_cache(tmp_path):
@@ -55,3 +57,20 @@ def test_smoke_run_writes_report_and_reuses_cache(tmp_path):
     mtimes = [c.stat().st_mtime_ns for c in cells]
     run(tmp_path, mode="smoke", methods=("hopular", "rf", "knn"))  # all cached: nothing refit
     assert [c.stat().st_mtime_ns for c in cells] == mtimes
+
+
+def test_two_processes_give_the_serial_results(tmp_path):
+    """quick/full fit cells in 2 single-threaded processes: same scores as in one process, CPU
+    seconds recorded per trial."""
+    if not (data_dir() / "mlbench").is_dir():
+        pytest.skip("mlbench data not fetched (scripts/fetch_data.sh)")
+    methods = ("rf", "knn")
+    run(tmp_path / "serial", mode="smoke", methods=methods, n_jobs=1)
+    md = run(tmp_path / "par", mode="smoke", methods=methods, n_jobs=2)
+    assert "fit CPU time, all trials (s)" in md and "CPU time of all fits" in md
+    rows = {}
+    for kind in ("serial", "par"):
+        summary = json.loads((tmp_path / kind / "tabular" / "tabular.json").read_text())
+        rows[kind] = [(r["dataset"], r["method"], r["test"], r["val"]) for r in summary["rows"]]
+        assert all(t["cpu_seconds"] >= 0 for r in summary["rows"] for t in r["trials"])
+    assert rows["serial"] == rows["par"] and len(rows["par"]) == 6  # same cells, same order

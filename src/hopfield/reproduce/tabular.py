@@ -16,9 +16,10 @@ reported too ("defaults"), so the same run answers "tuned vs tuned" and "default
   imputation for SVM, kNN and HopfieldClassifier/Regressor).
 
 Metrics: accuracy (classification) / RMSE (regression), rank per dataset (1 = best, ties
-averaged; separate for classification and regression), average rank, total fit time and the peak
-extra resident memory during the fits (RSS sampled every 20 ms from ``/proc/self/status``, minus
-the RSS before the fit). Everything runs single-threaded.
+averaged; separate for classification and regression), average rank, total fit time (wall and
+CPU seconds) and the peak extra resident memory during the fits (RSS sampled every 20 ms from
+``/proc/self/status``, minus the RSS before the fit). Every fit is single-threaded; in quick and
+full mode two processes fit cells side by side (``n_jobs``), longest cells first.
 
 ========= ================================= ================== ==============================
 mode      small sets                        mid-size sets      trials per method
@@ -236,13 +237,13 @@ def _tune(method: str, task: str, data: dict, seed: int, mode: str, n_trials: in
         est = _make(method, p, task, seed, d, mode)
         with warnings.catch_warnings(), _PeakRSS() as mem:
             warnings.simplefilter("ignore")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             est.fit(Xtr, ytr)
-            secs = time.perf_counter() - t0
+            secs, cpu = time.perf_counter() - t0, time.process_time() - c0
             val = _score(task, yva, est.predict(Xva))
             test = _score(task, yte, est.predict(Xte))
         trials.append({"params": p, "val": val, "test": test, "seconds": secs,
-                       "peak_bytes": mem.extra})
+                       "cpu_seconds": cpu, "peak_bytes": mem.extra})
         return val
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -255,6 +256,7 @@ def _tune(method: str, task: str, data: dict, seed: int, mode: str, n_trials: in
             "val": trials[best]["val"], "test": trials[best]["test"],
             "default_test": trials[0]["test"], "seconds": sum(t["seconds"] for t in trials),
             "default_seconds": trials[0]["seconds"],
+            "cpu_seconds": sum(t["cpu_seconds"] for t in trials),
             "peak_bytes": max(t["peak_bytes"] for t in trials), "trials": trials}
 
 
@@ -292,9 +294,49 @@ def _mid(name: str, cap: int | None, seed: int, data_dir) -> dict:
 # ----------------------------------------------------------------------------- run
 
 
+def _load(kind: str, n: str, j: int, cap, seed: int, data_dir) -> dict:
+    return _small(n, j, data_dir) if kind == "small" else _mid(n, cap, seed, data_dir)
+
+
+_WORKER_DATA: dict = {}  # worker process: the last dataset it loaded
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _cell(kind, n, j, m, cap, seed, mode, n_trials, data_dir, path) -> dict | None:
+    """One (dataset, split, method) cell in a worker process: tune, write its cache file."""
+    if (n, j) not in _WORKER_DATA:
+        _WORKER_DATA.clear()
+        _WORKER_DATA[(n, j)] = _load(kind, n, j, cap, seed, data_dir)
+    data = _WORKER_DATA[(n, j)]
+    if m == "svm" and len(data["numeric"][1]) > 10000:
+        return None
+    rec = {"dataset": n, "split": j, "kind": kind,
+           **_tune(m, data["task"], data, seed, mode, n_trials)}
+    atomic_write_text(Path(path), json.dumps(rec))
+    return rec
+
+
+def _default_jobs(mode: str) -> int:
+    """Cells run side by side in this many single-threaded processes: 2 (the 2-core machine the
+    quick mode's ~10-minute budget refers to; fewer if fewer CPUs) except in smoke mode (1)."""
+    import os
+
+    return 1 if mode == "smoke" else max(1, min(2, os.cpu_count() or 1))
+
+
 def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
-        methods: tuple[str, ...] | None = None) -> str:
-    """Run the tabular benchmark; write files under ``out_dir/tabular/``; return markdown."""
+        methods: tuple[str, ...] | None = None, n_jobs: int | None = None) -> str:
+    """Run the tabular benchmark; write files under ``out_dir/tabular/``; return markdown.
+
+    ``n_jobs``: processes fitting cells side by side, each single-threaded (``None``: 2 in quick
+    and full mode, 1 in smoke mode; 1 = everything in this process). Fit times are then measured
+    while the other process runs too; CPU seconds are recorded beside them.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -302,6 +344,10 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     from ..datasets.uci import UCI_FD_NAMES
 
     check_run_args(mode, SETTINGS, seed)
+    if n_jobs is None:
+        n_jobs = _default_jobs(mode)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be None or an int >= 1, got {n_jobs!r}")
     methods = tuple(METHODS if methods is None else methods)
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
@@ -314,32 +360,41 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     out = Path(out_dir) / "tabular"
     cache = out / "folds" / f"{mode}-seed{seed}"
     cache.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
+    path = lambda n, j, m: cache / f"{n}__{j}__{m}.json"
+    todo = [t for t in tasks if not path(*t[1:]).is_file()]
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     t_start = time.perf_counter()
+    bar = tqdm(total=len(todo), desc=f"tabular {mode}", unit="cell", dynamic_ncols=True)
+    args = lambda k, n, j, m: (k, n, j, m, cap, seed, mode, n_trials, data_dir,
+                               str(path(n, j, m)))
     try:
-        loaded: dict = {}
-        bar = tqdm(tasks, desc=f"tabular {mode}", unit="cell", dynamic_ncols=True)
-        for kind, n, j, m in bar:
-            bar.set_postfix_str(f"{n}[{j}] {m}")
-            f = cache / f"{n}__{j}__{m}.json"
-            if f.is_file():
-                rows.append(json.loads(f.read_text(encoding="utf-8")))
-                continue
-            if (n, j) not in loaded:
-                loaded.clear()  # keep one dataset in memory
-                loaded[(n, j)] = (_small(n, j, data_dir) if kind == "small"
-                                  else _mid(n, cap, seed, data_dir))
-            data = loaded[(n, j)]
-            if m == "svm" and len(data["numeric"][1]) > 10000:
-                continue  # kernel SVM is not sensible beyond 10,000 training rows
-            rec = {"dataset": n, "split": j, "kind": kind,
-                   **_tune(m, data["task"], data, seed, mode, n_trials)}
-            atomic_write_text(f, json.dumps(rec))
-            rows.append(rec)
+        if n_jobs == 1 or len(todo) < 2:
+            torch.set_num_threads(1)
+            for t in todo:
+                bar.set_postfix_str(f"{t[1]}[{t[2]}] {t[3]}")
+                _cell(*args(*t))  # kernel SVM is skipped beyond 10,000 training rows
+                bar.update(1)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            # longest cells first (Hopular, then the mid-size sets) so the processes finish
+            # together
+            todo.sort(key=lambda t: (t[3] != "hopular", t[0] != "mid"))
+            with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn"),
+                                     initializer=_worker_init) as pool:
+                futs = {pool.submit(_cell, *args(*t)): t for t in todo}
+                for fut in as_completed(futs):
+                    fut.result()
+                    t = futs[fut]
+                    bar.set_postfix_str(f"{t[1]}[{t[2]}] {t[3]} done")
+                    bar.update(1)
     finally:
+        bar.close()
         torch.set_num_threads(threads)
+        _WORKER_DATA.clear()
+    rows = [json.loads(path(*t[1:]).read_text(encoding="utf-8")) for t in tasks
+            if path(*t[1:]).is_file()]
     return _report(out, mode, seed, methods, rows, time.perf_counter() - t_start, n_trials)
 
 
@@ -358,11 +413,12 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["dataset", "split", "kind", "task", "method", "test", "default_test", "val",
-                "seconds", "peak_mb", "best_params"])
+                "seconds", "cpu_seconds", "peak_mb", "best_params"])
     for r in rows:
         w.writerow([r["dataset"], r["split"], r["kind"], r["task"], r["method"],
                     f"{r['test']:.6f}", f"{r['default_test']:.6f}", f"{r['val']:.6f}",
-                    f"{r['seconds']:.2f}", f"{r['peak_bytes'] / 2**20:.1f}",
+                    f"{r['seconds']:.2f}", f"{r.get('cpu_seconds', math.nan):.2f}",
+                    f"{r['peak_bytes'] / 2**20:.1f}",
                     json.dumps(r["best_params"])])
     atomic_write_text(out / "results.csv", buf.getvalue())
     intro = (f"Every method: {n_trials} Optuna trial(s) on the validation rows, the first being "
@@ -390,6 +446,9 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
             ranks = _ranks(tab)
             avg = ranks.mean(0) if len(ranks) else np.zeros(len(methods))
             secs = [sum(r["seconds"] for r in sel if r["method"] == m) for m in methods]
+            # CPU seconds (cells cached before they were recorded count as missing)
+            cpus = [sum(r.get("cpu_seconds", math.nan) for r in sel if r["method"] == m)
+                    for m in methods]
             peak = [max([r["peak_bytes"] for r in sel if r["method"] == m] or [0]) / 2**20
                     for m in methods]
             label = {"test": "tuned", "default_test": "defaults"}[key]
@@ -398,7 +457,8 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
             summary["groups"][f"{kind}-{task}-{label}"] = {
                 "datasets": names, "scores": tab.tolist(), "average_rank": dict(zip(methods,
                                                                                    avg.tolist())),
-                "fit_seconds": dict(zip(methods, secs)), "peak_mb": dict(zip(methods, peak))}
+                "fit_seconds": dict(zip(methods, secs)), "fit_cpu_seconds": dict(zip(methods, cpus)),
+                "peak_mb": dict(zip(methods, peak))}
             order = np.argsort(avg, kind="stable")
             fmt = ((lambda v: "–" if math.isnan(v) else f"{100 * v:.1f}") if task ==
                    "classification" else (lambda v: "–" if math.isnan(v) else f"{-v:.4f}"))
@@ -417,6 +477,8 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
             if key == "test":
                 lines.append("| fit time, all trials (s) | " + " | ".join(
                     f"{secs[k]:.0f}" for k in order) + " |")
+                lines.append("| fit CPU time, all trials (s) | " + " | ".join(
+                    "–" if math.isnan(cpus[k]) else f"{cpus[k]:.0f}" for k in order) + " |")
                 lines.append("| peak extra RSS (MB) | " + " | ".join(
                     f"{peak[k]:.0f}" for k in order) + " |")
                 figs.append((title, [methods[k] for k in order], avg[order]))
@@ -425,8 +487,10 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
     if figs:
         _plot(out, figs)
         lines.append("![ranks](tabular/ranks.png)")
+    cpu = sum(r.get("cpu_seconds", math.nan) for r in rows)
     tail = (f"Files: `tabular/results.csv`, `tabular/tabular.json`. Wall time of this "
-            f"invocation {elapsed:.0f} s (cached cells are not recomputed).")
+            f"invocation {elapsed:.0f} s (cached cells are not recomputed); CPU time of all "
+            f"fits {'–' if math.isnan(cpu) else f'{cpu:.0f} s'}.")
     lines += ["", tail, ""]
     return "\n".join(lines)
 
