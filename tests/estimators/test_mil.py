@@ -292,15 +292,28 @@ def test_members_train_as_one_module_and_average():
 
 
 def test_odd_bag_sets():
+    """Issue 10's bad input: bags of one instance, one bag per class, bags of equal length, and a
+    padded 3-D input whose mask empties a bag: each works (with finite output) or names the cause."""
     rng = np.random.RandomState(0)
     single = [rng.randn(1, 3) for _ in range(12)]                 # bags of one instance
-    HopfieldMILClassifier(**{**FAST, "max_iter": 2}).fit(single, np.arange(12) % 2)
+    clf = HopfieldMILClassifier(**{**FAST, "max_iter": 2}).fit(single, np.arange(12) % 2)
+    assert np.isfinite(clf.predict_proba(single)).all()
+    np.testing.assert_allclose(np.concatenate(clf.instance_weights(single[:3])), 1.0, atol=1e-6)
+    padded1 = np.stack(single)                                    # the same as a (12, 1, 3) array
+    np.testing.assert_allclose(clf.predict_proba(padded1), clf.predict_proba(single), atol=1e-6)
     equal = rng.randn(12, 4, 3)                                   # all bags of equal length
-    HopfieldMILClassifier(**{**FAST, "max_iter": 2}).fit(equal, np.arange(12) % 2)
+    clf = HopfieldMILClassifier(**{**FAST, "max_iter": 2}).fit(equal, np.arange(12) % 2)
+    np.testing.assert_allclose(clf.predict_proba(equal), clf.predict_proba(list(equal)), atol=1e-6)
     with pytest.raises(ValueError, match="no class has 2 samples"):      # one bag per class
         HopfieldMILClassifier(**{**FAST, "max_iter": 2}).fit(single[:2], [0, 1])
-    HopfieldMILClassifier(**{**FAST, "max_iter": 2}, early_stopping=False).fit(single[:2], [0, 1])
+    with pytest.raises(ValueError, match="no class has 2 samples"):      # ... also with 3 classes
+        HopfieldMILClassifier(**{**FAST, "max_iter": 2}).fit(single[:3], ["a", "b", "c"])
+    one = HopfieldMILClassifier(**{**FAST, "max_iter": 2}, early_stopping=False).fit(single[:2], [0, 1])
+    assert one.predict(single[:2]).shape == (2,)
     mask = np.zeros((12, 4), bool)
     mask[5] = True                                                # the mask empties bag 5
-    with pytest.raises(ValueError, match=r"X\[5\] is an empty bag"):
+    with pytest.raises(ValueError, match=r"X\[5\] is an empty bag \(0 instances\): mask\[5\] marks "
+                                         r"all 4 positions as padding"):
         HopfieldMILClassifier(**FAST).fit(equal, np.arange(12) % 2, mask=mask)
+    with pytest.raises(ValueError, match=r"X\[5\] is an empty bag .*mask\[5\]"):   # and in predict
+        clf.predict_proba(equal, mask=mask)

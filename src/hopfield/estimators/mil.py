@@ -91,7 +91,10 @@ def check_bags(X, mask=None, *, n_features=None, name="X") -> list[np.ndarray]:
         if b.ndim != 2:
             raise ValueError(f"{name}[{i}] must be a 2-D (n_i, D) array of instances, got shape {b.shape}")
         if b.shape[0] == 0:
-            raise ValueError(f"{name}[{i}] is an empty bag (0 instances); every bag needs >= 1 instance")
+            why = (f": mask[{i}] marks all {mask.shape[1]} positions as padding (True = padding)"
+                   if mask is not None else "")
+            raise ValueError(f"{name}[{i}] is an empty bag (0 instances){why}; every bag needs "
+                             f">= 1 instance")
         if n_features is None:
             n_features = b.shape[1]
         if b.shape[1] != n_features:
