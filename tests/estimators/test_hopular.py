@@ -313,6 +313,44 @@ def test_epoch_size_slices_a_running_permutation(clf_data, monkeypatch):
         HopularClassifier(epoch_size=0).fit(Xtr, ytr)
 
 
+def test_auto_epoch_slices_and_validation_rows(clf_data, monkeypatch):
+    """epoch_size="auto": every training row per epoch up to _AUTO_EPOCH_SIZE rows, above it
+    _AUTO_SLICE rows per epoch; the per-epoch validation scores at most _VAL_ROWS rows (a fixed
+    subset: the same rows every epoch)."""
+    import hopfield.estimators.hopular as hop
+
+    Xtr, ytr, _, _ = clf_data
+    seen, val_rows = [], []
+    forward, val_loss = hop.HopularNet.forward, hop._HopularBase._val_loss
+
+    def count_forward(net, num, *a, **k):
+        seen.append(len(num))
+        return forward(net, num, *a, **k)
+
+    def count_val(self, net, num, *a):
+        val_rows.append(num.clone())
+        return val_loss(self, net, num, *a)
+
+    monkeypatch.setattr(hop.HopularNet, "forward", count_forward)
+    monkeypatch.setattr(hop._HopularBase, "_val_loss", count_val)
+    kw = {**TINY, "max_iter": 2, "n_iter_no_change": 5, "batch_size": 16}
+    n_tr = len(Xtr) - 22  # validation_fraction 0.1 of 220 rows (stratified: 22)
+    HopularClassifier(**kw).fit(Xtr, ytr)  # 198 training rows <= _AUTO_EPOCH_SIZE: all rows
+    assert sum(seen) == 2 * n_tr and len(val_rows[0]) == 22
+    seen.clear(), val_rows.clear()
+    monkeypatch.setattr(hop, "_AUTO_EPOCH_SIZE", 100)
+    monkeypatch.setattr(hop, "_AUTO_SLICE", 40)
+    monkeypatch.setattr(hop, "_VAL_ROWS", 10)
+    HopularClassifier(**kw).fit(Xtr, ytr)  # 198 > 100: epochs of 40 rows
+    assert sum(seen) == 2 * 40 and max(seen) == 16
+    assert len(val_rows) == 2 and len(val_rows[0]) == 10
+    assert torch.equal(val_rows[0], val_rows[1])
+    seen.clear()
+    monkeypatch.setattr(hop, "_AUTO_BATCH_LARGE", 8)
+    HopularClassifier(**{**kw, "batch_size": "auto"}).fit(Xtr, ytr)  # large: 8-row steps
+    assert sum(seen) == 2 * 40 and max(seen) == 8
+
+
 def test_members_are_averaged_and_saved(tmp_path, clf_data):
     Xtr, ytr, Xte, _ = clf_data
     kw = {**TINY, "max_iter": 2, "n_members": "auto"}  # auto: 2 members at 220 rows

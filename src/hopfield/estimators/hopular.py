@@ -73,9 +73,20 @@ __all__ = ["HopularClassifier", "HopularEnsemble", "HopularNet", "HopularRegress
 #: ``epoch_size="auto"``: training rows per epoch beyond which an epoch is a slice of a running
 #: permutation (the cost of an epoch stops growing with N)
 _AUTO_EPOCH_SIZE = 4096
+#: above ``_AUTO_EPOCH_SIZE`` training rows, ``epoch_size="auto"`` = ``_AUTO_SLICE`` rows per
+#: epoch (a slice) and ``batch_size="auto"`` = ``_AUTO_BATCH_LARGE`` rows per step. Chosen on the
+#: validation loss of the 50,000 x 50 benchmark (benchmarks/hopular_50k.py; docs/hopular.md,
+#: "Cost at scale"): with 4,096-row slices and 512-row steps the default schedule took 74 epochs
+#: (≈ 900 CPU-s); 2,048-row slices of 256-row steps reach a lower validation loss than 2,048-row
+#: slices of 512-row steps in the same ≈ 400 CPU-s (more updates per row seen)
+_AUTO_SLICE = 2048
+_AUTO_BATCH_LARGE = 256
 #: stored rows that per-epoch validation retrieves from (a fixed seeded subset of the training
 #: rows when there are more); prediction always retrieves from all stored rows
-_VAL_MEMORY = 8192
+_VAL_MEMORY = 4096
+#: validation rows scored per epoch (a fixed seeded subset of the validation split when it is
+#: larger; only large training sets have more than this many validation rows)
+_VAL_ROWS = 2048
 #: ``num_threads=None``: fit with one torch thread up to this many rows; ``n_members="auto"``:
 #: ``_AUTO_MEMBERS`` networks up to this many rows, one above
 _ONE_THREAD_ROWS = 4096
@@ -519,8 +530,12 @@ class _HopularBase(HopfieldEstimator):
         net = self._new_net().to(dev)
         net.set_memory(num_t[train], miss_t[train], cat_t[train])
         n_tr = len(train)
-        bs = (int(np.clip(n_tr // 8, 32, 512)) if hp.batch_size == "auto"
-              else int(hp.batch_size))
+        if hp.batch_size != "auto":
+            bs = int(hp.batch_size)
+        elif n_tr <= _AUTO_EPOCH_SIZE:
+            bs = int(np.clip(n_tr // 8, 32, 512))
+        else:  # large sets: more, smaller steps per row seen (see _AUTO_SLICE)
+            bs = _AUTO_BATCH_LARGE
         bs = min(bs, n_tr)
         opt = lamb_lookahead(net.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
         F_ = net.n_num + len(net.cards)
@@ -533,13 +548,19 @@ class _HopularBase(HopfieldEstimator):
         # rows per epoch: all training rows up to `epoch_size`, else the next `epoch_size` rows of
         # a running seeded permutation (every row is visited once per ceil(n_tr / epoch_size)
         # epochs), so an epoch's cost does not grow with N
-        n_ep = min(n_tr, _AUTO_EPOCH_SIZE if hp.epoch_size == "auto" else int(hp.epoch_size))
+        if hp.epoch_size == "auto":
+            n_ep = n_tr if n_tr <= _AUTO_EPOCH_SIZE else _AUTO_SLICE
+        else:
+            n_ep = min(n_tr, int(hp.epoch_size))
         step, steps_per_epoch = 0, math.ceil(n_ep / bs)
         train_mem = (net.mem_num, net.mem_absent, net.mem_cat)
         val_mem = None
         if len(val) and n_tr > _VAL_MEMORY:
             sub = torch.as_tensor(np.sort(rng.permutation(n_tr)[:_VAL_MEMORY]), device=dev)
             val_mem = tuple(t[sub] for t in train_mem)
+        # rows scored by the per-epoch validation (all of them up to _VAL_ROWS); drawn after every
+        # other use of rng, so smaller sets train exactly as before
+        val_rows = val if len(val) <= _VAL_ROWS else np.sort(rng.permutation(val)[:_VAL_ROWS])
         order, pos = torch.randperm(n_tr, generator=gen).to(dev), 0
         epoch = 0
         for epoch in range(1, hp.max_iter + 1):
@@ -581,7 +602,8 @@ class _HopularBase(HopfieldEstimator):
             net.eval()
             if val_mem is not None:  # validation retrieves from a fixed subset of stored rows
                 net.set_memory(*val_mem)
-            vloss = self._val_loss(net, num_t[val], miss_t[val], cat_t[val], target_tok)
+            vloss = self._val_loss(net, num_t[val_rows], miss_t[val_rows], cat_t[val_rows],
+                                   target_tok)
             if val_mem is not None:
                 net.set_memory(*train_mem)
             log["val"].append(-vloss)
@@ -673,7 +695,8 @@ _PARAMS_DOC = """
         dropout: dropout on embeddings, association weights and the head.
         mask_probability: BERT-style masking probability of each feature during training.
         learning_rate, weight_decay: LAMB settings (wrapped in Lookahead, k=5, α=0.8).
-        batch_size: rows per step; ``"auto"`` = clip(n_train // 8, 32, 1024).
+        batch_size: rows per step; ``"auto"`` = clip(n_train // 8, 32, 512) up to 4,096 training
+            rows, 256 above.
         max_iter: maximum epochs; anneal_iter: epochs over which γ falls from 1 to 0.
         n_iter_no_change, tol, early_stopping, validation_fraction: early stopping on the target
             loss of a held-out split (stratified for classification); patience counts only
@@ -685,11 +708,13 @@ _PARAMS_DOC = """
             pandas category/object/string/bool columns).
         random_state: seed; ``None`` = not reproducible. device: ``"cpu"``, ``"cuda"``,
             ``"auto"``. verbose: print the validation loss per epoch.
-        epoch_size: training rows per epoch; ``"auto"`` = all rows up to 4,096, else 4,096 rows
-            of a running seeded permutation (every row once per ceil(n_train / 4,096) epochs), so
-            an epoch's cost — and the annealing/early-stopping schedule counted in epochs — does
-            not grow with N. Per-epoch validation then retrieves from a fixed seeded subset of
-            8,192 stored rows; prediction always retrieves from all rows.
+        epoch_size: training rows per epoch; ``"auto"`` = all rows up to 4,096, else 2,048 rows
+            of a running seeded permutation (every row once per ceil(n_train / 2,048) epochs), so
+            an epoch's cost — and the annealing/early-stopping schedule counted in epochs (γ over
+            20 × 2,048 rows, patience 10 × 2,048 rows with the defaults) — does not grow with N.
+            Per-epoch validation then retrieves from a fixed seeded subset of 4,096 stored rows
+            and scores at most 2,048 validation rows (a fixed seeded subset); prediction always
+            retrieves from all rows.
         n_members: networks trained independently (seed + m: own initialisation, validation
             split, masks and memory subsets; each keeps its own copy of the stored rows) whose
             predicted probabilities / values are averaged; ``"auto"`` = 2 up to 4,096 rows (on
