@@ -63,7 +63,8 @@ SETTINGS: dict[str, tuple] = {
     "smoke": (("statlog_heart", "vertebral_column3"), (0,), ("satellite",), 300, 1),
     # quick: sized for ~10 min on 2 idle cores (Hopular's fits dominate); churn and 2,000 rows
     # made it 73 min under load in the previous version; the regression set is diamonds (9
-    # columns), not ames (73 columns): Hopular's one ames cell alone took > 16 CPU-min
+    # columns), not ames (73 columns): Hopular's one ames cell had used ~8 CPU-min unfinished
+    # (diamonds: 123 CPU-s)
     "quick": (SMALL_QUICK, (0,), ("satellite", "diamonds"), 1000, 2),
     "full": (None, (0, 1, 2, 3), None, None, 10),
 }
