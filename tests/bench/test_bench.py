@@ -437,3 +437,24 @@ def test_spawn_timeout_is_reported():
     res = _runner.spawn({"suite": "tabular", "config": {}, "threads": 1, "mode": "time",
                          "peers": ["histgb"], "repeats": 1}, timeout=0.01)
     assert res == {"status": "error: timed out after 0 s"}
+
+
+@pytest.mark.parametrize("mode, malloc", [("time", False), ("memory", True)])
+def test_malloc_setting_only_in_memory_workers(monkeypatch, mode, malloc):
+    """The mmap-per-allocation glibc setting keeps RSS honest for memory workers but costs time
+    workers kernel CPU, so only memory workers get it."""
+    import subprocess
+
+    from hopfield.bench import _runner
+
+    seen = {}
+
+    def fake_run(cmd, **kw):
+        seen.update(kw["env"])
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    monkeypatch.setattr(_runner.subprocess, "run", fake_run)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    _runner.spawn({"mode": mode, "threads": 2})
+    assert ("MALLOC_MMAP_THRESHOLD_" in seen) is malloc
+    assert seen["OMP_NUM_THREADS"] == "2"

@@ -19,8 +19,10 @@ from ._worker import MARKER, run_spec
 
 __all__ = ["collect_cases", "run", "spawn"]
 
-#: glibc: every allocation ≥ 64 KiB is its own mmap, returned to the OS when freed, so the
-#: resident set tracks live tensors (see hopfield.bench._measure).
+#: Memory workers only — glibc: every allocation ≥ 64 KiB is its own mmap, returned to the OS
+#: when freed, so the resident set tracks live tensors (see hopfield.bench._measure). Time
+#: workers keep the default allocator, as users run: with this setting an allocation-heavy fit
+#: (Hopular, 50,000 × 50) spent as much CPU time in the kernel as in user code.
 _WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
 
@@ -29,7 +31,8 @@ def spawn(spec: dict[str, Any], *, in_process: bool = False, timeout: float = 36
     """Run one worker spec in a fresh Python process (or in this one, for tests)."""
     if in_process:
         return run_spec(spec)
-    env = {**os.environ, **_WORKER_ENV, "OMP_NUM_THREADS": str(spec["threads"])}
+    env = {**os.environ, **(_WORKER_ENV if spec.get("mode") == "memory" else {}),
+           "OMP_NUM_THREADS": str(spec["threads"])}
     try:
         proc = subprocess.run([sys.executable, "-m", "hopfield.bench._worker", json.dumps(spec)],
                               capture_output=True, text=True, env=env, timeout=timeout)
