@@ -300,10 +300,10 @@ def test_epoch_size_slices_a_running_permutation(clf_data, monkeypatch):
     """epoch_size < n_train: an epoch visits epoch_size rows (loss_curve_ per epoch), every row is
     used once per ceil(n_train / epoch_size) epochs; validation retrieves from a fixed subset of
     the stored rows when there are more than _VAL_MEMORY; predictions still use all rows."""
-    import hopfield.estimators.hopular as hop
+    import hopfield.estimators._hopular_train as train
 
     Xtr, ytr, Xte, _ = clf_data
-    monkeypatch.setattr(hop, "_VAL_MEMORY", 50)
+    monkeypatch.setattr(train, "_VAL_MEMORY", 50)
     est = HopularClassifier(**{**TINY, "max_iter": 4, "epoch_size": 64,
                                "batch_size": 32}).fit(Xtr, ytr)
     assert len(est.loss_curve_) == est.n_iter_ == 4
@@ -317,6 +317,7 @@ def test_auto_epoch_slices_and_validation_rows(clf_data, monkeypatch):
     """epoch_size="auto": every training row per epoch up to _AUTO_EPOCH_SIZE rows, above it
     _AUTO_SLICE rows per epoch; the per-epoch validation scores at most _VAL_ROWS rows (a fixed
     subset: the same rows every epoch)."""
+    import hopfield.estimators._hopular_train as train
     import hopfield.estimators.hopular as hop
 
     Xtr, ytr, _, _ = clf_data
@@ -338,15 +339,15 @@ def test_auto_epoch_slices_and_validation_rows(clf_data, monkeypatch):
     HopularClassifier(**kw).fit(Xtr, ytr)  # 198 training rows <= _AUTO_EPOCH_SIZE: all rows
     assert sum(seen) == 2 * n_tr and len(val_rows[0]) == 22
     seen.clear(), val_rows.clear()
-    monkeypatch.setattr(hop, "_AUTO_EPOCH_SIZE", 100)
-    monkeypatch.setattr(hop, "_AUTO_SLICE", 40)
-    monkeypatch.setattr(hop, "_VAL_ROWS", 10)
+    monkeypatch.setattr(train, "_AUTO_EPOCH_SIZE", 100)
+    monkeypatch.setattr(train, "_AUTO_SLICE", 40)
+    monkeypatch.setattr(train, "_VAL_ROWS", 10)
     HopularClassifier(**kw).fit(Xtr, ytr)  # 198 > 100: epochs of 40 rows
     assert sum(seen) == 2 * 40 and max(seen) == 16
     assert len(val_rows) == 2 and len(val_rows[0]) == 10
     assert torch.equal(val_rows[0], val_rows[1])
     seen.clear()
-    monkeypatch.setattr(hop, "_AUTO_BATCH_LARGE", 8)
+    monkeypatch.setattr(train, "_AUTO_BATCH_LARGE", 8)
     HopularClassifier(**{**kw, "batch_size": "auto"}).fit(Xtr, ytr)  # large: 8-row steps
     assert sum(seen) == 2 * 40 and max(seen) == 8
 

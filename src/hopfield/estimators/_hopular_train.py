@@ -1,0 +1,207 @@
+"""Hopular's training loop (paper §3.2), a mixin of the Hopular estimators: BERT-style feature
+masking, the annealed loss γ·L_features + (1 − γ)·L_target, LAMB + Lookahead, memory sampling,
+early stopping on the slow weights' validation target loss, and the large-N epoch schedule.
+
+The network is :mod:`._hopular_net`; the estimators and their parameters are in
+:mod:`hopfield.estimators.hopular`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: ``epoch_size="auto"``: training rows per epoch beyond which an epoch is a slice of a running
+#: permutation (the cost of an epoch stops growing with N)
+_AUTO_EPOCH_SIZE = 4096
+#: above ``_AUTO_EPOCH_SIZE`` training rows, ``epoch_size="auto"`` = ``_AUTO_SLICE`` rows per
+#: epoch (a slice) and ``batch_size="auto"`` = ``_AUTO_BATCH_LARGE`` rows per step. Chosen on the
+#: validation loss of the 50,000 x 50 benchmark (benchmarks/hopular_50k.py; docs/hopular.md,
+#: "Cost at scale"): with 4,096-row slices and 512-row steps the default schedule took 74 epochs
+#: (≈ 900 CPU-s); 2,048-row slices of 256-row steps reach a lower validation loss than 2,048-row
+#: slices of 512-row steps in the same ≈ 400 CPU-s (more updates per row seen)
+_AUTO_SLICE = 2048
+_AUTO_BATCH_LARGE = 256
+#: stored rows that per-epoch validation retrieves from (a fixed seeded subset of the training
+#: rows when there are more); prediction always retrieves from all stored rows
+_VAL_MEMORY = 4096
+#: validation rows scored per epoch (a fixed seeded subset of the validation split when it is
+#: larger; only large training sets have more than this many validation rows)
+_VAL_ROWS = 2048
+
+
+class HopularTraining:
+    """Training methods of ``_HopularBase`` (uses its ``_hp``, ``_is_classifier``, ``_new_net``)."""
+    def _losses(self, net, out, num, absent, cat, masked):
+        """(feature loss, target loss) on the masked entries of one batch."""
+        pred_num, logits = out  # (B, Fn), (B, Fc, Kmax)
+        t, n_num = net.target, net.n_num
+        m_num = masked[:, :n_num] & ~absent  # (B, Fn) masked and present
+        cards = torch.as_tensor(net.cards, dtype=torch.long, device=cat.device)
+        m_cat = masked[:, n_num:] & (cat < cards)  # missing codes carry no label
+        se = (pred_num - num) ** 2  # (B, Fn)
+        kmax = logits.shape[-1]
+        ce = F.cross_entropy(logits.reshape(-1, kmax), cat.clamp(max=kmax - 1).reshape(-1),
+                             reduction="none").view(cat.shape)  # (B, Fc)
+        ce = torch.where(m_cat, ce, torch.zeros_like(ce))
+        feat_num, feat_cat = m_num.clone(), m_cat.clone()
+        if self._is_classifier:
+            tgt = ce[:, t].mean()
+            feat_cat[:, t] = False
+        else:
+            tgt = se[:, t].mean()
+            feat_num[:, t] = False
+        n_feat = feat_num.sum() + feat_cat.sum()
+        feat = ((se * feat_num).sum() + (ce * feat_cat).sum()) / n_feat.clamp_min(1)
+        return feat, tgt
+
+
+    def _train_member(self, full, y_enc: np.ndarray, seed: int, dev: torch.device):
+        """Train one network on all rows ``full`` = (num, missing, cat) tensors (target
+        included) minus its own validation split; returns (net with every row as memory, log)."""
+        from ._hopular_optim import lamb_lookahead
+
+        hp = self._hp
+        num_t, miss_t, cat_t = full
+        rng = np.random.RandomState(seed)
+        torch.manual_seed(seed)  # initialisation of this member
+        n = len(num_t)
+        val = self._split(n, y_enc if self._is_classifier else None, rng)
+        train = np.setdiff1d(np.arange(n), val)
+        net = self._new_net().to(dev)
+        net.set_memory(num_t[train], miss_t[train], cat_t[train])
+        n_tr = len(train)
+        if hp.batch_size != "auto":
+            bs = int(hp.batch_size)
+        elif n_tr <= _AUTO_EPOCH_SIZE:
+            bs = int(np.clip(n_tr // 8, 32, 512))
+        else:  # large sets: more, smaller steps per row seen (see _AUTO_SLICE)
+            bs = _AUTO_BATCH_LARGE
+        bs = min(bs, n_tr)
+        opt = lamb_lookahead(net.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+        F_ = net.n_num + len(net.cards)
+        target_tok = net.target % F_
+        cards = torch.as_tensor(net.cards, dtype=torch.long, device=dev)
+        gen = torch.Generator().manual_seed(seed)
+        anneal = max(1, min(hp.anneal_iter, hp.max_iter))
+        best, best_state, bad = math.inf, None, 0
+        log = {"loss": [], "val": [], "seconds": [], "best_iter": 0}
+        # rows per epoch: all training rows up to `epoch_size`, else the next `epoch_size` rows of
+        # a running seeded permutation (every row is visited once per ceil(n_tr / epoch_size)
+        # epochs), so an epoch's cost does not grow with N
+        if hp.epoch_size == "auto":
+            n_ep = n_tr if n_tr <= _AUTO_EPOCH_SIZE else _AUTO_SLICE
+        else:
+            n_ep = min(n_tr, int(hp.epoch_size))
+        step, steps_per_epoch = 0, math.ceil(n_ep / bs)
+        train_mem = (net.mem_num, net.mem_absent, net.mem_cat)
+        val_mem = None
+        if len(val) and n_tr > _VAL_MEMORY:
+            sub = torch.as_tensor(np.sort(rng.permutation(n_tr)[:_VAL_MEMORY]), device=dev)
+            val_mem = tuple(t[sub] for t in train_mem)
+        # rows scored by the per-epoch validation (all of them up to _VAL_ROWS); drawn after every
+        # other use of rng, so smaller sets train exactly as before
+        val_rows = val if len(val) <= _VAL_ROWS else np.sort(rng.permutation(val)[:_VAL_ROWS])
+        order, pos = torch.randperm(n_tr, generator=gen).to(dev), 0
+        epoch = 0
+        for epoch in range(1, hp.max_iter + 1):
+            t0 = time.perf_counter()
+            net.train()
+            if pos + n_ep > n_tr:  # reshuffle when the running permutation is used up
+                order, pos = torch.randperm(n_tr, generator=gen).to(dev), 0
+            perm, pos = order[pos:pos + n_ep], pos + n_ep
+            total = 0.0
+            for i in range(0, n_ep, bs):
+                b = perm[i:i + bs]  # rows of the memory (= training rows)
+                gamma = 0.5 * (1 + math.cos(math.pi * min(1.0, step / (anneal * steps_per_epoch))))
+                step += 1
+                mem_idx = (torch.randperm(n_tr, generator=gen)[:hp.memory_size].to(dev)
+                           if n_tr > hp.memory_size else None)
+                bn, ba, bc = net.mem_num[b], net.mem_absent[b], net.mem_cat[b]
+                masked = torch.rand(len(b), F_, generator=gen).to(dev) < hp.mask_probability
+                masked[:, target_tok] = True
+                q_absent = ba | masked[:, :net.n_num]
+                m_cat = masked[:, net.n_num:]
+                unknown = torch.rand(m_cat.shape, generator=gen).to(dev) < 0.1
+                q_cat = torch.where(m_cat, torch.where(unknown, cards + 1, cards), bc)
+                # the query never retrieves its own stored row (needs >= 2 stored rows)
+                out = net(bn, q_absent, q_cat, mem_idx, self_idx=b if n_tr > 1 else None)
+                lf, lt = self._losses(net, out, bn, ba, bc, masked)
+                loss = gamma * lf + (1 - gamma) * lt
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"the training loss became non-finite at epoch "
+                                             f"{epoch}; lower learning_rate")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(lt.detach()) * len(b)
+            log["loss"].append(total / n_ep)
+            log["seconds"].append(time.perf_counter() - t0)
+            if not len(val):
+                continue
+            opt.backup_and_load_cache()  # evaluate the slow (Lookahead) weights
+            net.eval()
+            if val_mem is not None:  # validation retrieves from a fixed subset of stored rows
+                net.set_memory(*val_mem)
+            vloss = self._val_loss(net, num_t[val_rows], miss_t[val_rows], cat_t[val_rows],
+                                   target_tok)
+            if val_mem is not None:
+                net.set_memory(*train_mem)
+            log["val"].append(-vloss)
+            if hp.verbose:
+                print(f"epoch {epoch}: validation target loss {vloss:.4f} "
+                      f"({log['seconds'][-1]:.1f} s)")
+            if vloss < best - hp.tol:
+                best, bad = vloss, 0
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()
+                              if not k.startswith("mem_")}
+                log["best_iter"] = epoch
+            elif epoch > anneal:
+                bad += 1
+            opt.clear_and_load_backup()
+            if bad >= hp.n_iter_no_change:
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state, strict=False)
+        else:
+            opt.backup_and_load_cache()
+            log["best_iter"] = epoch
+        net.set_memory(num_t, miss_t, cat_t)  # predictions retrieve from every fitted row
+        log["n_iter"] = epoch
+        log["best_score"] = -best if log["val"] else None
+        return net.eval(), log
+
+    def _split(self, n: int, y_codes: np.ndarray | None, rng) -> np.ndarray:
+        hp = self._hp
+        if not hp.early_stopping or hp.validation_fraction == 0 or n < 4:
+            return np.empty(0, np.int64)
+        if y_codes is None:
+            return np.sort(rng.permutation(n)[:max(1, round(hp.validation_fraction * n))])
+        val = []
+        for c in np.unique(y_codes):
+            idx = rng.permutation(np.flatnonzero(y_codes == c))
+            if len(idx) >= 2:
+                k = round(hp.validation_fraction * len(idx))
+                val.append(idx[:max(1, min(len(idx) - 1, k))])
+        return np.sort(np.concatenate(val)) if val else np.empty(0, np.int64)
+
+    @torch.no_grad()
+    def _val_loss(self, net, num, miss, cat, target_tok) -> float:
+        tot = 0.0
+        for s in range(0, len(num), 1024):
+            n_, m_, c_ = num[s:s + 1024], miss[s:s + 1024].clone(), cat[s:s + 1024].clone()
+            if self._is_classifier:
+                y = c_[:, -1].clone()
+                c_[:, -1] = net.cards[-1]  # the target is masked
+                _, logits = net.predict_stream(n_, m_, c_, self._hp.chunk_size)
+                tot += float(F.cross_entropy(logits[:, -1, :net.cards[-1]], y, reduction="sum"))
+            else:
+                y = n_[:, target_tok].clone()
+                m_[:, target_tok] = True
+                pred, _ = net.predict_stream(n_, m_, c_, self._hp.chunk_size)
+                tot += float(((pred[:, target_tok] - y) ** 2).sum())
+        return tot / len(num)
