@@ -39,6 +39,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ..estimators._base import _threads
 from ..estimators._io import load_state, save_state
 from ..streaming import SoftmaxPartial
 from .data import Repertoire, as_repertoires
@@ -65,21 +66,6 @@ def _restore_kernels(net, j, W, pw, pb, uw) -> None:
     emb.position.weight[j] = pw
     emb.position.bias[j] = pb
     net.project.weight[:, j] = uw
-
-
-class _threads:
-    """Temporarily set torch's intra-op CPU threads (None = leave unchanged)."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        if self.n is not None:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
 
 
 _INT_PARAMS = {"n_kernels": 1, "kernel_size": 1, "embedding_size": 1, "num_heads": 1,
