@@ -23,6 +23,15 @@ def test_summary_statistics_match_hand_computation():
     assert (round(one[0], 9), round(one[1], 9)) == (80.0, 10.0)
 
 
+def test_fit_times_sum_the_fold_records_per_set():
+    rows = [{"dataset": "a", "seconds": 60.0, "cpu_seconds": 30.0}, {"dataset": "a", "seconds": 120.0, "cpu_seconds": 90.0},
+            {"dataset": "b", "seconds": 6.0, "cpu_seconds": None}]
+    ft = R.fit_times(rows, ["a", "b"])
+    assert ft == {"a": (2, 180.0, 120.0), "b": (1, 6.0, None), "total": (3, 186.0, None)}
+    lines = "\n".join(R._fit_time_lines(rows, ["a", "b"]))
+    assert "| a | 2 | 3.0 | 2.0 |" in lines and "| b | 1 | 0.1 | n/a |" in lines and "| **all** | 3 | 3.1 | n/a |" in lines
+
+
 def test_candidates_seeded_defaults_first():
     assert R.candidates("hopfield", 0, 0) == [{}]
     a, b = R.candidates("hopfield", 8, 1), R.candidates("hopfield", 8, 1)
@@ -106,6 +115,7 @@ def test_smoke_run_writes_outputs_and_resumes(tmp_path, monkeypatch):
     for f in ("results.csv", "summary.csv", "mil.json", "auc.png"):
         assert (out / f).is_file(), f
     assert "### Paired comparison with Hopfield pooling" in section and "Win/tie/loss" in section
+    assert "Fit time behind this table" in section and "| **all** | 4 |" in section
     folds = sorted((out / "folds" / "smoke-seed0").glob("*.json"))
     assert len(folds) == 2 * 2 + 1                  # 2 folds x 2 methods on musk1 + the weights figure
     assert (out / "instance_weights.png").is_file() and "mil/instance_weights.png" in section
@@ -194,3 +204,20 @@ def test_compare_pairs_folds_and_counts_outcomes():
     assert "Hopfield pooling is **not the best** — Bag stats + RF is 12.0 points higher" in text
     assert "Bag stats + RF 0/0/1" in text and "Mean-pooling net 1/0/0" in text
     assert "cannot go below p = 2/2^5 = 0.0625" in text
+
+
+def test_full_protocol_wording_names_the_effective_fold_count():
+    """Under --full (50 overlapping folds) a tie says the corrected test has ~8 folds' power, and
+    the Wilcoxon p is flagged as treating the folds as independent."""
+    rng = np.random.RandomState(0)
+    hop = 0.8 + 0.05 * rng.rand(50)
+    d = 0.1 * rng.randn(50)
+    d += 0.02 - d.mean()                    # rf_stats 2 points better on average, fold spread 10 points
+    rows = [{"dataset": "d", "method": m, "repeat": i // 10, "fold": i % 10, "auc": a}
+            for m, aucs in (("hopfield", hop), ("rf_stats", hop + d)) for i, a in enumerate(aucs)]
+    methods = ["hopfield", "rf_stats"]
+    cmp = R.compare(rows, ["d"], methods, folds=10)
+    assert cmp["d"]["rf_stats"]["n"] == 50 and cmp["d"]["rf_stats"]["outcome"] == "tie"
+    text = "\n".join(R._stats_section(R.summarize(rows, ["d"], methods), cmp, ["d"], methods, R.PROTOCOLS["full"]))
+    assert "counts the 50 overlapping folds as about 8 independent ones" in text
+    assert "the Wilcoxon p treats the 50 folds as independent" in text and "cannot go below" not in text

@@ -31,7 +31,8 @@ The ± is the standard deviation over repeats of the per-repeat mean AUC (paper)
 there is a single repeat. Every method is compared with Hopfield pooling on the same outer folds
 (:func:`compare`: Nadeau–Bengio corrected resampled t-test, primary, and Wilcoxon signed-rank), with
 a win/tie/loss line; the report also draws the per-instance association weights of correctly and
-wrongly classified test bags of one set (:data:`FIGURE_SET`). Every finished fold is cached as JSON under
+wrongly classified test bags of one set (:data:`FIGURE_SET`), and sums the per-fold fit times per set
+(:func:`fit_times`; for a report read from the cache, the time the folds took when they were computed). Every finished fold is cached as JSON under
 ``out_dir/mil/folds/<mode>-seed<seed>/`` (``full-untuned-k1-seed<seed>`` for ``full``, so folds
 of the earlier tuned ``full`` are never mixed in; atomic writes) and a rerun skips it.
 Files: ``results.csv`` (one row per fold), ``summary.csv``, ``mil.json``, ``auc.png``.
@@ -55,8 +56,8 @@ from ..datasets.mil import MIL_DATASETS, load_mil
 from . import check_run_args
 from .report import markdown_table
 
-__all__ = ["FIGURE_SET", "FULL_MEMBERS", "METHODS", "PAPER", "PROTOCOLS", "QUICK_SETS", "compare", "corrected_ttest", "make",
-           "run", "wilcoxon_p"]
+__all__ = ["FIGURE_SET", "FULL_MEMBERS", "METHODS", "PAPER", "PROTOCOLS", "QUICK_SETS", "compare", "corrected_ttest",
+           "fit_times", "make", "run", "wilcoxon_p"]
 
 #: name -> (label, kind, fixed params)
 METHODS: dict[str, tuple[str, str, dict]] = {
@@ -342,6 +343,8 @@ def _stats_section(table, cmp, names, methods, proto, reference="hopfield") -> l
     for m in others:
         oc = [cmp[n][m]["outcome"] for n in names]
         wtl.append(f"{METHODS[m][0]} {oc.count('win')}/{oc.count('tie')}/{oc.count('loss')}")
+    j = proto["folds"] * proto["repeats"]
+    j_eff = 1.0 / (1.0 / j + 1.0 / (proto["folds"] - 1))    # the corrected variance factor as a fold count
     plain = []
     for n in names:
         best = max(methods, key=lambda m: table[n][m][0])
@@ -354,7 +357,8 @@ def _stats_section(table, cmp, names, methods, proto, reference="hopfield") -> l
         s += (("significantly worse (corrected t-test, α = 0.05) than " +
                ", ".join(METHODS[m][0] for m in lost) + ".") if lost else
               "the difference to every method is not significant at α = 0.05 "
-              f"(with {proto['folds'] * proto['repeats']} folds the test has little power).")
+              f"(the corrected test counts the {j} overlapping folds as about {j_eff:.0f} independent "
+              "ones, so it has little power).")
         plain.append(s)
     k = proto["folds"]
     return [
@@ -364,10 +368,11 @@ def _stats_section(table, cmp, names, methods, proto, reference="hopfield") -> l
         f"(variance × (1/J + n_test/n_train), n_test/n_train = 1/{k - 1}, J − 1 df; J = "
         f"{k * proto['repeats']} paired folds) — the primary test — and in brackets the Wilcoxon "
         f"signed-rank p (W). The corrected t-test is primary because the folds share training bags "
-        f"(the plain tests are anti-conservative) and because with {k * proto['repeats']} folds the exact "
-        f"Wilcoxon test " + (f"cannot go below p = 2/2^{k * proto['repeats']} = {2 / 2 ** (k * proto['repeats']):.4g}, "
-                             f"so it can never reject at α = 0.05. "
-                             if 2 / 2 ** (k * proto["repeats"]) >= 0.05 else "has little power. ") +
+        f"(the plain tests are anti-conservative)" + (
+            f"; besides, with {j} folds the exact Wilcoxon test cannot go below p = 2/2^{j} = {2 / 2 ** j:.4g}, "
+            f"so it can never reject at α = 0.05. " if 2 / 2 ** j >= 0.05 else
+            f"; the Wilcoxon p treats the {j} folds as independent and so overstates the evidence "
+            f"(shown for reference). ") +
         "The outcome is for Hopfield pooling at α = 0.05 (no multiple-comparison correction).", "",
         markdown_table(header, body), "",
         "Win/tie/loss of Hopfield pooling over the datasets: " + "; ".join(wtl) + ".", "",
@@ -463,6 +468,31 @@ def _plot(out: Path, table, names, methods):
     plt.close(fig)
 
 
+def fit_times(rows: list[dict], names) -> dict[str, tuple[int, float, float | None]]:
+    """dataset -> (n folds, summed wall seconds, summed CPU seconds or None if a record lacks it).
+
+    The sums are over the per-fold records (``seconds``, ``cpu_seconds``), i.e. the time each fold
+    took when it was computed, possibly by an earlier run; a ``"total"`` entry sums all datasets."""
+    out: dict[str, tuple[int, float, float | None]] = {}
+    for n in [*names, "total"]:
+        rs = [r for r in rows if n == "total" or r["dataset"] == n]
+        cpus = [r.get("cpu_seconds") for r in rs]
+        out[n] = (len(rs), float(sum(r["seconds"] for r in rs)),
+                  None if any(c is None for c in cpus) else float(sum(cpus)))
+    return out
+
+
+def _fit_time_lines(rows, names) -> list[str]:
+    ft = fit_times(rows, names)
+    fmt = lambda v: "n/a" if v is None else f"{v / 60:.1f}"
+    body = [[n if n != "total" else "**all**", str(k), fmt(w), fmt(c)] for n, (k, w, c) in ft.items()]
+    return [
+        ("Fit time behind this table: the sums of the per-fold records (each fold as timed when it was "
+         "computed, possibly by an earlier run; one process, single-threaded torch; on a loaded machine "
+         "wall exceeds CPU, and sets run in parallel processes overlap in wall time)."), "",
+        markdown_table(["dataset", "fits", "wall (min, summed)", "CPU (min, summed)"], body), ""]
+
+
 def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -> str:
     proto = PROTOCOLS[mode]
     table = summarize(rows, names, methods)
@@ -535,6 +565,7 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
         f"This invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU (single-threaded torch; "
         f"folds cached by an earlier run are not refitted); {len(rows)} folds in total."), "",
         markdown_table(header, body), "",
+        *_fit_time_lines(rows, names),
         *_stats_section(table, cmp, names, methods, proto),
         "![MIL ROC AUC](mil/auc.png)", "",
         *fig_lines,
