@@ -364,7 +364,7 @@ def test_layer_on_meta_when_validation_is_off():
 
 def test_cpu_streaming_never_builds_the_cuda_pipeline(monkeypatch, tmp_path):
     """The pinned/side-stream path is for CUDA states only."""
-    monkeypatch.setattr(HS, "_PinnedRing", None)  # any use would raise TypeError
+    monkeypatch.setattr(hopfield._chunk_sources, "_PinnedRing", None)  # any use: TypeError
     x = torch.randn(300, 8)
     store = PatternStore.create(tmp_path / "s", dim=8).append(x)
     q = torch.randn(2, 8)

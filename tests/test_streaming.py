@@ -140,10 +140,10 @@ def test_topk_matches_full_weights(k):
 
 @pytest.mark.parametrize("k", [1, 3, 40])
 def test_topk_tiles_merge_exactly_with_batches_and_gradients(monkeypatch, k):
-    """The top-k pass splits each chunk into score tiles (streaming._TOPK_TILE_SCORES); small tiles
+    """The top-k pass splits each chunk into score tiles (_online_softmax._TOPK_TILE_SCORES); small tiles
     force many per chunk (and tiles smaller than k): weights, indices and gradients still equal the
     float64 reference, with leading batch dims and a per-batch β."""
-    import hopfield.streaming as HS
+    import hopfield._online_softmax as HS
 
     monkeypatch.setattr(HS, "_TOPK_TILE_SCORES", 1)
     monkeypatch.setattr(HS, "_TOPK_MIN_TILE", 256)  # tile = 256 rows whatever L
@@ -331,7 +331,7 @@ def _ring_rows(ring):
 
 @pytest.mark.parametrize("kind", ["tensor", "store16", "store32"])
 def test_pinned_ring_reads_every_chunk_in_order(tmp_path, kind):
-    from hopfield.streaming import _PinnedRing
+    from hopfield._chunk_sources import _PinnedRing
 
     x = torch.randn(1003, 8)
     if kind == "tensor":
@@ -348,7 +348,7 @@ def test_pinned_ring_reads_every_chunk_in_order(tmp_path, kind):
 
 
 def test_pinned_ring_reuses_depth_buffers_and_raises_store_errors(tmp_path):
-    from hopfield.streaming import _PinnedRing
+    from hopfield._chunk_sources import _PinnedRing
 
     s = PatternStore.create(tmp_path / "s", dim=8).append(torch.randn(1000, 8))
     ring = _PinnedRing(s, 100, depth=2, pin=False)
@@ -367,7 +367,7 @@ def _released(ring):
 
 
 def test_pinned_ring_stops_its_reader_when_the_consumer_stops():
-    from hopfield.streaming import _PinnedRing
+    from hopfield._chunk_sources import _PinnedRing
 
     ring = _PinnedRing(torch.randn(10_000, 4), 10, depth=2, pin=False)
     it = iter(ring)
@@ -378,7 +378,7 @@ def test_pinned_ring_stops_its_reader_when_the_consumer_stops():
 
 
 def test_cpu_states_never_take_the_cuda_path(tmp_path, monkeypatch):
-    import hopfield.streaming as HS
+    import hopfield._chunk_sources as HS
 
     def boom(*a, **k):
         raise AssertionError("CUDA pipeline used for CPU states")
@@ -413,7 +413,7 @@ class _FakeCuda:
 def test_cuda_chunk_pipeline_logic_with_fake_streams(tmp_path, monkeypatch, kind):
     import contextlib
 
-    import hopfield.streaming as HS
+    import hopfield._chunk_sources as HS
 
     monkeypatch.setattr(torch.cuda, "Stream", _FakeCuda.Stream)
     monkeypatch.setattr(torch.cuda, "Event", _FakeCuda.Event)

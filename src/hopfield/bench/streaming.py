@@ -66,7 +66,7 @@ def _stage(cfg: dict[str, Any], peer: str, store: Any, q: torch.Tensor, beta: fl
     starts = range(0, n, chunk)
     if peer == "stage_read":
         if device == "cuda":
-            from hopfield.streaming import _PinnedRing
+            from hopfield._chunk_sources import _PinnedRing
 
             def read_pinned() -> None:
                 ring = _PinnedRing(store, chunk)
