@@ -28,6 +28,7 @@ import torch.distributed as dist
 
 from . import functional as HF
 from . import streaming as HS
+from ._chunk_sources import _check_finite_fast
 from ._validation import (
     check_positive_float,
     check_positive_int,
@@ -51,7 +52,7 @@ def _local_info(local: Any, d: int) -> int:
     """Validate this rank's shard once (at entry) and return N_r."""
     if isinstance(local, torch.Tensor):
         check_tensor(local, "local_patterns", ndim=2, layout="(N_r, D)", finite=False)
-        HS._check_finite_fast(local, "local_patterns")
+        _check_finite_fast(local, "local_patterns")
         n, dd = local.shape
     elif isinstance(local, PatternStore):
         n, dd = len(local), local.dim
