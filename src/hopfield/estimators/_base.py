@@ -39,14 +39,14 @@ The base owns everything else:
 - ``save(path, overwrite=False)`` / ``load(path)`` through :mod:`hopfield.estimators._io`
   (versioned ``config.json`` + ``weights.safetensors``, class check, no pickle).
 
-The target mixins (:class:`ClassifierTargetMixin`, :class:`RegressorTargetMixin`) supply
-``_encode_y``, ``_loss`` (the one cross-entropy / squared error of the package), ``predict*`` and
-``score``.
+The target mixins (:class:`ClassifierTargetMixin`, :class:`RegressorTargetMixin`, in
+:mod:`._targets`) supply ``_encode_y``, ``_loss`` (the one cross-entropy / squared error of the
+package), ``predict*`` and ``score``; :class:`Standardizer`, :class:`EarlyStopping` and the threads
+context live in :mod:`._utils` (all re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import warnings
@@ -56,15 +56,14 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._validation import validation
+from ._targets import ClassifierTargetMixin, RegressorTargetMixin, cross_entropy
+from ._utils import EarlyStopping, Standardizer, _random_batch_share, _threads
 
 __all__ = [
     "ClassifierTargetMixin",
@@ -78,109 +77,6 @@ __all__ = [
 #: Sentinel default of a deprecated alias parameter (kept so get_params/clone round-trip).
 DEPRECATED = "deprecated"
 
-#: Largest absolute standardised value accepted (far inside float32; larger values would only
-#: come from a feature far outside the training range and saturate every layer).
-_MAX_STANDARDISED = 1e18
-
-
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-member, per-sample cross-entropy: logits (M, B, C), y (B,) or (M, B) -> (M, B)."""
-    M = logits.shape[0]
-    return F.cross_entropy(logits.transpose(1, 2), y.expand(M, -1), reduction="none")
-
-
-class EarlyStopping:
-    """Per-member early stopping on a validation loss (lower is better).
-
-    ``update(losses (M,), iteration)`` returns a bool mask (M,) of the members that improved by
-    more than ``tol`` (their weights should be kept); :attr:`stop` is True once every member has
-    gone ``n_iter_no_change`` epochs without improving.
-    """
-
-    def __init__(self, tol: float, n_iter_no_change: int, n_members: int = 1):
-        self.tol, self.n_iter_no_change = float(tol), int(n_iter_no_change)
-        self.best = np.full(n_members, np.inf)
-        self.best_iteration = np.zeros(n_members, dtype=np.int64)
-        self.bad = np.zeros(n_members, dtype=np.int64)
-
-    def update(self, losses, iteration: int) -> np.ndarray:
-        losses = np.asarray(losses, dtype=np.float64)
-        improved = losses < self.best - self.tol
-        self.best = np.where(improved, losses, self.best)
-        self.best_iteration[improved] = iteration
-        self.bad = np.where(improved, 0, self.bad + 1)
-        return improved
-
-    @property
-    def stop(self) -> bool:
-        return bool((self.bad >= self.n_iter_no_change).all())
-
-
-class Standardizer:
-    """Column standardisation computed in float64; ``transform`` returns float32 or raises.
-
-    Statistics are taken after dividing each column by its largest absolute value, so a column
-    holding 1e200 does not overflow the variance. ``transform`` refuses values whose standardised
-    magnitude exceeds 1e18 (they would overflow float32 arithmetic downstream), naming the column.
-    """
-
-    def __init__(self, mean=None, scale=None):
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
-        self.scale = None if scale is None else np.asarray(scale, dtype=np.float64)
-
-    def fit(self, A: np.ndarray) -> Standardizer:
-        A = np.asarray(A, dtype=np.float64)
-        top = np.abs(A).max(axis=0)
-        top = np.where(top > 0, top, 1.0)
-        B = A / top
-        self.mean = B.mean(axis=0) * top
-        std = B.std(axis=0) * top
-        self.scale = np.where(std > 1e-12 * np.maximum(top, 1e-300), std, 1.0)
-        self.scale = np.where(std > 0, self.scale, 1.0)
-        return self
-
-    def transform(self, A: np.ndarray, *, names=None, what: str = "X") -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):
-            Z = (np.asarray(A, dtype=np.float64) - self.mean) / self.scale
-        bad = ~(np.abs(Z) <= _MAX_STANDARDISED)
-        if bad.any():
-            col = int(np.flatnonzero(bad.any(axis=tuple(range(Z.ndim - 1))))[0])
-            name = f"{names[col]!r}" if names is not None else f"{col}"
-            raise ValueError(
-                f"{what} column {name} holds a value "
-                f"({float(np.asarray(A, dtype=np.float64)[..., col][bad[..., col]][0])!r})"
-                f" that is {float(np.abs(Z[..., col][bad[..., col]][0])):.3g} training standard "
-                f"deviations from the training mean; values this far out overflow float32 and "
-                f"would give NaN predictions. Rescale or clip that column.")
-        return Z.astype(np.float32)
-
-
-def _random_batch_share(lengths: np.ndarray, batch_size: int, draws: int = 8) -> float:
-    """Share of real entries in padded random batches of ``batch_size`` (``lengths`` (n,));
-    a fixed seed, so it never touches a fit's random stream."""
-    lengths = np.asarray(lengths, dtype=np.float64)
-    rng = np.random.RandomState(0)
-    real = padded = 0.0
-    for _ in range(draws):
-        order = lengths[rng.permutation(len(lengths))]
-        for s in range(0, len(order), batch_size):
-            b = order[s:s + batch_size]
-            real, padded = real + b.sum(), padded + b.max() * len(b)
-    return real / padded
-
-
-def _threads(n):
-    """Temporarily set torch's intra-op CPU threads (None = leave unchanged)."""
-    @contextlib.contextmanager
-    def ctx():
-        old = torch.get_num_threads()
-        if n is not None:
-            torch.set_num_threads(int(n))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(old)
-    return ctx()
 
 
 class HopfieldEstimator(BaseEstimator):
@@ -518,83 +414,3 @@ class HopfieldEstimator(BaseEstimator):
         from ._io import load_model
 
         return load_model(cls, path, device=device)
-
-
-class ClassifierTargetMixin:
-    """Class labels: cross-entropy, member-averaged probabilities, accuracy."""
-
-    _stratify = True
-
-    def _encode_y(self, y) -> np.ndarray:
-        y = np.asarray(y)
-        check_classification_targets(y)
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y must contain at least 2 classes, got 1 class "
-                             f"({self.classes_.tolist()[0]!r})")
-        self._n_outputs = len(self.classes_)
-        return y_enc.astype(np.int64)
-
-    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return cross_entropy(out, y)
-
-    def predict_proba(self, X, **input_kw) -> np.ndarray:
-        """Class probabilities (n, C), the mean of the members'; columns follow ``classes_``."""
-        return self._outputs(X, **input_kw).softmax(-1).mean(0).numpy()
-
-    def predict_log_proba(self, X, **input_kw) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X, **input_kw))
-
-    def decision_function(self, X, **input_kw) -> np.ndarray:
-        """Log-probability margin: (n,) ``log p_1 - log p_0`` for two classes, else (n, C) log p."""
-        logp = torch.log_softmax(self._outputs(X, **input_kw), -1)   # (M, n, C)
-        logp = torch.logsumexp(logp, 0) - math.log(logp.shape[0])   # log of the member mean
-        z = logp.numpy()
-        return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
-
-    def predict(self, X, **input_kw) -> np.ndarray:
-        """Predicted labels (n,) from ``classes_``."""
-        check_is_fitted(self, "module_")
-        return self.classes_[np.argmax(self.predict_proba(X, **input_kw), axis=1)]
-
-    def score(self, X, y, sample_weight=None, **input_kw) -> float:
-        """Accuracy; labels never seen in ``fit`` raise ``ValueError``."""
-        check_is_fitted(self, "module_")
-        unseen = np.setdiff1d(np.unique(np.asarray(y)), self.classes_)
-        if unseen.size:
-            raise ValueError(f"y must only contain labels seen in fit {self.classes_.tolist()}, "
-                             f"got unseen labels {unseen.tolist()}")
-        return float(accuracy_score(y, self.predict(X, **input_kw), sample_weight=sample_weight))
-
-
-class RegressorTargetMixin:
-    """Real-valued target: standardised in float64, squared error, member-averaged prediction."""
-
-    _stratify = False
-    _n_outputs = 1
-
-    def _encode_y(self, y) -> np.ndarray:
-        y = np.asarray(y)
-        try:
-            if y.dtype.kind not in "biufO":
-                raise TypeError
-            y = y.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"Unknown label type: y must be numeric for {type(self).__name__}, "
-                             f"got dtype {y.dtype}") from None
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D (one target per sample), got shape {y.shape}")
-        if not np.isfinite(y).all():
-            raise ValueError("y must be finite, got NaN or infinite targets")
-        self.target_scaler_ = Standardizer().fit(y[:, None])
-        return self.target_scaler_.transform(y[:, None], what="y")[:, 0]
-
-    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (out[..., 0] - y) ** 2                                     # (M, B)
-
-    def predict(self, X, **input_kw) -> np.ndarray:
-        """Predicted targets (n,), the mean of the members'."""
-        z = self._outputs(X, **input_kw)[..., 0].mean(0).numpy()
-        s = self.target_scaler_
-        return z * s.scale[0] + s.mean[0]

@@ -17,8 +17,9 @@ from torch import nn
 
 from .._validation import check_positive_int, check_tensor
 from ._inputs import check_bool, check_features, check_masks
+from ._options import reject_forward_kwargs
 from .functional import check_result
-from .hopfield import inner_hopfield, reject_forward_kwargs
+from .hopfield import inner_hopfield
 from .info import HopfieldInfo
 
 __all__ = ["HopfieldLayer"]
