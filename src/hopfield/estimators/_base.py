@@ -267,6 +267,7 @@ class HopfieldEstimator(BaseEstimator):
         opt, sched = self._make_optimizer(net.parameters())
         stopper = EarlyStopping(hp.tol, hp.n_iter_no_change, M)
         best = {k: v.detach().clone() for k, v in net.named_parameters()} if early else None
+        best_vloss = np.full(M, np.inf)                # validation loss at each member's best epoch
         lengths = self._sample_lengths(data)
         if lengths is not None and _random_batch_share(lengths, hp.batch_size) >= self._length_buckets_below:
             lengths = None                                   # little padding: plain random batches
@@ -295,7 +296,8 @@ class HopfieldEstimator(BaseEstimator):
                     sched.step()
                 if early:
                     with torch.no_grad():
-                        per = self._loss(self._forward(net, data, n, val_idx), yt[val_t])  # (M, n_val)
+                        out_val = self._forward(net, data, n, val_idx)              # (M, n_val, K)
+                        per = self._loss(out_val, yt[val_t])                         # (M, n_val)
                         w = val_w[:, val_t]
                         vloss = (per * w).sum(1) / w.sum(1)                          # (M,)
                         # the epoch's one host sync: training loss and validation losses together
@@ -314,7 +316,9 @@ class HopfieldEstimator(BaseEstimator):
                 if not early:
                     continue
                 self.validation_scores_.append(-float(vloss.mean()))
-                improved = stopper.update(vloss, epoch)
+                stop = self._stopping_losses(vloss, out_val, y_enc[val_idx], holdout[:, val_idx])
+                improved = stopper.update(stop, epoch)
+                best_vloss = np.where(improved, vloss, best_vloss)
                 if improved.any():
                     imp = torch.as_tensor(improved, device=dev)
                     with torch.no_grad():
@@ -328,12 +332,21 @@ class HopfieldEstimator(BaseEstimator):
                 for k, v in net.named_parameters():
                     v.copy_(best[k])
             self.best_iteration_ = stopper.best_iteration.copy()
-            self.best_validation_score_ = -float(stopper.best.mean())
+            self.best_validation_score_ = -float(best_vloss.mean())
         else:
             self.best_iteration_ = np.full(M, epoch, dtype=np.int64)
             self.best_validation_score_ = None
         self.n_iter_ = epoch
         self.module_ = net.eval()
+
+    def _stopping_losses(self, vloss: np.ndarray, out_val: torch.Tensor, y_val: np.ndarray,
+                         holdout_val: np.ndarray) -> np.ndarray:
+        """(M,) per-member numbers early stopping minimises, lower is better (default: the
+        validation loss ``vloss``). ``out_val`` (M, n_val, K) are the members' outputs on the
+        samples ``y_val`` (n_val,) that are in some member's validation part; ``holdout_val``
+        (M, n_val) bool marks member m's own. Subclasses may stop on another criterion (e.g. a
+        ranking metric); ``validation_scores_`` and ``best_validation_score_`` stay the loss."""
+        return vloss
 
     def _epoch_batches(self, train_idx, holdout, rng, gen, lengths=None):
         """One epoch's mini-batches: yields ``(idx (M, B), weights (M, B) or None)``.
