@@ -176,7 +176,7 @@ def _features(pairs, text: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     path = cache / key
     if path.is_file():
         return np.load(path)["x"], y
-    from .ood import _embed_texts
+    from ._ood_data import _embed_texts
 
     x = _embed_texts(docs, batch_size=32).astype(np.float32)
     def save(tmp: str) -> None:
