@@ -254,6 +254,7 @@ def test_predict_errors(fitted):
     ("validation_fraction", 1.5, r"a float in the range \[0.0, 1.0\)"),
     ("num_threads", 0, r"an int in the range \[1, inf\) or None"),
     ("n_members", 0, r"an int in the range \[1, inf\)"),
+    ("scoring", "auc", r"a str among \{('loss', 'roc_auc'|'roc_auc', 'loss')\}"),
 ])
 def test_bad_parameters(name, value, expected):
     bags, y, _ = make_bags(n_bags=6)
@@ -317,3 +318,39 @@ def test_odd_bag_sets():
         HopfieldMILClassifier(**FAST).fit(equal, np.arange(12) % 2, mask=mask)
     with pytest.raises(ValueError, match=r"X\[5\] is an empty bag .*mask\[5\]"):   # and in predict
         clf.predict_proba(equal, mask=mask)
+
+
+def test_scoring_stopping_losses():
+    """scoring="roc_auc": per member 1 - ROC AUC of its own validation bags + 0.01 x its loss; a
+    member whose validation bags hold one class keeps the loss; NaN outputs give NaN; with
+    scoring="loss" or a multiclass target early stopping watches the loss."""
+    y = np.array([0, 0, 1, 1, 0, 1])
+    hold = np.array([[1, 1, 1, 1, 0, 0],            # ranks its bags perfectly
+                     [1, 1, 1, 1, 0, 0],            # ranks them the wrong way round
+                     [1, 0, 0, 0, 1, 0],            # validation part of one class: AUC undefined
+                     [0, 0, 1, 1, 1, 1]], dtype=bool)
+    margin = np.array([[-2, -1, 1, 2, 0, 0], [2, 1, -1, -2, 0, 0], [0.0] * 6,
+                       [0, 0, np.nan, 1, 0, 1]])
+    out = torch.stack([torch.zeros(4, 6, dtype=torch.float64), torch.as_tensor(margin)], -1)
+    vloss = np.array([0.5, 0.6, 0.7, 0.8])
+    est = HopfieldMILClassifier()
+    est._resolve_params()
+    got = est._stopping_losses(vloss, out, y, hold)
+    np.testing.assert_allclose(got[:3], [0.005, 1.006, 0.7])
+    assert np.isnan(got[3])
+    est.set_params(scoring="loss")._resolve_params()
+    assert est._stopping_losses(vloss, out, y, hold) is vloss
+    est.set_params(scoring="roc_auc")._resolve_params()
+    assert est._stopping_losses(vloss, torch.zeros(4, 6, 3), y, hold) is vloss
+
+
+def test_scoring_in_fit():
+    kw = {**FAST, "max_iter": 8, "n_iter_no_change": 3}
+    bags, y, _ = make_bags(n_bags=60, n_classes=3)          # multiclass: ROC AUC falls back to the loss
+    a = HopfieldMILClassifier(**kw, random_state=0).fit(bags, y)
+    b = HopfieldMILClassifier(**kw, scoring="loss", random_state=0).fit(bags, y)
+    np.testing.assert_array_equal(a.predict_proba(bags), b.predict_proba(bags))
+    bags, y, _ = make_bags(n_bags=60)
+    c = HopfieldMILClassifier(**kw, n_members=2, random_state=0).fit(bags, y)
+    assert np.isfinite(c.validation_scores_).all() and c.best_validation_score_ <= 0
+    assert ((1 <= c.best_iteration_) & (c.best_iteration_ <= c.n_iter_)).all()

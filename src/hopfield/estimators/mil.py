@@ -36,6 +36,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
+from sklearn.metrics import roc_auc_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
@@ -172,8 +173,9 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
     Training (the base's loop): features standardised (float64) on the training instances; Adam
     with L2 weight decay and an exponential learning-rate decay per epoch; bag dropout (each
     instance of a training bag is dropped with probability ``bag_dropout``, at least one kept);
-    per-member early stopping on the cross-entropy of a stratified validation part
-    (``validation_fraction``), keeping each member's best epoch.
+    per-member early stopping on a stratified validation part (``validation_fraction``), keeping
+    each member's best epoch; :meth:`_stopping_losses` picks the criterion (``scoring`` where the
+    subclass has that parameter, else the cross-entropy).
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -213,6 +215,28 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
         opt = torch.optim.Adam(params, lr=hp.learning_rate, weight_decay=hp.weight_decay,
                                foreach=True)      # one multi-tensor step (CPU default: a loop)
         return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=hp.learning_rate_decay)
+
+    #: weight of the validation loss added to 1 - AUC with scoring="roc_auc" (breaks ties: the AUC
+    #: of a few validation bags moves in coarse steps)
+    _auc_tie_weight = 0.01
+
+    def _stopping_losses(self, vloss, out_val, y_val, holdout_val):
+        """What early stopping minimises per member: the validation loss (``scoring="loss"``), or
+        with ``scoring="roc_auc"`` and a binary target 1 - ROC AUC of the member's validation bags
+        plus 0.01 x its loss. A member whose validation bags hold a single class keeps the loss
+        (AUC undefined); non-finite outputs give NaN (never an improvement). Multiclass: the loss."""
+        if getattr(self._hp, "scoring", "loss") != "roc_auc" or out_val.shape[-1] != 2:
+            return vloss
+        margin = (out_val[..., 1] - out_val[..., 0]).double().cpu().numpy()  # (M, n_val)
+        stop = np.array(vloss, dtype=np.float64)
+        for m in range(len(stop)):
+            own = np.asarray(holdout_val[m], dtype=bool)
+            y, s = y_val[own], margin[m, own]
+            if np.unique(y).size < 2:
+                continue
+            stop[m] = (1.0 - roc_auc_score(y, s) + self._auc_tie_weight * stop[m]
+                       if np.isfinite(s).all() else np.nan)
+        return stop
 
     # -- input
     def _check_input(self, X, y=None, *, reset: bool, mask=None):
@@ -319,6 +343,12 @@ class HopfieldMILClassifier(BaseMILClassifier):
             improved by more than ``tol`` for ``n_iter_no_change`` epochs).
         early_stopping, validation_fraction: share of bags held out (stratified, per member) for
             early stopping; too few bags for a split raise a ValueError as in scikit-learn.
+        scoring: what early stopping watches on each member's validation bags: ``"roc_auc"``
+            (default; binary targets: the best epoch by ROC AUC, ties broken by the cross-entropy;
+            multiclass targets, or a validation part holding one class, use the loss) or
+            ``"loss"`` (the cross-entropy; the rule before this release). With the loss, about a
+            third of the fits kept epoch 1-3 on 50-200 bags; ROC AUC gave +0.7 points on the 7-set
+            mean of the quick folds (docs/reproduce.md). ``validation_scores_`` stay the loss.
         n_members: networks trained at once as one batched model (own seed, validation part,
             batches, bag dropout and early stopping each); probabilities are averaged.
         random_state: ``None`` (default) = fresh randomness; an int = reproducible.
@@ -342,13 +372,14 @@ class HopfieldMILClassifier(BaseMILClassifier):
     _parameter_constraints: ClassVar[dict] = {
         **BaseMILClassifier._parameter_constraints,
         "num_heads": [_INT1], "head_size": [_INT1], "beta": [_POS, None], "normalize": ["boolean"],
+        "scoring": [StrOptions({"roc_auc", "loss"})],
     }
 
     def __init__(self, embedding_size=128, n_layers=2, num_heads=4, head_size=32, beta=None,
                  normalize=True, dropout=0.1, bag_dropout=0.1, *, learning_rate=1e-3,
                  learning_rate_decay=0.98, weight_decay=1e-3, max_iter=100, batch_size=8,
                  tol=1e-4, n_iter_no_change=15, early_stopping=True, validation_fraction=0.15,
-                 n_members=1, random_state=None, device="cpu", num_threads=1,
+                 scoring="roc_auc", n_members=1, random_state=None, device="cpu", num_threads=1,
                  hidden_size=DEPRECATED, lr=DEPRECATED, lr_decay=DEPRECATED,
                  max_epochs=DEPRECATED, patience=DEPRECATED):
         self._store_params(locals())
