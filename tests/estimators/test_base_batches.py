@@ -81,9 +81,13 @@ def test_fit_is_deterministic_with_buckets():
     np.testing.assert_array_equal(p1, p2)
 
 
-@pytest.mark.parametrize("early_stopping", [True, False])
-def test_one_host_read_per_epoch(monkeypatch, early_stopping):
-    """The loop sums the losses on the device; reads back once per epoch (loss + validation)."""
+@pytest.mark.parametrize(("early_stopping", "scoring", "per_epoch"),
+                         [(True, "loss", 1), (False, "loss", 1), (False, "roc_auc", 1),
+                          (True, "roc_auc", 2)])
+def test_one_host_read_per_epoch(monkeypatch, early_stopping, scoring, per_epoch):
+    """The loop sums the losses on the device; reads back once per epoch (loss + validation).
+    Early stopping on the validation ROC AUC (the MIL default) reads the validation outputs once
+    more per epoch (n_val numbers) to rank them on the host."""
     bags, y = _mil_data()
     reads = []
     original = {n: getattr(torch.Tensor, n) for n in ("item", "__float__", "tolist", "numpy")}
@@ -100,13 +104,14 @@ def test_one_host_read_per_epoch(monkeypatch, early_stopping):
         return f
 
     est = HopfieldMILClassifier(embedding_size=8, head_size=4, num_heads=1, max_iter=5,
-                                n_iter_no_change=50, early_stopping=early_stopping, random_state=0)
+                                n_iter_no_change=50, early_stopping=early_stopping, random_state=0,
+                                scoring=scoring)
     for name in original:
         monkeypatch.setattr(torch.Tensor, name, counted(name))
     est.fit(bags, y)
     monkeypatch.undo()
     assert est.n_iter_ == 5
-    assert len(reads) == 5, reads
+    assert len(reads) == 5 * per_epoch, reads
 
 
 def test_buckets_only_where_padding_dominates():
