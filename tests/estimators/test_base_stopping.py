@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.datasets import make_classification
 
 from hopfield.estimators import HopfieldClassifier
@@ -17,7 +18,7 @@ class _FlatStop(HopfieldClassifier):
     def _stopping_losses(self, vloss, out_val, y_val, holdout_val):
         assert out_val.shape[:2] == (2, len(y_val)) and holdout_val.shape == (2, len(y_val))
         assert holdout_val.any(1).all()  # every member has its own validation samples
-        return np.zeros_like(vloss)
+        return torch.zeros_like(vloss)
 
 
 class _LastStop(HopfieldClassifier):
@@ -25,7 +26,7 @@ class _LastStop(HopfieldClassifier):
 
     def _stopping_losses(self, vloss, out_val, y_val, holdout_val):
         self._calls = getattr(self, "_calls", 0) + 1
-        return np.full_like(vloss, -float(self._calls))
+        return torch.full_like(vloss, -float(self._calls))
 
 
 def test_default_criterion_is_the_validation_loss():

@@ -324,24 +324,46 @@ def test_scoring_stopping_losses():
     """scoring="roc_auc": per member 1 - ROC AUC of its own validation bags + 0.01 x its loss; a
     member whose validation bags hold one class keeps the loss; NaN outputs give NaN; with
     scoring="loss" or a multiclass target early stopping watches the loss."""
-    y = np.array([0, 0, 1, 1, 0, 1])
-    hold = np.array([[1, 1, 1, 1, 0, 0],            # ranks its bags perfectly
-                     [1, 1, 1, 1, 0, 0],            # ranks them the wrong way round
-                     [1, 0, 0, 0, 1, 0],            # validation part of one class: AUC undefined
-                     [0, 0, 1, 1, 1, 1]], dtype=bool)
+    y = torch.tensor([0, 0, 1, 1, 0, 1])
+    hold = torch.tensor([[1, 1, 1, 1, 0, 0],            # ranks its bags perfectly
+                         [1, 1, 1, 1, 0, 0],            # ranks them the wrong way round
+                         [1, 0, 0, 0, 1, 0],            # validation part of one class: AUC undefined
+                         [0, 0, 1, 1, 1, 1]], dtype=torch.bool)
     margin = np.array([[-2, -1, 1, 2, 0, 0], [2, 1, -1, -2, 0, 0], [0.0] * 6,
                        [0, 0, np.nan, 1, 0, 1]])
     out = torch.stack([torch.zeros(4, 6, dtype=torch.float64), torch.as_tensor(margin)], -1)
-    vloss = np.array([0.5, 0.6, 0.7, 0.8])
+    vloss = torch.tensor([0.5, 0.6, 0.7, 0.8])
     est = HopfieldMILClassifier()
     est._resolve_params()
-    got = est._stopping_losses(vloss, out, y, hold)
-    np.testing.assert_allclose(got[:3], [0.005, 1.006, 0.7])
+    got = est._stopping_losses(vloss, out, y, hold).numpy()
+    np.testing.assert_allclose(got[:3], [0.005, 1.006, 0.7], rtol=1e-6)
     assert np.isnan(got[3])
     est.set_params(scoring="loss")._resolve_params()
     assert est._stopping_losses(vloss, out, y, hold) is vloss
     est.set_params(scoring="roc_auc")._resolve_params()
     assert est._stopping_losses(vloss, torch.zeros(4, 6, 3), y, hold) is vloss
+
+
+def test_scoring_auc_matches_sklearn_with_ties():
+    """The on-device Mann-Whitney AUC equals sklearn's roc_auc_score, ties included."""
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    est = HopfieldMILClassifier()
+    est._resolve_params()
+    for _ in range(20):
+        n = int(torch.randint(4, 40, (1,), generator=g))
+        y = torch.randint(0, 2, (n,), generator=g)
+        y[:2] = torch.tensor([0, 1])
+        hold = torch.rand(3, n, generator=g) < 0.7
+        hold[:, :2] = True
+        margin = torch.randint(-3, 4, (3, n), generator=g).double()  # many ties
+        out = torch.stack([torch.zeros_like(margin), margin], -1)
+        got = est._stopping_losses(torch.zeros(3), out, y, hold).numpy()
+        for m in range(3):
+            own = hold[m].numpy()
+            ref = 1 - roc_auc_score(y.numpy()[own], margin[m].numpy()[own])
+            assert abs(got[m] - ref) < 1e-12
 
 
 def test_scoring_in_fit():

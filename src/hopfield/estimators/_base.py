@@ -300,9 +300,12 @@ class HopfieldEstimator(BaseEstimator):
                         per = self._loss(out_val, yt[val_t])                         # (M, n_val)
                         w = val_w[:, val_t]
                         vloss = (per * w).sum(1) / w.sum(1)                          # (M,)
-                        # the epoch's one host sync: training loss and validation losses together
-                        host = torch.cat([total.reshape(1), vloss]).double().cpu().numpy()
-                    train_loss, vloss = host[0] / seen, host[1:]
+                        stop = self._stopping_losses(vloss, out_val, yt[val_t], w > 0)  # (M,)
+                        # the epoch's one host sync: training loss, validation losses and the
+                        # early-stopping numbers together
+                        host = torch.cat([total.reshape(1), vloss, stop.to(vloss.dtype)])
+                        host = host.double().cpu().numpy()
+                    train_loss, vloss, stop = host[0] / seen, host[1:M + 1], host[M + 1:]
                 else:
                     train_loss, vloss = float(total) / seen, None
                 # With early stopping a member whose loss turns NaN never improves again, so its
@@ -316,7 +319,6 @@ class HopfieldEstimator(BaseEstimator):
                 if not early:
                     continue
                 self.validation_scores_.append(-float(vloss.mean()))
-                stop = self._stopping_losses(vloss, out_val, y_enc[val_idx], holdout[:, val_idx])
                 improved = stopper.update(stop, epoch)
                 best_vloss = np.where(improved, vloss, best_vloss)
                 if improved.any():
@@ -339,13 +341,15 @@ class HopfieldEstimator(BaseEstimator):
         self.n_iter_ = epoch
         self.module_ = net.eval()
 
-    def _stopping_losses(self, vloss: np.ndarray, out_val: torch.Tensor, y_val: np.ndarray,
-                         holdout_val: np.ndarray) -> np.ndarray:
+    def _stopping_losses(self, vloss: torch.Tensor, out_val: torch.Tensor, y_val: torch.Tensor,
+                         holdout_val: torch.Tensor) -> torch.Tensor:
         """(M,) per-member numbers early stopping minimises, lower is better (default: the
-        validation loss ``vloss``). ``out_val`` (M, n_val, K) are the members' outputs on the
-        samples ``y_val`` (n_val,) that are in some member's validation part; ``holdout_val``
-        (M, n_val) bool marks member m's own. Subclasses may stop on another criterion (e.g. a
-        ranking metric); ``validation_scores_`` and ``best_validation_score_`` stay the loss."""
+        validation loss ``vloss`` (M,)). ``out_val`` (M, n_val, K) are the members' outputs on the
+        samples with targets ``y_val`` (n_val,) that are in some member's validation part;
+        ``holdout_val`` (M, n_val) bool marks member m's own. All on the training device: the
+        result is read back with the epoch's losses (one host read per epoch). Subclasses may stop
+        on another criterion (e.g. a ranking metric); ``validation_scores_`` and
+        ``best_validation_score_`` stay the loss."""
         return vloss
 
     def _epoch_batches(self, train_idx, holdout, rng, gen, lengths=None):

@@ -36,7 +36,6 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
-from sklearn.metrics import roc_auc_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
@@ -224,19 +223,22 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
         """What early stopping minimises per member: the validation loss (``scoring="loss"``), or
         with ``scoring="roc_auc"`` and a binary target 1 - ROC AUC of the member's validation bags
         plus 0.01 x its loss. A member whose validation bags hold a single class keeps the loss
-        (AUC undefined); non-finite outputs give NaN (never an improvement). Multiclass: the loss."""
+        (AUC undefined); non-finite outputs give NaN (never an improvement). Multiclass: the loss.
+        The AUC is the Mann-Whitney statistic (ties count 1/2, as ``roc_auc_score``) over all
+        (positive, negative) pairs, computed on the device: (M, n_val, n_val) comparisons."""
         if getattr(self._hp, "scoring", "loss") != "roc_auc" or out_val.shape[-1] != 2:
             return vloss
-        margin = (out_val[..., 1] - out_val[..., 0]).double().cpu().numpy()  # (M, n_val)
-        stop = np.array(vloss, dtype=np.float64)
-        for m in range(len(stop)):
-            own = np.asarray(holdout_val[m], dtype=bool)
-            y, s = y_val[own], margin[m, own]
-            if np.unique(y).size < 2:
-                continue
-            stop[m] = (1.0 - roc_auc_score(y, s) + self._auc_tie_weight * stop[m]
-                       if np.isfinite(s).all() else np.nan)
-        return stop
+        s = (out_val[..., 1] - out_val[..., 0]).double()                       # (M, n_val)
+        pos, neg = holdout_val & (y_val == 1), holdout_val & (y_val == 0)      # (M, n_val)
+        pairs = pos.unsqueeze(2) & neg.unsqueeze(1)                            # (M, n, n)
+        diff = s.unsqueeze(2) - s.unsqueeze(1)
+        wins = (diff > 0).double() + 0.5 * (diff == 0).double()
+        n_pairs = pairs.sum((1, 2))
+        auc = (wins * pairs).sum((1, 2)) / n_pairs.clamp_min(1)
+        stop = 1.0 - auc + self._auc_tie_weight * vloss.double()
+        finite = (torch.isfinite(s) | ~holdout_val).all(1)
+        stop = torch.where(finite, stop, torch.full_like(stop, float("nan")))
+        return torch.where(n_pairs > 0, stop, vloss.double())
 
     # -- input
     def _check_input(self, X, y=None, *, reset: bool, mask=None):
