@@ -349,8 +349,9 @@ class HopfieldMILClassifier(BaseMILClassifier):
             (default; binary targets: the best epoch by ROC AUC, ties broken by the cross-entropy;
             multiclass targets, or a validation part holding one class, use the loss) or
             ``"loss"`` (the cross-entropy; the rule before this release). With the loss, about a
-            third of the fits kept epoch 1-3 on 50-200 bags; ROC AUC gave +0.7 points on the 7-set
-            mean of the quick folds (docs/reproduce.md). ``validation_scores_`` stay the loss.
+            third of the fits kept epoch 1-3 on 50-200 bags. ROC AUC was chosen on the quick folds
+            (7-set mean +0.7, 3 seeds); on the ``--full`` outer folds it then gave -0.5 (UCSB -2.7,
+            elephant +0.3; no set significant), docs/reproduce.md. ``validation_scores_`` stay the loss.
         n_members: networks trained at once as one batched model (own seed, validation part,
             batches, bag dropout and early stopping each); probabilities are averaged.
         random_state: ``None`` (default) = fresh randomness; an int = reproducible.
