@@ -434,7 +434,7 @@ def _plot_weights(out: Path, rec: dict, name: str) -> None:
             ax.tick_params(labelsize=6)
             if c == 0:
                 ax.set_ylabel(f"{kind}\nassociation weight", fontsize=8)
-    fig.suptitle(f"{name}: Hopfield pooling instance weights (test bags of repeat 0, fold 0; "
+    fig.suptitle(f"{name}: Hopfield pooling instance weights (test bags of repeat 0, fold {rec.get('fold', 0)}; "
                  f"dashed = uniform 1/n)", fontsize=9)
     fig.tight_layout()
     atomic_savefig(fig, out / "instance_weights.png")
