@@ -221,3 +221,25 @@ def test_full_protocol_wording_names_the_effective_fold_count():
     text = "\n".join(R._stats_section(R.summarize(rows, ["d"], methods), cmp, ["d"], methods, R.PROTOCOLS["full"]))
     assert "counts the 50 overlapping folds as about 8 independent ones" in text
     assert "the Wilcoxon p treats the 50 folds as independent" in text and "cannot go below" not in text
+
+
+def test_weights_figure_takes_the_first_fold_with_a_wrong_bag(tmp_path, monkeypatch):
+    """The figure contrasts correct and wrong bags: a fold whose test bags are all classified
+    correctly is passed over for the next fold of repeat 0 (each examined fold is cached)."""
+    calls = []
+    original = R.instance_weight_record
+
+    def fake(mode, params, bags, y, bag_ids, tr, te, fold_seed, **kw):
+        rec = original(mode, params, bags, y, bag_ids, tr, te, fold_seed, **kw)
+        calls.append(fold_seed)
+        if len(calls) == 1:                          # pretend fold 0 has no wrong bag
+            rec["n_correct"], rec["n_wrong"], rec["wrong"] = len(te), 0, []
+        return rec
+
+    monkeypatch.setattr(R, "instance_weight_record", fake)
+    section = R.run(tmp_path, mode="smoke", seed=0, methods=("hopfield",))
+    assert calls == [0, 1]                           # fold seeds seed * 100_003 + f of repeat 0
+    cache = tmp_path / "mil" / "folds" / "smoke-seed0"
+    assert json.loads((cache / "musk1__r0f0__instance_weights.json").read_text())["n_wrong"] == 0
+    assert json.loads((cache / "musk1__r0f1__instance_weights.json").read_text())["fold"] == 1
+    assert "repeat 0, fold 1 (the first fold with a wrongly classified bag" in section

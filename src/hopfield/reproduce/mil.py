@@ -208,20 +208,28 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
         weights = None
         if "hopfield" in methods:
             fig_set = FIGURE_SET if FIGURE_SET in names else names[0]
-            n, r, f, tr, te, _ = next(t for t in tasks if t[0] == fig_set and t[1] == 0 and t[2] == 0)
-            path = cache / f"{n}__r0f0__instance_weights.json"
-            if path.is_file():
-                weights = json.loads(path.read_text(encoding="utf-8"))
-            else:
-                bar.set_postfix_str(f"{n} instance weights")
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", category=UserWarning)
-                    params = next(x["params"] for x in rows
-                                  if (x["dataset"], x["repeat"], x["fold"], x["method"]) == (n, 0, 0, "hopfield"))
-                    weights = instance_weight_record(mode, params, data[n].bags, data[n].y, data[n].bag_ids,
-                                                     tr, te, seed * 100_003)
-                weights["dataset"] = n
-                atomic_write_json(path, weights, sort_keys=True)
+            # the first fold of repeat 0 with a wrongly classified test bag (else the last one), so
+            # the figure can contrast correct and wrong bags
+            n, folds = fig_set, {}
+            for t in tasks:
+                if t[0] == n and t[1] == 0:
+                    folds.setdefault(t[2], (t[3], t[4]))
+            for f, (tr, te) in folds.items():
+                path = cache / f"{n}__r0f{f}__instance_weights.json"
+                if path.is_file():
+                    weights = json.loads(path.read_text(encoding="utf-8"))
+                else:
+                    bar.set_postfix_str(f"{n} instance weights (fold {f})")
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", category=UserWarning)
+                        params = next(x["params"] for x in rows
+                                      if (x["dataset"], x["repeat"], x["fold"], x["method"]) == (n, 0, f, "hopfield"))
+                        weights = instance_weight_record(mode, params, data[n].bags, data[n].y,
+                                                         data[n].bag_ids, tr, te, seed * 100_003 + f)
+                    weights["dataset"], weights["fold"] = n, f
+                    atomic_write_json(path, weights, sort_keys=True)
+                if weights["n_wrong"] > 0:
+                    break
     finally:
         torch.set_num_threads(threads)
     return _report(out, mode, seed, names, methods, rows, time.perf_counter() - t_start,
@@ -529,8 +537,9 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
             f"### Which instances Hopfield pooling looks at ({weights['dataset']})", "",
             (f"Per-instance association weights (`HopfieldMILClassifier.instance_weights`, mean over heads; "
             f"each bag's weights sum to 1) of the most confidently correct (top, green) and wrong (bottom, "
-            f"red) test bags of repeat 0, fold 0 ({weights['n_correct']} correct, {weights['n_wrong']} "
-            f"wrong at threshold 0.5); the dashed line is the uniform weight 1/n of mean pooling."), "",
+            f"red) test bags of repeat 0, fold {weights.get('fold', 0)} (the first fold with a wrongly "
+            f"classified bag; {weights['n_correct']} correct, {weights['n_wrong']} wrong at threshold "
+            f"0.5); the dashed line is the uniform weight 1/n of mean pooling."), "",
             "![instance weights](mil/instance_weights.png)", ""]
 
     header = ["dataset", "paper (Hopfield)"] + [METHODS[m][0] for m in methods]
