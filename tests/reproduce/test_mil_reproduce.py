@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from hopfield.reproduce import get_part
 from hopfield.reproduce import mil as R
@@ -243,3 +244,53 @@ def test_weights_figure_takes_the_first_fold_with_a_wrong_bag(tmp_path, monkeypa
     assert json.loads((cache / "musk1__r0f0__instance_weights.json").read_text())["n_wrong"] == 0
     assert json.loads((cache / "musk1__r0f1__instance_weights.json").read_text())["fold"] == 1
     assert "repeat 0, fold 1 (the first fold with a wrongly classified bag" in section
+
+
+def test_baselines_share_the_stopping_rule():
+    """MILNetClassifier has HopfieldMILClassifier's ``scoring`` with the same default; ``"loss"``
+    fits exactly as the base loop's validation-loss rule (the baselines' rule before ``scoring``),
+    and ``"roc_auc"`` stops on the validation AUC."""
+    from hopfield.estimators import HopfieldMILClassifier
+    from hopfield.estimators._base import HopfieldEstimator
+
+    assert MILNetClassifier().scoring == HopfieldMILClassifier().scoring == "roc_auc"
+    rng = np.random.RandomState(0)
+    bags = [rng.randn(rng.randint(2, 6), 3) + (i % 2) for i in range(40)]
+    y = np.arange(40) % 2
+    kw = {"pooling": "attention", "embedding_size": 8, "max_iter": 12, "n_iter_no_change": 3,
+          "random_state": 0}
+
+    class OldRule(MILNetClassifier):       # the base hook: early stopping on the validation loss
+        _stopping_losses = HopfieldEstimator._stopping_losses
+
+    old = OldRule(**kw).fit(bags, y)
+    new = MILNetClassifier(**kw, scoring="loss").fit(bags, y)
+    np.testing.assert_array_equal(new.predict_proba(bags), old.predict_proba(bags))
+    np.testing.assert_array_equal(new.best_iteration_, old.best_iteration_)
+    est = MILNetClassifier(**kw)
+    est._resolve_params()
+    vloss = torch.tensor([0.3])
+    out = torch.stack([torch.zeros(1, 4), torch.tensor([[-1.0, 1.0, -2.0, 2.0]])], -1)
+    got = est._stopping_losses(vloss, out, torch.tensor([0, 1, 0, 1]), torch.ones(1, 4, dtype=torch.bool))
+    assert float(got[0]) == pytest.approx(0.01 * 0.3)           # AUC 1 -> 1 - 1 + 0.01 x loss
+    with pytest.raises(ValueError, match=r"The 'scoring' parameter of MILNetClassifier must be a str among"):
+        MILNetClassifier(**kw, scoring="auc").fit(bags, y)
+
+
+def test_cached_fold_of_another_stopping_rule_is_refitted(tmp_path):
+    """A baseline fold cached before the baselines recorded ``scoring`` stopped on the loss: a run
+    with the ROC-AUC default refits it instead of mixing it in; recorded folds are reused."""
+    R.run(tmp_path, mode="smoke", seed=0, methods=("mean", "rf_stats"))
+    cache = tmp_path / "mil" / "folds" / "smoke-seed0"
+    path = cache / "musk1__r0f0__mean.json"
+    rec = json.loads(path.read_text())
+    assert rec["scoring"] == "roc_auc" and "scoring" not in json.loads(
+        (cache / "musk1__r0f0__rf_stats.json").read_text())
+    stale = {k: v for k, v in rec.items() if k != "scoring"}
+    path.write_text(json.dumps({**stale, "auc": 0.123}))
+    kept = cache / "musk1__r0f1__mean.json"
+    kept.write_text(json.dumps({**json.loads(kept.read_text()), "auc": 0.456}))
+    R.run(tmp_path, mode="smoke", seed=0, methods=("mean", "rf_stats"))
+    assert json.loads(path.read_text()) == {**rec, "seconds": json.loads(path.read_text())["seconds"],
+                                            "cpu_seconds": json.loads(path.read_text())["cpu_seconds"]}
+    assert json.loads(kept.read_text())["auc"] == 0.456          # recorded rule: the cache is reused

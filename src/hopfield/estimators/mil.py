@@ -173,8 +173,9 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
     with L2 weight decay and an exponential learning-rate decay per epoch; bag dropout (each
     instance of a training bag is dropped with probability ``bag_dropout``, at least one kept);
     per-member early stopping on a stratified validation part (``validation_fraction``), keeping
-    each member's best epoch; :meth:`_stopping_losses` picks the criterion (``scoring`` where the
-    subclass has that parameter, else the cross-entropy).
+    each member's best epoch; :meth:`_stopping_losses` picks the criterion from ``scoring``
+    (``"roc_auc"``, the default of every MIL network here, or ``"loss"``; a subclass without the
+    parameter stops on the cross-entropy).
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -185,6 +186,7 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
         "bag_dropout": [Interval(Real, 0, 1, closed="left")],
         "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
         "num_threads": [_INT1, None],
+        "scoring": [StrOptions({"roc_auc", "loss"})],
         "hidden_size": [_INT1, StrOptions({DEPRECATED})],
         "lr": [_POS, StrOptions({DEPRECATED})],
         "lr_decay": [Interval(Real, 0, 1, closed="right"), StrOptions({DEPRECATED})],
@@ -375,7 +377,6 @@ class HopfieldMILClassifier(BaseMILClassifier):
     _parameter_constraints: ClassVar[dict] = {
         **BaseMILClassifier._parameter_constraints,
         "num_heads": [_INT1], "head_size": [_INT1], "beta": [_POS, None], "normalize": ["boolean"],
-        "scoring": [StrOptions({"roc_auc", "loss"})],
     }
 
     def __init__(self, embedding_size=128, n_layers=2, num_heads=4, head_size=32, beta=None,

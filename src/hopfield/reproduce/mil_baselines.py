@@ -72,7 +72,10 @@ class MILNetClassifier(BaseMILClassifier):
     """Instance MLP -> ``pooling`` ("attention", "gated", "mean", "max") -> linear head.
 
     Same parameters and training as :class:`~hopfield.estimators.HopfieldMILClassifier` (minus the
-    Hopfield ones), plus ``attention_size`` for the attention poolings.
+    Hopfield ones), plus ``attention_size`` for the attention poolings. ``scoring`` is the same
+    early-stopping rule with the same default (``"roc_auc"``: the best epoch by the validation
+    ROC AUC, ties broken by the cross-entropy; ``"loss"``: the cross-entropy, these baselines'
+    rule before this release, bit-identical), so every network in the benchmark stops alike.
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -84,9 +87,9 @@ class MILNetClassifier(BaseMILClassifier):
     def __init__(self, pooling="attention", attention_size=64, embedding_size=128, n_layers=2,
                  dropout=0.1, bag_dropout=0.1, *, learning_rate=1e-3, learning_rate_decay=0.98,
                  weight_decay=1e-3, max_iter=100, batch_size=8, tol=1e-4, n_iter_no_change=15,
-                 early_stopping=True, validation_fraction=0.15, n_members=1, random_state=None,
-                 device="cpu", num_threads=1, hidden_size=DEPRECATED, lr=DEPRECATED,
-                 lr_decay=DEPRECATED, max_epochs=DEPRECATED, patience=DEPRECATED):
+                 early_stopping=True, validation_fraction=0.15, scoring="roc_auc", n_members=1,
+                 random_state=None, device="cpu", num_threads=1, hidden_size=DEPRECATED,
+                 lr=DEPRECATED, lr_decay=DEPRECATED, max_epochs=DEPRECATED, patience=DEPRECATED):
         self._store_params(locals())
 
     @property
