@@ -7,12 +7,17 @@ Shape legend: n rows, Fn numeric columns, Fc categorical columns.
 - numeric columns: mean and standard deviation over the non-missing training values (a constant
   column gets scale 1; an all-missing column gets mean 0, scale 1 and a ``UserWarning`` — every
   entry then uses the learned *missing* embedding, so the column carries no information);
+  with ``numeric_transform="quantile"`` also the quantiles of every standardised column
+  (scikit-learn's ``QuantileTransformer(output_distribution="normal")``, ``n_quantiles`` =
+  min(1,000, n rows), at most 10,000 rows subsampled with ``random_state``), see
+  :func:`quantile_normal`;
 - categorical columns (pandas ``category`` / ``object`` / ``string`` / ``bool`` dtype, or named in
   ``categorical_features``): the sorted set of non-missing training values. Value ``k`` of a
   column with K categories is encoded ``k``; a missing value is ``K``; a value never seen in
   ``fit`` is ``K + 1`` (the documented *unknown* embedding).
 
-``transform(X)`` returns ``(num (n, Fn) float32 standardised with 0 at missing entries,
+``transform(X)`` returns ``(num (n, Fn) float32 standardised (``"standard"``) or quantile-normal
+(``"quantile"``, every value in [−5.2, 5.2]) with 0 at missing entries,
 num_missing (n, Fn) bool, cat (n, Fc) int64 codes)``. Missing values are ``NaN`` / ``None`` /
 ``pd.NA`` / ``pd.NaT``; they are never imputed. ``±inf`` and finite values beyond the float32 range
 (|x| > 3.4e38) raise ``ValueError`` naming the column, as do a wrong column count or, for
@@ -28,9 +33,44 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["TabularEncoder"]
+__all__ = ["NUMERIC_TRANSFORMS", "TabularEncoder", "quantile_normal"]
 
 _F32_MAX = float(np.finfo(np.float32).max)
+#: values of ``numeric_transform``
+NUMERIC_TRANSFORMS = ("standard", "quantile")
+#: quantiles per column (at most; fewer when ``fit`` sees fewer rows) and rows used to estimate them
+_N_QUANTILES, _QUANTILE_SUBSAMPLE = 1000, 10_000
+#: scikit-learn's QuantileTransformer bounds: values within 1e-7 of the lowest / highest training
+#: quantile map to the uniform 0 / 1, and the normal output is clipped at ±Φ⁻¹(1 − (1e-7 − ε))
+_BOUNDS = 1e-7
+
+
+def quantile_normal(z: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Quantile-normal transform of one column, the same formula as scikit-learn's
+    ``QuantileTransformer(output_distribution="normal").transform`` (float64).
+
+    ``z`` (n,) float64 values, NaN allowed (kept NaN); ``quantiles`` (Q,) non-decreasing training
+    quantiles at the levels ``linspace(0, 1, Q)``. A value is mapped to its interpolated level u
+    (the mean of the upward and downward interpolation, so tied quantiles map to the middle of
+    their levels), u = 0 at or below the lowest quantile (+1e-7) and 1 at or above the highest
+    (−1e-7), then to Φ⁻¹(u) clipped to ±5.199 — so any finite input, however far outside the
+    training range, and a constant column give finite output. Monotone non-decreasing in ``z``.
+    """
+    from scipy.stats import norm
+
+    clip = (norm.ppf(_BOUNDS - np.spacing(1)), norm.ppf(1 - (_BOUNDS - np.spacing(1))))
+    q = np.asarray(quantiles, np.float64)
+    refs = np.linspace(0, 1, len(q), endpoint=True)
+    z = np.array(z, np.float64, copy=True)
+    with np.errstate(invalid="ignore"):
+        low, high = z - _BOUNDS < q[0], z + _BOUNDS > q[-1]
+    ok = ~np.isnan(z)
+    zf = z[ok]
+    z[ok] = 0.5 * (np.interp(zf, q, refs) - np.interp(-zf, -q[::-1], -refs[::-1]))
+    z[high] = 1.0
+    z[low] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip(norm.ppf(z), *clip)
 
 
 def _is_frame(X) -> bool:
@@ -100,9 +140,16 @@ class TabularEncoder:
     categories: list[list] = field(default_factory=list)  # per categorical column
     mean: np.ndarray | None = None  # (Fn,)
     scale: np.ndarray | None = None  # (Fn,)
+    numeric_transform: str = "standard"
+    quantiles: np.ndarray | None = None  # (Q, Fn) of the standardised columns ("quantile")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X) -> TabularEncoder:
+    def fit(self, X, random_state=None) -> TabularEncoder:
+        """Learn column types and encodings; ``random_state`` seeds the row subsample of the
+        quantile estimate (``"quantile"`` with more than 10,000 rows only)."""
+        if self.numeric_transform not in NUMERIC_TRANSFORMS:
+            raise ValueError(f"numeric_transform must be one of {NUMERIC_TRANSFORMS}, got "
+                             f"{self.numeric_transform!r}")
         cols, names, cat_dtype = _columns(X)
         if not cols:
             raise ValueError("X must have at least 1 feature, got 0 columns")
@@ -110,7 +157,7 @@ class TabularEncoder:
             raise ValueError("X must have at least 1 sample, got 0 rows")
         self.n_features, self.feature_names = len(cols), names
         self.is_categorical = self._resolve_categorical(cat_dtype, names)
-        self.categories, means, scales = [], [], []
+        self.categories, means, scales, zs = [], [], [], []
         for j, (col, is_cat) in enumerate(zip(cols, self.is_categorical)):
             name = self._name(j)
             if is_cat:
@@ -133,12 +180,33 @@ class TabularEncoder:
                               f"uses the learned 'missing' embedding", UserWarning, stacklevel=3)
                 means.append(0.0)
                 scales.append(1.0)
+                zs.append(np.zeros(len(col)))  # quantiles of a constant 0: finite
                 continue
             m, s = float(col[ok].mean()), float(col[ok].std())
             means.append(m)
             scales.append(s if s > 1e-12 * max(1.0, abs(m)) and np.isfinite(s) else 1.0)
+            zs.append((col - means[-1]) / scales[-1])
         self.mean, self.scale = np.asarray(means, np.float64), np.asarray(scales, np.float64)
+        self.quantiles = None
+        if self.numeric_transform == "quantile":
+            self.quantiles = self._fit_quantiles(zs, len(cols[0]), random_state)
         return self
+
+    @staticmethod
+    def _fit_quantiles(zs: list[np.ndarray], n: int, random_state) -> np.ndarray:
+        """(Q, Fn) quantiles of the standardised columns (NaN ignored), Q = min(1000, n)."""
+        Q = min(_N_QUANTILES, n)
+        if not zs:
+            return np.zeros((Q, 0), np.float64)
+        from sklearn.preprocessing import QuantileTransformer
+
+        qt = QuantileTransformer(n_quantiles=Q, output_distribution="normal",
+                                 subsample=_QUANTILE_SUBSAMPLE, random_state=random_state)
+        with warnings.catch_warnings():  # a column missing in the subsample: all-NaN slice
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q = qt.fit(np.stack(zs, 1)).quantiles_
+        # a column whose non-missing values all fell outside the subsample: constant 0
+        return np.ascontiguousarray(np.nan_to_num(q, nan=0.0), np.float64)
 
     def _resolve_categorical(self, cat_dtype: list[bool], names: list[str] | None) -> list[bool]:
         cf, d = self.categorical_features, len(cat_dtype)
@@ -229,6 +297,8 @@ class TabularEncoder:
             col = self._numeric(col, self._name(j))
             m = np.isnan(col)
             z = (np.where(m, 0.0, col) - self.mean[i_num]) / self.scale[i_num]
+            if self.numeric_transform == "quantile":  # float64 all the way: |z| <= 7e50
+                z = quantile_normal(z, self.quantiles[:, i_num])
             z[m] = 0.0
             if np.abs(z).max(initial=0.0) > _F32_MAX:
                 raise ValueError(f"X column {self._name(j)} standardises to values beyond the "
@@ -249,10 +319,28 @@ class TabularEncoder:
         return {"n_features": self.n_features, "feature_names": self.feature_names,
                 "is_categorical": self.is_categorical,
                 "categories": [[plain(v) for v in c] for c in self.categories],
-                "mean": self.mean.tolist(), "scale": self.scale.tolist()}
+                "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "numeric_transform": self.numeric_transform}
 
     @classmethod
-    def from_config(cls, cfg: dict) -> TabularEncoder:
-        return cls(None, cfg["n_features"], cfg["feature_names"], list(cfg["is_categorical"]),
-                   [list(c) for c in cfg["categories"]], np.asarray(cfg["mean"], np.float64),
-                   np.asarray(cfg["scale"], np.float64))
+    def from_config(cls, cfg: dict, quantiles: np.ndarray | None = None) -> TabularEncoder:
+        """The encoder of ``to_config``; ``quantiles`` (Q, Fn) (saved with the weights) is
+        required for ``"quantile"``. Configs saved before ``numeric_transform`` existed are
+        ``"standard"``."""
+        how = cfg.get("numeric_transform", "standard")
+        if how not in NUMERIC_TRANSFORMS:
+            raise ValueError(f"numeric_transform must be one of {NUMERIC_TRANSFORMS}, got {how!r}")
+        enc = cls(None, cfg["n_features"], cfg["feature_names"], list(cfg["is_categorical"]),
+                  [list(c) for c in cfg["categories"]], np.asarray(cfg["mean"], np.float64),
+                  np.asarray(cfg["scale"], np.float64), how)
+        if how == "quantile":
+            q = None if quantiles is None else np.asarray(quantiles, np.float64)
+            if q is None or q.ndim != 2 or q.shape[1] != enc.n_numeric or len(q) < 1:
+                raise ValueError(f"numeric_transform='quantile' needs quantiles of shape "
+                                 f"(Q >= 1, {enc.n_numeric}), got "
+                                 f"{None if q is None else q.shape}")
+            if not np.isfinite(q).all() or (np.diff(q, axis=0) < 0).any():
+                raise ValueError("the saved quantiles must be finite and non-decreasing per "
+                                 "column")
+            enc.quantiles = q
+        return enc

@@ -119,13 +119,18 @@ class HopularNet(nn.Module):
 
     Columns: ``n_num`` numeric then ``len(cards)`` categorical tokens; the target is one of them
     (``target`` = its token index). The stored training set lives in the buffers ``mem_num``,
-    ``mem_absent``, ``mem_cat`` (saved with the weights).
+    ``mem_absent``, ``mem_cat`` (saved with the weights). ``quantile_shape`` (Q, Fn): the
+    estimator's ``numeric_transform="quantile"`` table, kept in the float64 buffer
+    ``num_quantiles`` so that it is saved with the weights (the network does not use it).
     """
 
     def __init__(self, n_num: int, cards: list[int], target: int, *, embedding_size: int = 32,
                  num_blocks: int = 4, num_heads: int = 4, head_size: int = 32,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, quantile_shape: tuple[int, int] | None = None):
         super().__init__()
+        if quantile_shape is not None:  # no buffer otherwise: older saved models load unchanged
+            self.register_buffer("num_quantiles",
+                                 torch.zeros(tuple(quantile_shape), dtype=torch.float64))
         self.n_num, self.cards, self.target = n_num, list(cards), target
         F_ = n_num + len(cards)
         E = embedding_size

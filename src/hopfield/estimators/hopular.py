@@ -69,7 +69,7 @@ from ._base import (
     Standardizer,
     _threads,
 )
-from ._hopular_data import TabularEncoder, _is_frame
+from ._hopular_data import NUMERIC_TRANSFORMS, TabularEncoder, _is_frame
 from ._hopular_net import HopularEnsemble, HopularNet
 from ._hopular_train import HopularTraining
 
@@ -108,6 +108,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "num_threads": [Interval(Integral, 1, None, closed="left"), None],
         "categorical_features": ["array-like", str, None],
+        "numeric_transform": [StrOptions(set(NUMERIC_TRANSFORMS))],
         "verbose": ["boolean"],
     }
     _extra_fitted = ("encoder_config_", "arch_", "n_memory_")
@@ -120,7 +121,8 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
                  n_iter_no_change: int = 10, tol: float = 1e-4, early_stopping: bool = True,
                  validation_fraction: float = 0.1, memory_size: int = 1024,
                  epoch_size: int | str = "auto", chunk_size: int = 4096, n_members: int | str = "auto",
-                 categorical_features=None, random_state: int | None = None,
+                 categorical_features=None, numeric_transform: str = "standard",
+                 random_state: int | None = None,
                  device: str | None = "cpu", num_threads: int | None = None,
                  verbose: bool = False):
         self.embedding_size = embedding_size
@@ -143,6 +145,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         self.n_members = n_members
         self.chunk_size = chunk_size
         self.categorical_features = categorical_features
+        self.numeric_transform = numeric_transform
         self.random_state = random_state
         self.device = device
         self.num_threads = num_threads
@@ -181,8 +184,9 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
                 raise ValueError(f"y must be 1-D with one value per row of X ({n} rows), got "
                                  f"shape {y.shape}")
         if reset:
-            enc = TabularEncoder(self._hp.categorical_features)
-            enc.fit(X)
+            enc = TabularEncoder(self._hp.categorical_features,
+                                 numeric_transform=self._hp.numeric_transform)
+            enc.fit(X, random_state=self.random_state)
             self.encoder_config_ = enc.to_config()
             self._encoder = enc
             # the base's saved-model format carries one (mean, scale) per column: numeric
@@ -196,15 +200,25 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
 
     def _get_encoder(self) -> TabularEncoder:
         enc = getattr(self, "_encoder", None)
-        if enc is None:
-            enc = self._encoder = TabularEncoder.from_config(self.encoder_config_)
+        if enc is None:  # loaded: the quantile table (if any) is saved with the weights
+            net = self.module_
+            net = net.members[0] if isinstance(net, HopularEnsemble) else net
+            q = getattr(net, "num_quantiles", None)
+            try:
+                enc = TabularEncoder.from_config(self.encoder_config_,
+                                                 None if q is None else q.cpu().numpy())
+            except (KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"the saved encoder_config_ is not valid: {err}") from None
+            self._encoder = enc
         return enc
 
     def _new_net(self) -> HopularNet:
         a, hp = self.arch_, self._hp
+        q = a.get("quantile_shape")  # absent in models saved before numeric_transform
         return HopularNet(a["n_num"], a["cards"], a["target"], embedding_size=hp.embedding_size,
                           num_blocks=hp.num_blocks, num_heads=hp.num_heads,
-                          head_size=hp.head_size, dropout=hp.dropout)
+                          head_size=hp.head_size, dropout=hp.dropout,
+                          quantile_shape=None if q is None else tuple(q))
 
     def _build_module(self, data, n_outputs: int, generator):
         """The fitted module's skeleton for :meth:`load` (memory buffers sized as saved)."""
@@ -239,7 +253,10 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
     def _train(self, data, y_enc: np.ndarray, seed: int, dev: torch.device) -> None:
         hp = self._hp
         num, miss, cat = self._with_target(data, y_enc)
-        a = {"n_num": num.shape[1], "cards": self._get_encoder().cardinalities, "target": -1}
+        enc = self._get_encoder()
+        a = {"n_num": num.shape[1], "cards": enc.cardinalities, "target": -1}
+        if enc.quantiles is not None:  # saved with each network's weights (see HopularNet)
+            a["quantile_shape"] = list(enc.quantiles.shape)
         if self._is_classifier:
             a["cards"] = a["cards"] + [len(self.classes_)]
         else:
@@ -261,6 +278,8 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
                 net, log = self._train_member(full, y_enc, seed + m, dev)
                 if m:  # each member owns its copy of the stored rows (safetensors refuses sharing)
                     net.set_memory(*(t.clone() for t in full))
+                if enc.quantiles is not None:
+                    net.num_quantiles.copy_(torch.from_numpy(enc.quantiles))
                 nets.append(net)
                 logs.append(log)
         first = logs[0]
@@ -318,6 +337,15 @@ _PARAMS_DOC = """
         chunk_size: stored rows per chunk of the streamed retrieval.
         categorical_features: column indices / names / bool mask of categorical columns (besides
             pandas category/object/string/bool columns).
+        numeric_transform: how numeric columns enter the network. ``"standard"`` (default):
+            (x − mean) / std over the training rows. ``"quantile"``: each standardised column
+            through scikit-learn's ``QuantileTransformer(output_distribution="normal")`` fitted
+            on the rows passed to ``fit`` (``n_quantiles`` = min(1,000, n rows); above 10,000
+            rows the quantiles come from a subsample of 10,000 drawn with ``random_state``), so
+            skewed or heavy-tailed columns become roughly standard normal; every output lies in
+            [−5.2, 5.2] (a constant column, or a value far outside the training range, stays
+            finite). Missing values use the learned missing embedding either way. The quantile
+            table is saved with the weights.
         random_state: seed; ``None`` = not reproducible. device: ``"cpu"``, ``"cuda"``,
             ``"auto"``. verbose: print the validation loss per epoch.
         epoch_size: training rows per epoch; ``"auto"`` = all rows up to 4,096, else 2,048 rows
