@@ -74,3 +74,70 @@ def test_two_processes_give_the_serial_results(tmp_path):
         rows[kind] = [(r["dataset"], r["method"], r["test"], r["val"]) for r in summary["rows"]]
         assert all(t["cpu_seconds"] >= 0 for r in summary["rows"] for t in r["trials"])
     assert rows["serial"] == rows["par"] and len(rows["par"]) == 6  # same cells, same order
+
+
+def _row(dataset, split, method, acc):
+    return {"dataset": dataset, "split": split, "kind": "small", "task": "classification",
+            "method": method, "test": acc, "default_test": acc, "val": acc, "seconds": 0.1,
+            "cpu_seconds": 0.1, "peak_bytes": 0, "best_params": {}, "trials": []}
+
+
+def test_defaults_setting():
+    from hopfield.reproduce.tabular import SETTINGS
+
+    small, splits, mid, _cap, n_trials = SETTINGS["defaults"]
+    assert small is None and splits == (0, 1, 2, 3) and mid == () and n_trials == 1
+
+
+def test_report_over_splits_and_paired_tests(tmp_path):
+    """Several splits: mean ± std over splits, rank over cells, cell counts and the paired table
+    (reference hopular; Wilcoxon / paired t p-values as scipy's); one trial: no "tuned" table."""
+    from scipy.stats import ttest_rel, wilcoxon
+
+    from hopfield.reproduce.tabular import _report
+
+    rng = np.random.default_rng(0)
+    cells = [(f"set{i}", j) for i in range(5) for j in range(4)]
+    hop = {c: float(rng.uniform(0.5, 0.9)) for c in cells}
+    rf = {c: hop[c] + (0.0 if k % 5 == 0 else float(rng.normal(0.02, 0.03)))
+          for k, c in enumerate(cells)}
+    rows = ([_row(n, j, "hopular", hop[(n, j)]) for n, j in cells]
+            + [_row(n, j, "rf", rf[(n, j)]) for n, j in cells]
+            + [_row(n, j, "knn", 0.5) for n, j in cells if j < 2])  # partial: 10 of 20 cells
+    md = _report(tmp_path, "defaults", 0, ("hopular", "rf", "knn"), rows, 1.0, 1)
+    assert "tuned" not in md and "classification, defaults" in md
+    assert "| cells (set × split) |" in md and "average rank over cells (10 with every method)" in md
+    per_split = [np.mean([hop[(f"set{i}", j)] for i in range(5)]) for j in range(4)]
+    assert f"{100 * np.mean(per_split):.1f} ± {100 * np.std(per_split, ddof=1):.1f}" in md
+    g = json.loads((tmp_path / "tabular.json").read_text())["groups"]
+    paired = g["small-classification-defaults"]["paired_vs"]
+    assert paired["reference"] == "hopular"
+    r_rf, r_knn = paired["rows"]
+    x, y = np.array([hop[c] for c in cells]), np.array([rf[c] for c in cells])
+    assert r_rf["method"] == "rf" and r_rf["cells"] == 20 and r_rf["tie"] == 4
+    assert r_rf["better"] + r_rf["worse"] == 16 and r_rf["better"] == int((x > y).sum())
+    assert np.isclose(r_rf["difference"], (x - y).mean())
+    assert np.isclose(r_rf["wilcoxon_p"], wilcoxon(x, y).pvalue)
+    assert np.isclose(r_rf["ttest_p"], ttest_rel(x, y).pvalue)
+    assert r_knn["cells"] == 10
+    assert "| rf | 20 |" in md and "hopular better / tie / worse" in md
+
+
+def test_defaults_mode_runs_resumes_and_compares_with_rf(tmp_path, monkeypatch):
+    """mode="defaults" on a 2-set x 2-split stand-in: one trial per cell, its own cache folder,
+    cells fitted split by split, a rerun refits nothing; without Hopular the paired table's
+    reference is RF."""
+    from hopfield.reproduce import tabular
+
+    monkeypatch.setitem(tabular.SETTINGS, "defaults",
+                        (("statlog_heart", "vertebral_column3"), (0, 1), (), None, 1))
+    md = run(tmp_path, mode="defaults", methods=("rf", "knn"), n_jobs=1)
+    cells = sorted((tmp_path / "tabular" / "folds" / "defaults-seed0").glob("*.json"))
+    assert len(cells) == 8
+    assert all(len(json.loads(c.read_text())["trials"]) == 1 for c in cells)
+    by_time = sorted(cells, key=lambda c: c.stat().st_mtime_ns)  # split-major: split 0 first
+    assert [int(c.name.split("__")[1]) for c in by_time] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert "rf vs every method" in md and "| knn | 4 |" in md and "tuned" not in md
+    mtimes = [c.stat().st_mtime_ns for c in cells]
+    run(tmp_path, mode="defaults", methods=("rf", "knn"), n_jobs=1)  # all cached
+    assert [c.stat().st_mtime_ns for c in cells] == mtimes

@@ -18,8 +18,13 @@ reported too ("defaults"), so the same run answers "tuned vs tuned" and "default
 Metrics: accuracy (classification) / RMSE (regression), rank per dataset (1 = best, ties
 averaged; separate for classification and regression), average rank, total fit time (wall and
 CPU seconds) and the peak extra resident memory during the fits (RSS sampled every 20 ms from
-``/proc/self/status``, minus the RSS before the fit). Every fit is single-threaded; in quick and
-full mode two processes fit cells side by side (``n_jobs``), longest cells first.
+``/proc/self/status``, minus the RSS before the fit). With several splits (``full``, ``defaults``)
+each table also gives, per method, the mean ± std over the splits of the per-split mean over the
+sets, the average rank over the (set, split) cells every method has, the number of cells, and a
+paired comparison over the cells of every method against Hopular (against RF when Hopular has no
+cells): mean difference, better / tied / worse cells, two-sided Wilcoxon signed-rank and paired t
+p-values. Every fit is single-threaded; except in smoke mode two processes fit cells side by
+side (``n_jobs``), longest cells first.
 
 ========= ================================= ================== ==============================
 mode      small sets                        mid-size sets      trials per method
@@ -30,7 +35,13 @@ quick     5 sets, split 0                   satellite,         2 (defaults + 1 T
                                             diamonds (<= 1,000
                                             training rows)
 full      21 sets x 4 splits                all 8, full size   10
+defaults  21 sets x 4 splits                none               1 (defaults only)
 ========= ================================= ================== ==============================
+
+``defaults`` (Python API only: ``run(out_dir, mode="defaults")``) measures issue 9's target
+"Hopular with defaults >= a default random forest on the small sets' mean accuracy" on all 84
+cells (set x split) for every method: each method's defaults fitted once per cell (the same fit as
+trial 0 of ``full``, same seed), one table (no "tuned" table).
 
 Files under ``out_dir/tabular/``: ``folds/<mode>-seed<seed>/<set>__<split>__<method>.json``
 (one per finished cell, atomic; a rerun skips them), ``results.csv``, ``tabular.json``,
@@ -67,6 +78,10 @@ SETTINGS: dict[str, tuple] = {
     # (diamonds: 123 CPU-s)
     "quick": (SMALL_QUICK, (0,), ("satellite", "diamonds"), 1000, 2),
     "full": (None, (0, 1, 2, 3), None, None, 10),
+    # defaults: issue 9's "defaults >= a default random forest" target on the small sets — the
+    # 21 fixed-split sets x splits 0-3, 1 trial (each method's defaults, as trial 0 of --full),
+    # no mid-size sets (Python API only: run(out, mode="defaults"))
+    "defaults": (None, (0, 1, 2, 3), (), None, 1),
 }
 
 METHODS: tuple[str, ...] = ("hopular", "hopfield", "catboost", "xgboost", "lightgbm", "hist_gb",
@@ -335,8 +350,8 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
         methods: tuple[str, ...] | None = None, n_jobs: int | None = None) -> str:
     """Run the tabular benchmark; write files under ``out_dir/tabular/``; return markdown.
 
-    ``n_jobs``: processes fitting cells side by side, each single-threaded (``None``: 2 in quick
-    and full mode, 1 in smoke mode; 1 = everything in this process). Fit times are then measured
+    ``n_jobs``: processes fitting cells side by side, each single-threaded (``None``: 2 in quick,
+    full and defaults mode, 1 in smoke mode; 1 = everything in this process). Fit times are then measured
     while the other process runs too; CPU seconds are recorded beside them.
     """
     import torch
@@ -363,7 +378,9 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     cache = out / "folds" / f"{mode}-seed{seed}"
     cache.mkdir(parents=True, exist_ok=True)
     path = lambda n, j, m: cache / f"{n}__{j}__{m}.json"
-    todo = [t for t in tasks if not path(*t[1:]).is_file()]
+    # split-major (every set's split 0 first, then split 1, ...): an interrupted run has whole
+    # splits, which the report can compare on equal terms
+    todo = sorted((t for t in tasks if not path(*t[1:]).is_file()), key=lambda t: t[2])
     threads = torch.get_num_threads()
     t_start = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"tabular {mode}", unit="cell", dynamic_ncols=True)
@@ -427,7 +444,14 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
              f"its defaults; test score of the best-validation trial ('tuned') and of the "
              f"defaults trial ('defaults'). Accuracy in %, RMSE on the target's scale "
              f"(log10 price for ames and diamonds); rank 1 = best.")
-    lines = [f"## Tabular: Hopular vs tuned baselines (mode `{mode}`, seed {seed})", "", intro, ""]
+    head = f"Hopular vs tuned baselines (mode `{mode}`, seed {seed})"
+    if n_trials == 1:  # the defaults only: no tuning, no "tuned" table
+        intro = ("Every method with its defaults, fitted once per cell on the training rows "
+                 "(no tuning, so the split's validation rows are not used; methods that stop "
+                 "early hold out part of the training rows themselves); test accuracy in % "
+                 "(RMSE for regression); rank 1 = best.")
+        head = f"Hopular vs the baselines, every method with its defaults (mode `{mode}`, seed {seed})"
+    lines = [f"## Tabular: {head}", "", intro, ""]
     summary: dict = {"mode": mode, "seed": seed, "methods": methods, "rows": rows, "groups": {}}
     figs = []
     for kind, task in (("small", "classification"), ("mid", "classification"),
@@ -437,7 +461,10 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
             continue
         names = sorted({r["dataset"] for r in sel}, key=lambda s: [r["dataset"] for r in
                                                                    sel].index(s))
-        for key in ("test", "default_test"):
+        n_splits = len({r["split"] for r in sel})
+        # one trial = the defaults: the "tuned" table would repeat the "defaults" table
+        keys = ("default_test",) if n_trials == 1 else ("test", "default_test")
+        for key in keys:
             tab = np.full((len(names), len(methods)), np.nan)
             cnt = np.zeros_like(tab)
             for r in sel:
@@ -476,7 +503,21 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
             lines.append("| **average rank** | " + " | ".join(f"{avg[k]:.2f}" for k in order)
                          + " |")
             lines.append("| mean | " + " | ".join(fmt(mean[k]) for k in order) + " |")
-            if key == "test":
+            if n_splits > 1:  # per split: mean over the sets; then mean ± std over splits
+                by_split = _split_means(sel, methods, key)
+                sd = lambda v: (f" ± {100 * np.std(v, ddof=1):.1f}" if len(v) > 1 else
+                                " (1 split)")
+                lines.append("| mean ± std over splits | " + " | ".join(
+                    "–" if not by_split[methods[k]] else
+                    fmt(np.mean(by_split[methods[k]])) + sd(by_split[methods[k]])
+                    for k in order) + " |")
+                cell_rank, n_complete = _cell_ranks(sel, methods, key)
+                lines.append(f"| average rank over cells ({n_complete} with every method) | "
+                             + " | ".join(f"{cell_rank[k]:.2f}" for k in order) + " |")
+                n_cells = [sum(r["method"] == m for r in sel) for m in methods]
+                lines.append("| cells (set × split) | " + " | ".join(
+                    str(n_cells[k]) for k in order) + " |")
+            if key == keys[0]:
                 lines.append("| fit time, all trials (s) | " + " | ".join(
                     f"{secs[k]:.0f}" for k in order) + " |")
                 lines.append("| fit CPU time, all trials (s) | " + " | ".join(
@@ -485,6 +526,12 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                     f"{peak[k]:.0f}" for k in order) + " |")
                 figs.append((title, [methods[k] for k in order], avg[order]))
             lines.append("")
+            if n_splits > 1 and task == "classification":
+                ref, paired = _paired(sel, methods, key)
+                if paired:
+                    summary["groups"][f"{kind}-{task}-{label}"]["paired_vs"] = {
+                        "reference": ref, "rows": paired}
+                    lines += _paired_lines(ref, paired, label, n_splits)
     atomic_write_text(out / "tabular.json", json.dumps(summary, indent=1))
     if figs:
         _plot(out, figs)
@@ -495,6 +542,80 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
             f"fits {'–' if math.isnan(cpu) else f'{cpu:.0f} s'}.")
     lines += ["", tail, ""]
     return "\n".join(lines)
+
+
+def _cells(sel: list[dict], method: str, key: str) -> dict:
+    """(dataset, split) -> score of ``method`` in the group's rows."""
+    return {(r["dataset"], r["split"]): r[key] for r in sel if r["method"] == method}
+
+
+def _split_means(sel: list[dict], methods: list[str], key: str) -> dict:
+    """method -> [mean over the sets of split j, for each split j the method has cells of]."""
+    out = {}
+    for m in methods:
+        c = _cells(sel, m, key)
+        out[m] = [float(np.mean([v for (_, j), v in c.items() if j == s]))
+                  for s in sorted({j for _, j in c})]
+    return out
+
+
+def _cell_ranks(sel: list[dict], methods: list[str], key: str) -> tuple[np.ndarray, int]:
+    """Average rank per method over the (dataset, split) cells every method has (1 = best, ties
+    averaged), and the number of those cells."""
+    per = [_cells(sel, m, key) for m in methods]
+    common = sorted(set.intersection(*(set(c) for c in per))) if per else []
+    if not common:
+        return np.full(len(methods), np.nan), 0
+    tab = np.array([[c[cell] for c in per] for cell in common])
+    return _ranks(tab).mean(0), len(common)
+
+
+def _paired(sel: list[dict], methods: list[str], key: str) -> tuple[str | None, list[dict]]:
+    """Paired comparison over (dataset, split) cells of every method against the reference
+    (``hopular`` if it has cells, else ``rf``): mean difference reference − method, cells where
+    the reference is better / tied / worse, two-sided Wilcoxon signed-rank and paired t p-values
+    (NaN when every difference is 0 or fewer than 2 cells are shared)."""
+    from scipy.stats import ttest_rel, wilcoxon
+
+    ref = next((m for m in ("hopular", "rf") if m in methods and _cells(sel, m, key)), None)
+    if ref is None:
+        return None, []
+    a = _cells(sel, ref, key)
+    rows = []
+    for m in methods:
+        b = _cells(sel, m, key)
+        common = sorted(set(a) & set(b))
+        if m == ref or not common:
+            continue
+        x, y = np.array([a[c] for c in common]), np.array([b[c] for c in common])
+        d = x - y
+        p_w = p_t = math.nan
+        if len(d) >= 2 and np.any(d != 0):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p_w = float(wilcoxon(x, y).pvalue)
+                p_t = float(ttest_rel(x, y).pvalue)
+        rows.append({"method": m, "cells": len(common), "reference_mean": float(x.mean()),
+                     "method_mean": float(y.mean()), "difference": float(d.mean()),
+                     "better": int((d > 0).sum()), "tie": int((d == 0).sum()),
+                     "worse": int((d < 0).sum()), "wilcoxon_p": p_w, "ttest_p": p_t})
+    return ref, rows
+
+
+def _paired_lines(ref: str, rows: list[dict], label: str, n_splits: int) -> list[str]:
+    p = lambda v: "–" if math.isnan(v) else (f"{v:.2g}" if v < 0.001 else f"{v:.3f}")
+    title = (f"**Paired over cells (set × split, {n_splits} splits), {label}: {ref} vs every "
+             f"method** — Δ = {ref} − method in accuracy points, mean over the cells both have; "
+             f"two-sided Wilcoxon signed-rank and paired t tests.")
+    header = (f"| {ref} vs | cells | {ref} | method | Δ | {ref} better / tie / worse | "
+              f"Wilcoxon p | paired t p |")
+    lines = [title, "", header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['cells']} | {100 * r['reference_mean']:.1f} | "
+                     f"{100 * r['method_mean']:.1f} | {100 * r['difference']:+.2f} | "
+                     f"{r['better']} / {r['tie']} / {r['worse']} | {p(r['wilcoxon_p'])} | "
+                     f"{p(r['ttest_p'])} |")
+    return lines + [""]
 
 
 def _plot(out: Path, figs: list) -> None:
