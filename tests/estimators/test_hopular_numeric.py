@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
@@ -147,3 +148,52 @@ def test_quantile_differs_from_standard_and_bad_values_are_refused():
         TabularEncoder.from_config(cfg)
     with pytest.raises(ValueError, match="non-decreasing"):
         TabularEncoder.from_config(cfg, np.tile([[2.0], [1.0]], (1, 4)))
+
+
+# ----------------------------------------------------------------------------- piecewise embedding
+
+
+def test_piecewise_embedding_matches_a_plain_reference():
+    """e_j = Σ_t clip((x − b_{t−1}) / (b_t − b_{t−1}), 0, 1) W_{j,t} + b_j (Gorishniy et al. 2022),
+    written out with numpy; a zero-width bin is a step (1 above its edge); ±3e38 stays finite."""
+    from hopfield.estimators._hopular_net import _Embedding
+
+    torch.manual_seed(0)
+    emb = _Embedding(2, [], 4, 0.0, n_bins=3)
+    edges = np.array([[-1.0, 0.0, 0.5, 2.0], [0.0, 1.0, 1.0, 3.0]], np.float32)
+    emb.num_edges.copy_(torch.from_numpy(edges))
+    x = np.array([[-5.0, 0.0], [0.25, 1.0], [1.0, 2.0], [3e38, -3e38]], np.float32)
+    W, b = emb.num_ple.detach().numpy(), emb.num_b.detach().numpy()
+    want = np.zeros((4, 2, 4))
+    for r in range(4):
+        for j in range(2):
+            for t in range(3):
+                lo, hi = float(edges[j, t]), float(edges[j, t + 1])
+                u = 1.0 * (x[r, j] > hi) if hi == lo else min(max((x[r, j] - lo) / (hi - lo), 0), 1)
+                want[r, j] += u * W[j, t]
+            want[r, j] += b[j]
+    absent = torch.zeros(4, 2, dtype=torch.bool)
+    num = torch.from_numpy(x)
+    got = emb.numeric(num)
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    assert torch.isfinite(emb(num, absent, torch.zeros(4, 0, dtype=torch.long))).all()
+
+
+@pytest.mark.parametrize("cls", [HopularClassifier, HopularRegressor])
+def test_piecewise_model_saves_and_loads_bit_identically(tmp_path, cls):
+    X = _skewed(100)
+    y = (np.nan_to_num(X[:, 0]) > 1).astype(int)
+    est = cls(**{**TINY, "numeric_transform": "standard", "numeric_embedding": "piecewise"})
+    est.fit(X, y if cls is HopularClassifier else y * 2.0 + X[:, 2])
+    edges = est.module_.embed.num_edges.numpy()
+    assert est.arch_["n_bins"] == 16 and edges.shape == (est.arch_["n_num"], 17)
+    assert (np.diff(edges, axis=1) >= 0).all()
+    new = np.vstack([X[:10], [[3e38, -3e38, 1e9, -4.0]]])
+    pred = est.predict_proba(new) if cls is HopularClassifier else est.predict(new)
+    assert np.isfinite(pred).all()
+    est.save(tmp_path / "m")
+    back = cls.load(tmp_path / "m")
+    again = back.predict_proba(new) if cls is HopularClassifier else back.predict(new)
+    np.testing.assert_array_equal(again, pred)
+    with pytest.raises(ValueError, match="numeric_embedding"):
+        cls(**{**TINY, "numeric_embedding": "spline"}).fit(X, y)

@@ -25,14 +25,24 @@ class _Embedding(nn.Module):
 
     Categorical column j owns rows ``offset_j .. offset_j + K_j + 1`` of one shared table:
     K_j categories, then *missing* (code K_j), then *unknown* (code K_j + 1).
+
+    ``n_bins`` = T > 0: numeric column j is embedded piecewise-linearly (Gorishniy et al. 2022,
+    "On Embeddings for Numerical Features in Tabular Deep Learning", PLE):
+    e_j = Σ_t clip((x_j − b_{j,t−1}) / (b_{j,t} − b_{j,t−1}), 0, 1) · W_{j,t} + b_j over the bin
+    edges ``num_edges`` (Fn, T + 1) (training quantiles, set by the estimator; saved buffer).
     """
 
-    def __init__(self, n_num: int, cards: list[int], E: int, dropout: float):
+    def __init__(self, n_num: int, cards: list[int], E: int, dropout: float, n_bins: int = 0):
         super().__init__()
         F_ = n_num + len(cards)
-        self.n_num, self.E = n_num, E
+        self.n_num, self.E, self.n_bins = n_num, E, int(n_bins)
         bound = 1.0 / math.sqrt(E)
-        self.num_w = nn.Parameter(torch.empty(n_num, E).uniform_(-1.0, 1.0))
+        if self.n_bins:  # in num_w's place in the parameter order
+            self.num_ple = nn.Parameter(torch.empty(n_num, n_bins, E).uniform_(-1.0, 1.0)
+                                        / math.sqrt(n_bins))
+            self.register_buffer("num_edges", torch.zeros(n_num, n_bins + 1))
+        else:
+            self.num_w = nn.Parameter(torch.empty(n_num, E).uniform_(-1.0, 1.0))
         self.num_b = nn.Parameter(torch.empty(n_num, E).uniform_(-bound, bound))
         self.num_missing = nn.Parameter(torch.randn(n_num, E) * bound)
         offsets = np.concatenate([[0], np.cumsum([k + 2 for k in cards])]).astype(np.int64)
@@ -48,10 +58,20 @@ class _Embedding(nn.Module):
         self.proj_w = nn.Parameter(torch.empty(F_, E, E).uniform_(-bound, bound))  # per feature
         self.proj_b = nn.Parameter(torch.zeros(F_, E))
 
+    def numeric(self, num: torch.Tensor) -> torch.Tensor:
+        """num (B, Fn) -> (B, Fn, E): linear w_j x_j + b_j, or piecewise-linear (``n_bins``)."""
+        if not self.n_bins:
+            return num.unsqueeze(-1) * self.num_w + self.num_b
+        lo, hi = self.num_edges[:, :-1], self.num_edges[:, 1:]  # (Fn, T)
+        # a zero-width bin is a step (1 above its edge); an overflow to ±inf (|x| ~ 3e38 over a
+        # width of 1e-6) clips to 0 / 1, never NaN
+        enc = ((num.unsqueeze(-1) - lo) / (hi - lo).clamp_min(1e-6)).clamp(0.0, 1.0)
+        return torch.einsum("bft,fte->bfe", enc, self.num_ple) + self.num_b
+
     def forward(self, num: torch.Tensor, absent: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
         """num (B, Fn) float, absent (B, Fn) bool (missing or masked), cat (B, Fc) codes ->
         tokens (B, F, E)."""
-        e_num = num.unsqueeze(-1) * self.num_w + self.num_b  # (B, Fn, E)
+        e_num = self.numeric(num)  # (B, Fn, E)
         e_num = torch.where(absent.unsqueeze(-1), self.num_missing.expand_as(e_num), e_num)
         e_cat = self.table(cat + self.cat_offset)  # (B, Fc, E)
         t = torch.cat([e_num, e_cat], dim=1) + self.type_emb[self.types] + self.pos_emb
@@ -122,11 +142,14 @@ class HopularNet(nn.Module):
     ``mem_absent``, ``mem_cat`` (saved with the weights). ``quantile_shape`` (Q, Fn): the
     estimator's ``numeric_transform="quantile"`` table, kept in the float64 buffer
     ``num_quantiles`` so that it is saved with the weights (the network does not use it).
+    ``n_bins`` > 0: piecewise-linear numeric embedding (see ``_Embedding``; set the edges with
+    :meth:`set_bin_edges`).
     """
 
     def __init__(self, n_num: int, cards: list[int], target: int, *, embedding_size: int = 32,
                  num_blocks: int = 4, num_heads: int = 4, head_size: int = 32,
-                 dropout: float = 0.1, quantile_shape: tuple[int, int] | None = None):
+                 dropout: float = 0.1, quantile_shape: tuple[int, int] | None = None,
+                 n_bins: int = 0):
         super().__init__()
         if quantile_shape is not None:  # no buffer otherwise: older saved models load unchanged
             self.register_buffer("num_quantiles",
@@ -134,7 +157,7 @@ class HopularNet(nn.Module):
         self.n_num, self.cards, self.target = n_num, list(cards), target
         F_ = n_num + len(cards)
         E = embedding_size
-        self.embed = _Embedding(n_num, self.cards, E, dropout)
+        self.embed = _Embedding(n_num, self.cards, E, dropout, n_bins)
         self.blocks = nn.ModuleList(_Block(F_, E, num_heads, head_size, dropout)
                                     for _ in range(num_blocks))
         self.head = nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.LayerNorm(F_ * E),
@@ -149,6 +172,11 @@ class HopularNet(nn.Module):
                                 ("mem_absent", (0, n_num), torch.bool),
                                 ("mem_cat", (0, len(cards)), torch.int64)):
             self.register_buffer(name, torch.zeros(shape, dtype=dt))
+        self._kv = None
+
+    def set_bin_edges(self, edges) -> None:
+        """Bin edges (n_num, n_bins + 1), non-decreasing per row, of the piecewise embedding."""
+        self.embed.num_edges.copy_(torch.as_tensor(edges, dtype=self.embed.num_edges.dtype))
         self._kv = None
 
     def set_memory(self, num, absent, cat) -> None:

@@ -73,6 +73,8 @@ class HopularTraining:
         val = self._split(n, y_enc if self._is_classifier else None, rng)
         train = np.setdiff1d(np.arange(n), val)
         net = self._new_net().to(dev)
+        if net.embed.n_bins:
+            net.set_bin_edges(self._bin_edges)
         net.set_memory(num_t[train], miss_t[train], cat_t[train])
         n_tr = len(train)
         if hp.batch_size != "auto":

@@ -79,6 +79,8 @@ __all__ = ["HopularClassifier", "HopularEnsemble", "HopularNet", "HopularRegress
 #: ``_AUTO_MEMBERS`` networks up to this many rows, one above
 _ONE_THREAD_ROWS = 4096
 _AUTO_MEMBERS = 2
+#: ``numeric_embedding="piecewise"``: bins per numeric column (edges = training quantiles)
+_N_BINS = 16
 
 
 
@@ -109,6 +111,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         "num_threads": [Interval(Integral, 1, None, closed="left"), None],
         "categorical_features": ["array-like", str, None],
         "numeric_transform": [StrOptions(set(NUMERIC_TRANSFORMS))],
+        "numeric_embedding": [StrOptions({"linear", "piecewise"})],
         "verbose": ["boolean"],
     }
     _extra_fitted = ("encoder_config_", "arch_", "n_memory_")
@@ -122,6 +125,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
                  validation_fraction: float = 0.1, memory_size: int = 1024,
                  epoch_size: int | str = "auto", chunk_size: int = 4096, n_members: int | str = "auto",
                  categorical_features=None, numeric_transform: str = "standard",
+                 numeric_embedding: str = "linear",
                  random_state: int | None = None,
                  device: str | None = "cpu", num_threads: int | None = None,
                  verbose: bool = False):
@@ -146,6 +150,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         self.chunk_size = chunk_size
         self.categorical_features = categorical_features
         self.numeric_transform = numeric_transform
+        self.numeric_embedding = numeric_embedding
         self.random_state = random_state
         self.device = device
         self.num_threads = num_threads
@@ -218,7 +223,8 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         return HopularNet(a["n_num"], a["cards"], a["target"], embedding_size=hp.embedding_size,
                           num_blocks=hp.num_blocks, num_heads=hp.num_heads,
                           head_size=hp.head_size, dropout=hp.dropout,
-                          quantile_shape=None if q is None else tuple(q))
+                          quantile_shape=None if q is None else tuple(q),
+                          n_bins=a.get("n_bins", 0))
 
     def _build_module(self, data, n_outputs: int, generator):
         """The fitted module's skeleton for :meth:`load` (memory buffers sized as saved)."""
@@ -261,6 +267,13 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
             a["cards"] = a["cards"] + [len(self.classes_)]
         else:
             a["target"] = num.shape[1] - 1
+        if hp.numeric_embedding == "piecewise":  # edges: quantiles of the encoded fit rows
+            a["n_bins"] = _N_BINS
+            levels = np.linspace(0.0, 1.0, _N_BINS + 1)
+            self._bin_edges = np.stack([
+                np.quantile(num[~miss[:, j], j].astype(np.float64), levels)
+                if (~miss[:, j]).any() else np.zeros(_N_BINS + 1) for j in range(num.shape[1])
+            ]).reshape(num.shape[1], _N_BINS + 1)
         self.arch_ = a
         self.n_memory_ = len(num)
         T = lambda x: torch.as_tensor(x, device=dev)
@@ -337,6 +350,10 @@ _PARAMS_DOC = """
         chunk_size: stored rows per chunk of the streamed retrieval.
         categorical_features: column indices / names / bool mask of categorical columns (besides
             pandas category/object/string/bool columns).
+        numeric_embedding: ``"linear"`` (default, the paper's w_j·x_j + b_j) or
+            ``"piecewise"``: the piecewise-linear encoding of Gorishniy et al. 2022 over 16
+            bins per numeric column whose edges are the quantiles of the encoded fit rows
+            (every value clipped into [0, 1] per bin, so any finite input stays finite).
         numeric_transform: how numeric columns enter the network. ``"standard"`` (default):
             (x − mean) / std over the training rows. ``"quantile"``: each standardised column
             through scikit-learn's ``QuantileTransformer(output_distribution="normal")`` fitted
