@@ -39,126 +39,20 @@ import torch
 
 from .._validation import shape_str
 from ..nn.functional import MAX_STEPS_UNTIL_CONVERGED
+from ._hflayers_args import (
+    _KINDS,
+    _NORMS,
+    Sizes,
+    _kind_of,
+    _refuse,
+    _resolve,
+    _steps,
+    check_keys,
+    sizes_of,
+)
+from ._hflayers_blocks import BLOCKS, from_block
 
 __all__ = ["convert_state_dict", "from_hflayers"]
-
-# hflayers' constructor arguments and their defaults (hflayers/__init__.py).
-_HOPFIELD_ARGS: dict[str, object] = {
-    "input_size": None, "hidden_size": None, "output_size": None, "pattern_size": None,
-    "num_heads": 1, "scaling": None, "update_steps_max": 0, "update_steps_eps": 1e-4,
-    "normalize_stored_pattern": True, "normalize_stored_pattern_affine": True,
-    "normalize_stored_pattern_eps": 1e-5,
-    "normalize_state_pattern": True, "normalize_state_pattern_affine": True,
-    "normalize_state_pattern_eps": 1e-5,
-    "normalize_pattern_projection": True, "normalize_pattern_projection_affine": True,
-    "normalize_pattern_projection_eps": 1e-5,
-    "normalize_hopfield_space": False, "normalize_hopfield_space_affine": False,
-    "normalize_hopfield_space_eps": 1e-5,
-    "stored_pattern_as_static": False, "state_pattern_as_static": False,
-    "pattern_projection_as_static": False, "pattern_projection_as_connected": False,
-    "stored_pattern_size": None, "pattern_projection_size": None,
-    "batch_first": True, "association_activation": None, "dropout": 0.0, "input_bias": True,
-    "concat_bias_pattern": False, "add_zero_association": False, "disable_out_projection": False,
-}
-_POOLING_ARGS: dict[str, object] = {
-    **{k: v for k, v in _HOPFIELD_ARGS.items() if not k.endswith("_eps")
-       or k == "update_steps_eps"},
-    "quantity": 1, "trainable": True,
-}
-_LAYER_ARGS: dict[str, object] = {
-    **_POOLING_ARGS, "lookup_weights_as_separated": False, "lookup_targets_as_trainable": True,
-}
-_KINDS = {"Hopfield": _HOPFIELD_ARGS, "HopfieldPooling": _POOLING_ARGS,
-          "HopfieldLayer": _LAYER_ARGS}
-_NORMS = (("stored_pattern", "norm_stored_pattern", "normalize_stored", "norm_stored"),
-          ("state_pattern", "norm_state_pattern", "normalize_state", "norm_state"),
-          ("pattern_projection", "norm_pattern_projection", "normalize_projection",
-           "norm_projection"))
-
-
-def _kind_of(state_dict: Mapping[str, object]) -> str:
-    if "pooling_weights" in state_dict:
-        return "HopfieldPooling"
-    if "lookup_weights" in state_dict:
-        return "HopfieldLayer"
-    return "Hopfield"
-
-
-def _resolve(kind: str, kwargs: Mapping[str, object]) -> dict[str, object]:
-    if not isinstance(kwargs, Mapping):
-        raise TypeError(f"hflayers_kwargs must be a dict of the hflayers constructor arguments, "
-                        f"got {type(kwargs).__name__}")
-    known = _KINDS[kind]
-    for key in kwargs:
-        if key not in known:
-            raise TypeError(f"hflayers_kwargs: {key!r} is not an argument of hflayers.{kind} "
-                            f"(known: {', '.join(known)})")
-    a = {**known, **kwargs}
-    if a["input_size"] is None:
-        raise ValueError("hflayers_kwargs must give input_size (hflayers allows None only when "
-                         "every projection is static, which cannot be converted)")
-    return a
-
-
-def _refuse(a: dict[str, object], kind: str) -> None:
-    """Raise for configurations without an exact equivalent, saying why."""
-    qs, ks, vs = (bool(a[n]) for n in ("state_pattern_as_static", "stored_pattern_as_static",
-                                         "pattern_projection_as_static"))
-    if qs and ks and vs:
-        raise ValueError("hflayers_kwargs: all three *_as_static=True (hflayers' static-only "
-                         "execution, no module sizes) cannot be converted; use "
-                         "hopfield.functional for projection-free retrieval")
-    if ks and vs:
-        raise ValueError("hflayers_kwargs: stored_pattern_as_static=True with "
-                         "pattern_projection_as_static=True cannot be converted: hflayers then "
-                         "does not repeat the pattern projections per head but splits their "
-                         "features across the heads (a bug), which hopfield.nn does not copy")
-    if (vs or ks) and a["pattern_projection_as_connected"]:
-        raise ValueError("hflayers_kwargs: a static stored pattern or pattern projection with "
-                         "pattern_projection_as_connected=True cannot be converted: hflayers "
-                         "then silently skips the connection (static stored pattern) or the "
-                         "value projection (static projection), so the flag does not mean what "
-                         "it says")
-    act = a["association_activation"]
-    if act is not None and not (isinstance(act, str) and callable(getattr(torch, act, None))):
-        raise ValueError(f"hflayers_kwargs: association_activation={act!r} must name a torch "
-                         "function (hflayers applies getattr(torch, name))")
-    for base, *_ in _NORMS:
-        if a[f"normalize_{base}_affine"] and not a[f"normalize_{base}"]:
-            raise ValueError(f"hflayers_kwargs: normalize_{base}_affine=True needs "
-                             f"normalize_{base}=True (hflayers asserts the same)")
-    steps = a["update_steps_max"]
-    if isinstance(steps, torch.Tensor) and (steps.dim() != 1 or steps.numel() != a["num_heads"]):
-        raise ValueError(f"hflayers_kwargs: update_steps_max must be an int, None or a tensor of "
-                         f"shape ({a['num_heads']},), got shape {shape_str(steps.shape)}")
-    eps = a["update_steps_eps"]
-    if isinstance(eps, torch.Tensor) and (eps.dim() != 1 or eps.numel() != a["num_heads"]):
-        raise ValueError(f"hflayers_kwargs: update_steps_eps must be a float or a tensor of "
-                         f"shape ({a['num_heads']},), got shape {shape_str(eps.shape)}")
-    if kind == "HopfieldLayer":
-        D = a["input_size"]
-        Dk = D if a["stored_pattern_size"] is None else a["stored_pattern_size"]
-        Dv = D if a["pattern_projection_size"] is None else a["pattern_projection_size"]
-        targets = (Dk if a["pattern_projection_size"] is None else Dv) \
-            if a["lookup_weights_as_separated"] else Dk
-        if targets != Dv:
-            raise ValueError(f"hflayers_kwargs: this HopfieldLayer cannot run in hflayers itself "
-                             f"(its {'targets' if a['lookup_weights_as_separated'] else 'lookup weights'}"
-                             f" have {targets} features, its pattern projection expects {Dv}); "
-                             "give pattern_projection_size")
-
-
-def _steps(x: object, H: int) -> int | None | tuple[int, ...]:
-    """hflayers update_steps_max (int, None, or an (H,) tensor with -1 = unlimited)."""
-    if x is None:
-        return None
-    if isinstance(x, torch.Tensor):
-        v = tuple(int(t) for t in x.tolist())
-        if len(set(v)) == 1:
-            return None if v[0] < 0 else v[0]
-        return v
-    return None if int(x) < 0 else int(x)
-
 
 def convert_state_dict(
     hflayers_state_dict: Mapping[str, torch.Tensor], hflayers_kwargs: Mapping[str, object],
@@ -203,133 +97,14 @@ def convert_state_dict(
                             f"{type(t).__name__}")
         if not torch.is_floating_point(t):
             raise TypeError(f"hflayers_state_dict[{key!r}] must be floating point, got {t.dtype}")
-
-    D, H = int(a["input_size"]), int(a["num_heads"])
-    if a["hidden_size"] is None:
-        if D % H:
-            raise ValueError(f"hflayers_kwargs: input_size={D} is not divisible by "
-                             f"num_heads={H}; give hidden_size")
-        Dh = D // H
-    else:
-        Dh = int(a["hidden_size"])
-    E = H * Dh
-    Pd = Dh if a["pattern_size"] is None else int(a["pattern_size"])
-    Ev = H * Pd
-    no_out = bool(a["disable_out_projection"])
-    Dk = D if a["stored_pattern_size"] is None else int(a["stored_pattern_size"])
-    Dv = D if a["pattern_projection_size"] is None else int(a["pattern_projection_size"])
-    O = D if a["output_size"] is None else int(a["output_size"])
-    connected = bool(a["pattern_projection_as_connected"])
-    if connected and Pd != Dh:
-        raise ValueError(f"hflayers_kwargs: pattern_projection_as_connected=True needs "
-                         f"pattern_size == hidden_size, got {Pd} and {Dh} (hflayers asserts it)")
-    if connected and Dk != Dv:
-        raise ValueError(f"hflayers_kwargs: pattern_projection_as_connected=True needs "
-                         f"stored_pattern_size == pattern_projection_size, got {Dk} and {Dv}")
-    same = Dk == D and Dv == D and a["pattern_size"] is None and not connected
-    bias = bool(a["input_bias"])
+    s = sizes_of(a)
+    check_keys(sd, a, s, kind)
     pre = "" if kind == "Hopfield" else "hopfield."
-    core = pre + "association_core."
 
-    qs, ks, vs = (bool(a[n]) for n in ("state_pattern_as_static", "stored_pattern_as_static",
-                                         "pattern_projection_as_static"))
-    for flag, size, need, what in ((qs, D, Dh, "input_size == hidden_size"),
-                                   (ks, Dk, Dh, "stored_pattern_size == hidden_size"),
-                                   (vs, Dv, Pd, "pattern_projection_size == pattern_size")):
-        if flag and size != need:
-            raise ValueError(f"hflayers_kwargs: a static input needs {what} ({need}), got {size}")
-    rows = (0 if qs else E) + (0 if ks else E) + (0 if vs else Ev)
-    expected: dict[str, tuple[int, ...]] = {}
-    if same:
-        expected[core + "in_proj_weight"] = (rows, D)
-    else:
-        if not qs:
-            expected[core + "q_proj_weight"] = (E, D)
-        if not ks:
-            expected[core + "k_proj_weight"] = (E, Dk)
-        if not vs:
-            expected[core + "v_proj_weight"] = (Ev, E if connected else Dv)
-    if bias:  # hflayers keeps the v part of the bias even for a static projection
-        expected[core + "in_proj_bias"] = ((0 if qs else E) + (0 if ks else E) + Ev,)
-    if not no_out:
-        expected[core + "out_proj.weight"] = (O, Ev)
-        if bias:
-            expected[core + "out_proj.bias"] = (O,)
-    if a["normalize_hopfield_space"] and a["normalize_hopfield_space_affine"]:
-        expected[core + "p_norm_weight"] = (Dh,)
-        expected[core + "p_norm_bias"] = (Dh,)
-    if a["normalize_hopfield_space_affine"] and not a["normalize_hopfield_space"]:
-        raise ValueError("hflayers_kwargs: normalize_hopfield_space_affine=True needs "
-                         "normalize_hopfield_space=True (hflayers asserts the same)")
-    if a["concat_bias_pattern"]:
-        expected[core + "bias_k"] = (1, 1, E)
-        expected[core + "bias_v"] = (1, 1, E)
-    sizes = {"stored_pattern": Dk, "state_pattern": D, "pattern_projection": Dv}
-    for base, hf_name, _, _ in _NORMS:
-        if a[f"normalize_{base}"] and a[f"normalize_{base}_affine"]:
-            expected[pre + hf_name + ".weight"] = (sizes[base],)
-            expected[pre + hf_name + ".bias"] = (sizes[base],)
-    batch_first = bool(a["batch_first"])
-    if kind != "Hopfield":
-        Q = int(a["quantity"])
-        lead = (1, Q) if batch_first else (Q, 1)
-        if kind == "HopfieldPooling":
-            expected["pooling_weights"] = (*lead, D)
-        else:
-            expected["lookup_weights"] = (*lead, Dk)
-            if a["lookup_weights_as_separated"]:
-                expected["target_weights"] = (*lead, Dv)
-
-    for key, shape in expected.items():
-        if key not in sd:
-            raise ValueError(f"hflayers_state_dict is missing key {key!r} (expected shape "
-                             f"{shape_str(shape)} for hflayers.{kind} with these kwargs)")
-        if tuple(sd[key].shape) != shape:
-            raise ValueError(f"hflayers_state_dict[{key!r}] must have shape {shape_str(shape)} "
-                             f"for these hflayers_kwargs, got {shape_str(sd[key].shape)}")
-    extra = sorted(set(sd) - set(expected))
-    if extra:
-        raise ValueError(f"hflayers_state_dict has unexpected key(s) {extra} for hflayers.{kind} "
-                         "with these kwargs (check hflayers_kwargs: e.g. input_bias, "
-                         "concat_bias_pattern, normalize_*_affine, lookup_weights_as_separated)")
-    if a["concat_bias_pattern"]:
-        warnings.warn("hflayers' concat_bias_pattern=True creates bias_k/bias_v but its forward "
-                      "never concatenates them (they do not change its output); they are "
-                      "dropped", UserWarning, stacklevel=2)
-
-    # ----------------------------------------------------------- the projections
-    # rows of the non-static projections, in the order q, k, v
-    sizes_qkv = [(n, r) for n, r, static in (("q", E, qs), ("k", E, ks), ("v", Ev, vs))
-                 if not static]
-    if same:
-        parts = dict(zip([n for n, _ in sizes_qkv],
-                         sd[core + "in_proj_weight"].split([r for _, r in sizes_qkv])))
-    else:
-        parts = {n: sd[core + f"{n}_proj_weight"] for n, _ in sizes_qkv}
-    bparts: dict[str, torch.Tensor] = {}
-    if bias:
-        bsizes = [(n, r) for n, r in sizes_qkv if n != "v"] + [("v", Ev)]
-        bparts = dict(zip([n for n, _ in bsizes],
-                          sd[core + "in_proj_bias"].split([r for _, r in bsizes])))
-
-    ref_dtype = next(iter(sd.values())).dtype
-
-    def fixed(rows_per_head: int) -> torch.Tensor:  # every head sees the raw input
-        return torch.eye(rows_per_head, dtype=ref_dtype).repeat(H, 1)
-
-    wq = parts["q"] if not qs else fixed(Dh)
-    wk = parts["k"] if not ks else fixed(Dh)
-    wv = parts["v"] if not vs else fixed(Pd)
-    bq = None if qs else bparts.get("q")
-    bk = None if ks else bparts.get("k")
-    bv = None if vs else bparts.get("v")
-    # connected: v = W_v (W_k V + b_k) + b_v is HeadSpace(connected=True) with the same weights
-
-    steps = _steps(a["update_steps_max"], H)
+    steps = _steps(a["update_steps_max"], s.H)
     tol = a["update_steps_eps"]
     tol = tuple(float(t) for t in tol.tolist()) if isinstance(tol, torch.Tensor) else float(tol)
-    unlimited = steps is None or (isinstance(steps, tuple) and min(steps) < 0)
-    if unlimited:
+    if steps is None or (isinstance(steps, tuple) and min(steps) < 0):
         warnings.warn("hflayers update_steps_max=None (or < 0) iterates until its stop test "
                       "holds: the change of the association weights <= update_steps_eps; the "
                       "converted layer (max_steps=None) stops once every state moved less than "
@@ -337,122 +112,165 @@ def convert_state_dict(
                       UserWarning, stacklevel=2)
         if isinstance(steps, tuple):  # -1 = unlimited for that head
             steps = tuple(MAX_STEPS_UNTIL_CONVERGED if t < 0 else t for t in steps)
-    scaling = a["scaling"]
+    beta, fold = _beta(a, s, steps)
+    proj = _projections(sd, s, pre + "association_core.")
+    if fold is not None:  # a per-feature query scale: folded into the query projection
+        wq, bq = proj["q_proj"]
+        proj["q_proj"] = ((wq.double() * fold[:, None]).to(wq.dtype),
+                          None if bq is None else (bq.double() * fold).to(bq.dtype))
+    return (_layer_kwargs(a, s, kind, beta, steps, tol),
+            _layer_state(sd, a, s, kind, proj, beta))
+
+
+def _projections(sd: dict[str, torch.Tensor], s: Sizes,
+                 core: str) -> dict[str, tuple[torch.Tensor | None, torch.Tensor | None]]:
+    """name → (weight, bias) of q_proj / k_proj / v_proj / out_proj (a static input: identity
+    per head; ``connected``: v = W_v (W_k V + b_k) + b_v, i.e. HeadSpace(connected=True) with the
+    same weights)."""
+    E, Ev = s.E, s.Ev
+    # rows of the non-static projections, in the order q, k, v
+    sizes_qkv = [(n, r) for n, r, static in (("q", E, s.qs), ("k", E, s.ks), ("v", Ev, s.vs))
+                 if not static]
+    if s.packed:
+        parts = dict(zip([n for n, _ in sizes_qkv],
+                         sd[core + "in_proj_weight"].split([r for _, r in sizes_qkv])))
+    else:
+        parts = {n: sd[core + f"{n}_proj_weight"] for n, _ in sizes_qkv}
+    bparts: dict[str, torch.Tensor] = {}
+    if s.bias:
+        bsizes = [(n, r) for n, r in sizes_qkv if n != "v"] + [("v", Ev)]
+        bparts = dict(zip([n for n, _ in bsizes],
+                          sd[core + "in_proj_bias"].split([r for _, r in bsizes])))
+    dtype = next(iter(sd.values())).dtype
+    out = {}
+    for n, static, rows_per_head in (("q", s.qs, s.Dh), ("k", s.ks, s.Dh), ("v", s.vs, s.Pd)):
+        if static:  # every head sees the raw input
+            out[f"{n}_proj"] = (torch.eye(rows_per_head, dtype=dtype).repeat(s.H, 1), None)
+        else:
+            out[f"{n}_proj"] = (parts[n], bparts.get(n))
+    out["out_proj"] = (sd.get(core + "out_proj.weight"), sd.get(core + "out_proj.bias"))
+    return out
+
+
+def _beta(a: Mapping[str, object], s: Sizes,
+          steps: object) -> tuple[float, torch.Tensor | None]:
+    """(β, per-feature query scale or None) of hflayers' ``scaling``; ValueError if inexact."""
+    scaling, H, E = a["scaling"], s.H, s.E
     if scaling is None:
-        beta, fold = 1.0 / math.sqrt(Dh), None
-    elif isinstance(scaling, torch.Tensor):
-        s = scaling.detach().flatten()
-        if s.numel() == 1:
-            s = s.expand(H)
-        if s.shape != (H,):
+        return 1.0 / math.sqrt(s.Dh), None
+    if isinstance(scaling, torch.Tensor):
+        v = scaling.detach().flatten()
+        if v.numel() == 1:
+            v = v.expand(H)
+        if v.shape != (H,):
             raise ValueError(f"hflayers_kwargs: scaling must be a float or a tensor of shape "
                              f"({H},) (one per head), got shape {shape_str(scaling.shape)}")
-        if bool((s == s[0]).all()) and float(s[0]) > 0 and math.isfinite(float(s[0])):
-            beta, fold = float(s[0]), None
-        elif a["normalize_hopfield_space"]:
+        if bool((v == v[0]).all()) and float(v[0]) > 0 and math.isfinite(float(v[0])):
+            return float(v[0]), None
+        if a["normalize_hopfield_space"]:
             raise ValueError(
                 "hflayers_kwargs: a per-head scaling tensor with normalize_hopfield_space=True "
                 "cannot be converted: hflayers scales the normalised query by scaling.repeat("
                 "E // H) (per feature, not per head), which no per-head β reproduces")
-        else:
-            if steps != 0:
-                raise ValueError(
-                    "hflayers_kwargs: a per-head scaling tensor with update_steps_max > 0 cannot "
-                    "be converted: after the first step hflayers multiplies each head's "
-                    "state by scaling.repeat(head_dim // num_heads) along the feature axis (a "
-                    "per-feature, not per-head, scale), which has no per-head β equivalent")
-            beta, fold = 1.0, s.to(torch.float64).repeat(E // H)  # feature j gets s[j % H]
-    else:
-        scaling = float(scaling)
-        if scaling > 0 and math.isfinite(scaling):
-            beta, fold = scaling, None
-        elif steps != 0 or a["normalize_hopfield_space"]:
-            raise ValueError(f"hflayers_kwargs: scaling={scaling} <= 0 cannot be converted with "
-                             "update_steps_max > 0 or normalize_hopfield_space=True (beta must "
-                             "be > 0)")
-        else:
-            beta, fold = 1.0, torch.full((E,), scaling, dtype=torch.float64)
-    if fold is not None:
-        wq = (wq.double() * fold[:, None]).to(wq.dtype)
-        if bq is not None:
-            bq = (bq.double() * fold).to(bq.dtype)
+        if steps != 0:
+            raise ValueError(
+                "hflayers_kwargs: a per-head scaling tensor with update_steps_max > 0 cannot "
+                "be converted: after the first step hflayers multiplies each head's "
+                "state by scaling.repeat(head_dim // num_heads) along the feature axis (a "
+                "per-feature, not per-head, scale), which has no per-head β equivalent")
+        return 1.0, v.to(torch.float64).repeat(E // H)  # feature j gets v[j % H]
+    scaling = float(scaling)
+    if scaling > 0 and math.isfinite(scaling):
+        return scaling, None
+    if steps != 0 or a["normalize_hopfield_space"]:
+        raise ValueError(f"hflayers_kwargs: scaling={scaling} <= 0 cannot be converted with "
+                         "update_steps_max > 0 or normalize_hopfield_space=True (beta must "
+                         "be > 0)")
+    return 1.0, torch.full((E,), scaling, dtype=torch.float64)
 
-    # ----------------------------------------------------------- the new layer
-    hk: dict[str, object] = {  # hopfield.nn constructor arguments
-        "input_size": D, "head_size": Dh, "output_size": None if no_out else O,
-        "num_heads": H, "beta": beta,
-        "max_steps": steps, "dropout": float(a["dropout"]), "bias": bias,
-        "batch_first": batch_first,
+
+def _layer_kwargs(a: Mapping[str, object], s: Sizes, kind: str, beta: float, steps: object,
+                  tol: object) -> dict[str, object]:
+    """The hopfield.nn constructor arguments of the converted layer."""
+    from ..nn import HeadSpace, Norm
+
+    no_out = bool(a["disable_out_projection"])
+    hk: dict[str, object] = {
+        "input_size": s.D, "head_size": s.Dh, "output_size": None if no_out else s.O,
+        "num_heads": s.H, "beta": beta,
+        "max_steps": steps, "dropout": float(a["dropout"]), "bias": s.bias,
+        "batch_first": bool(a["batch_first"]),
     }
-    if Pd != Dh:
-        hk["pattern_size"] = Pd
-    unprojected = tuple(n for n, flag in (("state", qs), ("stored", ks), ("projection", vs))
-                        if flag)
-    if a["normalize_hopfield_space"] or a["add_zero_association"] or unprojected or connected:
-        from ..nn import HeadSpace
-
+    if s.Pd != s.Dh:
+        hk["pattern_size"] = s.Pd
+    unprojected = tuple(n for n, flag in (("state", s.qs), ("stored", s.ks),
+                                          ("projection", s.vs)) if flag)
+    if a["normalize_hopfield_space"] or a["add_zero_association"] or unprojected \
+            or s.connected:
         hk["head_space"] = HeadSpace(
-            unprojected=unprojected, connected=connected,
+            unprojected=unprojected, connected=s.connected,
             normalize=bool(a["normalize_hopfield_space"]),
             affine=bool(a["normalize_hopfield_space_affine"]),
             eps=float(a.get("normalize_hopfield_space_eps", 1e-5)),
             add_zero=bool(a["add_zero_association"]))
-        if a["normalize_hopfield_space_affine"]:
-            out_hs = {f"{pre}head_norm.weight": sd[core + "p_norm_weight"].detach().clone(),
-                      f"{pre}head_norm.bias": sd[core + "p_norm_bias"].detach().clone()}
-        else:
-            out_hs = {}
-    else:
-        out_hs = {}
     if no_out:
         hk["out_projection"] = False
     if a["association_activation"] is not None:
         hk["association_activation"] = a["association_activation"]
     if steps != 0:
         hk["tol"] = tol
-    if kind == "Hopfield" or Dk != D:
-        hk["stored_pattern_size"] = Dk
-    if kind == "Hopfield" or Dv != D:
-        hk["pattern_projection_size"] = Dv
-    out: dict[str, torch.Tensor] = {}
-    for name, w, b in (("q_proj", wq, bq), ("k_proj", wk, bk), ("v_proj", wv, bv),
-                       ("out_proj", sd.get(core + "out_proj.weight"),
-                        sd.get(core + "out_proj.bias"))):
-        if w is None:  # disable_out_projection
-            continue
-        out[f"{pre}{name}.weight"] = w.detach().clone()
-        if b is not None:
-            out[f"{pre}{name}.bias"] = b.detach().clone()
-    from ..nn import Norm
-
-    for base, hf_name, flag, ours in _NORMS:
+    if kind == "Hopfield" or s.Dk != s.D:
+        hk["stored_pattern_size"] = s.Dk
+    if kind == "Hopfield" or s.Dv != s.D:
+        hk["pattern_projection_size"] = s.Dv
+    for base, _, flag, _ in _NORMS:
         if not a[f"normalize_{base}"]:
             hk[flag] = False
             continue
         affine = bool(a[f"normalize_{base}_affine"])
         eps = float(a.get(f"normalize_{base}_eps", 1e-5))
         hk[flag] = True if affine and eps == 1e-5 else Norm(affine=affine, eps=eps)
-        if affine:
-            out[f"{pre}{ours}.weight"] = sd[pre + hf_name + ".weight"].detach().clone()
-            out[f"{pre}{ours}.bias"] = sd[pre + hf_name + ".bias"].detach().clone()
-    out.update(out_hs)
-    # float64: load_state_dict casts it to the layer's dtype (a float64 layer keeps β exact)
-    out[f"{pre}fixed_beta"] = torch.full((H,), beta, dtype=torch.float64)
     if kind != "Hopfield" and not a["trainable"]:
         hk["trainable"] = False
     if kind == "HopfieldLayer" and a["lookup_weights_as_separated"] \
             and not a["lookup_targets_as_trainable"]:
         hk["trainable_targets"] = False
-    if kind == "HopfieldPooling":
+    if kind != "Hopfield":
         hk["quantity"] = int(a["quantity"])
-        out["query"] = sd["pooling_weights"].detach().reshape(-1, D).clone()
-    elif kind == "HopfieldLayer":
-        hk["quantity"] = int(a["quantity"])
+    if kind == "HopfieldLayer":
         hk["lookup_targets"] = bool(a["lookup_weights_as_separated"])
-        out["patterns"] = sd["lookup_weights"].detach().reshape(-1, Dk).clone()
+    return hk
+
+
+def _layer_state(sd: dict[str, torch.Tensor], a: Mapping[str, object], s: Sizes, kind: str,
+                 proj: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]],
+                 beta: float) -> dict[str, torch.Tensor]:
+    """The converted layer's state dict (copies; hflayers' tensors are not shared)."""
+    pre = "" if kind == "Hopfield" else "hopfield."
+    core = pre + "association_core."
+    out: dict[str, torch.Tensor] = {}
+    for name, (w, b) in proj.items():
+        if w is None:  # disable_out_projection
+            continue
+        out[f"{pre}{name}.weight"] = w.detach().clone()
+        if b is not None:
+            out[f"{pre}{name}.bias"] = b.detach().clone()
+    for base, hf_name, _, ours in _NORMS:
+        if a[f"normalize_{base}"] and a[f"normalize_{base}_affine"]:
+            out[f"{pre}{ours}.weight"] = sd[pre + hf_name + ".weight"].detach().clone()
+            out[f"{pre}{ours}.bias"] = sd[pre + hf_name + ".bias"].detach().clone()
+    if a["normalize_hopfield_space"] and a["normalize_hopfield_space_affine"]:
+        out[f"{pre}head_norm.weight"] = sd[core + "p_norm_weight"].detach().clone()
+        out[f"{pre}head_norm.bias"] = sd[core + "p_norm_bias"].detach().clone()
+    # float64: load_state_dict casts it to the layer's dtype (a float64 layer keeps β exact)
+    out[f"{pre}fixed_beta"] = torch.full((s.H,), beta, dtype=torch.float64)
+    if kind == "HopfieldPooling":
+        out["query"] = sd["pooling_weights"].detach().reshape(-1, s.D).clone()
+    elif kind == "HopfieldLayer":
+        out["patterns"] = sd["lookup_weights"].detach().reshape(-1, s.Dk).clone()
         if a["lookup_weights_as_separated"]:
-            out["targets"] = sd["target_weights"].detach().reshape(-1, Dv).clone()
-    return hk, out
+            out["targets"] = sd["target_weights"].detach().reshape(-1, s.Dv).clone()
+    return out
 
 
 def from_hflayers(module: torch.nn.Module) -> torch.nn.Module:
@@ -475,8 +293,8 @@ def from_hflayers(module: torch.nn.Module) -> torch.nn.Module:
     from ..nn import Hopfield, HopfieldLayer, HopfieldPooling
 
     kind = type(module).__name__
-    if kind in _BLOCKS and type(module).__module__.startswith("hflayers"):
-        return _from_block(module, kind)
+    if kind in BLOCKS and type(module).__module__.startswith("hflayers"):
+        return from_block(module, kind)
     if kind not in _KINDS or not type(module).__module__.startswith("hflayers"):
         raise TypeError("module must be an hflayers Hopfield, HopfieldPooling, HopfieldLayer, "
                         f"HopfieldEncoderLayer or HopfieldDecoderLayer, got "
@@ -537,66 +355,3 @@ def _kwargs_of(hop: torch.nn.Module) -> dict[str, object]:
         if norm is not None:
             kwargs[f"normalize_{base}_eps"] = float(norm.eps)
     return kwargs
-
-
-#: hflayers block class → (our attention attribute ← hflayers association attribute, norms)
-_BLOCKS = {
-    "HopfieldEncoderLayer": ((("self_attn", "hopfield_association"),),
-                             (("norm1", "norm_residual"), ("norm2", "norm_output")),
-                             (("dropout1", "dropout_hopfield_association"),
-                              ("dropout2", "dropout_output"))),
-    "HopfieldDecoderLayer": ((("self_attn", "hopfield_association_self"),
-                              ("multihead_attn", "hopfield_association_cross")),
-                             (("norm1", "norm_residual_self"), ("norm2", "norm_residual_cross"),
-                              ("norm3", "norm_output")),
-                             (("dropout1", "dropout_hopfield_association_self"),
-                              ("dropout2", "dropout_hopfield_association_cross"),
-                              ("dropout3", "dropout_output"))),
-}
-
-
-def _from_block(module: torch.nn.Module, kind: str) -> torch.nn.Module:
-    """hflayers HopfieldEncoderLayer / HopfieldDecoderLayer → ours (post-norm, same math)."""
-    from ..nn import HopfieldDecoderLayer, HopfieldEncoderLayer
-
-    attns, norms, dropouts = _BLOCKS[kind]
-    converted = {ours: from_hflayers(getattr(module, theirs)) for ours, theirs in attns}
-    first = converted["self_attn"]
-    D = first.input_size
-    for ours, layer in converted.items():
-        if type(layer).__name__ != "Hopfield" or layer.output_size != D or layer.input_size != D:
-            raise ValueError(f"{kind}: the association for {ours} must be an hflayers Hopfield "
-                             f"with input_size == output_size == {D} (the residual needs it), "
-                             f"got {type(layer).__name__} {layer.input_size} -> "
-                             f"{layer.output_size}")
-        if layer.batch_first != first.batch_first:
-            raise ValueError(f"{kind}: the associations must share batch_first")
-    act = module.activation_residual
-    if not callable(act):
-        raise TypeError(f"{kind}: activation_residual must be a torch function, got {act!r}")
-    lin1, lin2 = module.linear_residual, module.linear_output
-    norm0 = getattr(module, norms[0][1])
-    cls = HopfieldEncoderLayer if kind == "HopfieldEncoderLayer" else HopfieldDecoderLayer
-    new = cls(D, first.num_heads, dim_feedforward=lin1.out_features,
-              dropout=float(module.dropout_residual.p), activation=act,
-              layer_norm_eps=float(norm0.eps), batch_first=bool(first.batch_first),
-              norm_first=False, bias=True, head_size=first.head_size,
-              device=lin1.weight.device, dtype=lin1.weight.dtype)
-    for ours, layer in converted.items():
-        setattr(new, ours, layer)
-    with torch.no_grad():
-        new.linear1.load_state_dict(lin1.state_dict())
-        new.linear2.load_state_dict(lin2.state_dict())
-        for ours, theirs in norms:
-            src = getattr(module, theirs)
-            dst = getattr(new, ours)
-            dst.eps = float(src.eps)
-            if src.weight is None:  # hflayers' are affine; keep any variant exact
-                dst.weight.fill_(1.0)
-                dst.bias.zero_()
-            else:
-                dst.load_state_dict(src.state_dict())
-    for ours, theirs in dropouts:
-        getattr(new, ours).p = float(getattr(module, theirs).p)
-    new.dropout.p = float(module.dropout_residual.p)
-    return new.train(module.training)
