@@ -29,19 +29,17 @@ Files under ``out_dir/cloob/``: ``results.csv``, ``summary.csv``, ``cloob.json``
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
-import re
-import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_savefig, atomic_write, atomic_write_json, atomic_write_text
+from .._io import atomic_savefig, atomic_write_json, atomic_write_text
 from . import check_run_args
+from ._cloob_data import PAIRS_FILE, stdlib_pairs  # noqa: F401 (re-exported)
+from ._cloob_data import features as _features
 from .report import markdown_table
 
 __all__ = ["OBJECTIVES", "PROTOCOLS", "effective_eigenvalues", "run", "stdlib_pairs",
@@ -59,134 +57,6 @@ PROTOCOLS: dict[str, dict] = {
     "full": {"seeds": 5, "epochs": 100, "max_pairs": None, "text": "minilm"},
 }
 INV_TAU, BETA, BATCH, DIM = 14.3, 14.3, 256, 128
-_SKIP = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3", "test",
-         "ensurepip", "venv", "pydoc_data", "distutils", "msilib", "winreg", "winsound", "msvcrt",
-         "nt", "crypt", "spwd", "nis", "ossaudiodev", "sndhdr", "audioop", "imghdr", "telnetlib",
-         "uu", "xdrlib", "pipes", "nntplib", "chunk", "cgi", "cgitb", "aifc", "sunau", "mailcap",
-         "webbrowser", "pty", "tty", "curses", "readline", "rlcompleter", "sre_compile",
-         "sre_parse", "sre_constants", "asyncio.__main__", "pydoc"}
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def _first_prose(doc: str) -> str | None:
-    for p in re.split(r"\n\s*\n", doc):
-        p = " ".join(p.split())
-        if re.match(r"^[\w.]+\(.*\)\s*(->|-->)?", p) and len(p) < 120:
-            continue  # a signature line of a builtin
-        if len(p) >= 40 and ">>>" not in p:
-            return p[:600]
-        return None
-    return None
-
-
-def _signature(obj) -> str:
-    try:
-        return ", ".join(inspect.signature(obj).parameters)
-    except (TypeError, ValueError):
-        return ""
-
-
-PAIRS_FILE = Path(__file__).resolve().parent.parent / "datasets" / "_data" / "stdlib_pairs.json.gz"
-
-
-def stdlib_pairs(max_pairs: int | None = None, source: str = "shipped") -> list[tuple[str, str]]:
-    """(doc paragraph, ``qualified.name(params)``) of documented public functions, classes and
-    methods of the standard library, deduplicated by doc text; sorted by name.
-
-    ``source="shipped"`` (default) reads the fixed set shipped with the package (extracted once
-    from CPython 3.11 by ``scripts/make_stdlib_pairs.py``), so the benchmark is the same on every
-    machine; ``source="installed"`` extracts them from the running interpreter's standard library
-    (the count differs between Python builds)."""
-    if source not in ("shipped", "installed"):
-        raise ValueError(f"source must be 'shipped' or 'installed', got {source!r}")
-    if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int)
-                                  or max_pairs < 1):
-        raise ValueError(f"max_pairs must be None or an int >= 1, got {max_pairs!r}")
-    if source == "shipped":
-        import gzip
-
-        with gzip.open(PAIRS_FILE, "rt", encoding="utf-8") as f:
-            out = [(d, n) for d, n in json.load(f)["pairs"]]
-        return _subsample(out, max_pairs)
-    with warnings.catch_warnings():  # deprecated modules warn on import and on attribute access
-        warnings.simplefilter("ignore")
-        return _stdlib_pairs(max_pairs)
-
-
-def _subsample(out: list[tuple[str, str]], max_pairs: int | None) -> list[tuple[str, str]]:
-    if max_pairs is not None and len(out) > max_pairs:
-        idx = np.random.default_rng(0).permutation(len(out))[:max_pairs]
-        out = [out[i] for i in sorted(idx)]
-    return out
-
-
-def _stdlib_pairs(max_pairs: int | None) -> list[tuple[str, str]]:
-    import importlib
-
-    pairs: dict[str, str] = {}
-    seen: set[str] = set()
-    for name in sorted(sys.stdlib_module_names):
-        if name.startswith("_") or name in _SKIP:
-            continue
-        try:
-            mod = importlib.import_module(name)
-        except Exception:  # noqa: BLE001, S112 - platform-specific or broken optional modules
-            continue
-        for a in sorted(dir(mod)):
-            obj = getattr(mod, a, None)
-            if a.startswith("_") or getattr(obj, "__module__", None) != name:
-                continue
-            if not (inspect.isfunction(obj) or inspect.isbuiltin(obj) or inspect.isclass(obj)):
-                continue
-            members = [(f"{name}.{a}", obj)]
-            if inspect.isclass(obj):
-                members += [(f"{name}.{a}.{m}", getattr(obj, m)) for m in sorted(vars(obj))
-                            if not m.startswith("_") and callable(getattr(obj, m, None))]
-            for qual, o in members:
-                doc = inspect.getdoc(o) if qual.count(".") < 3 else None
-                p = _first_prose(doc) if doc else None
-                if p is None or p in seen:
-                    continue
-                seen.add(p)
-                pairs[f"{qual}({_signature(o)})"] = p
-    return _subsample([(pairs[k], k) for k in sorted(pairs)], max_pairs)
-
-
-def _hash(texts: list[str], analyzer: str, ngram: tuple[int, int], n: int) -> np.ndarray:
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    hv = HashingVectorizer(analyzer=analyzer, ngram_range=ngram, n_features=n,
-                           alternate_sign=False, norm="l2", lowercase=True)
-    return hv.transform(texts).toarray().astype(np.float32)
-
-
-def _features(pairs, text: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    docs, names = [p[0] for p in pairs], [p[1] for p in pairs]
-    # identifiers: split CamelCase / snake_case / dots so the n-grams see words and sub-words
-    name_txt = [re.sub(r"[._(),]", " ", re.sub(r"([a-z])([A-Z])", r"\1 \2", n)) for n in names]
-    y = _hash(name_txt, "char_wb", (3, 4), 2048)
-    if text == "hash":
-        return _hash(docs, "word", (1, 2), 2048), y
-    import hashlib
-
-    digest = hashlib.sha256("\0".join(docs).encode("utf-8")).hexdigest()[:16]
-    key = f"minilm_{len(docs)}_{digest}.npz"
-    path = cache / key
-    if path.is_file():
-        return np.load(path)["x"], y
-    from ._ood_data import _embed_texts
-
-    x = _embed_texts(docs, batch_size=32).astype(np.float32)
-    def save(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, x=x)
-
-    atomic_write(path, save)
-    return x, y
-
-
 # ----------------------------------------------------------------------------- metrics
 
 
