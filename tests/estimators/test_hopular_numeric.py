@@ -168,8 +168,9 @@ def test_piecewise_embedding_matches_a_plain_reference():
     for r in range(4):
         for j in range(2):
             for t in range(3):
-                lo, hi = float(edges[j, t]), float(edges[j, t + 1])
-                u = 1.0 * (x[r, j] > hi) if hi == lo else min(max((x[r, j] - lo) / (hi - lo), 0), 1)
+                lo, hi = float(edges[j, t]), float(edges[j, t + 1])  # float64: no overflow
+                xr = float(x[r, j])
+                u = 1.0 * (xr > hi) if hi == lo else min(max((xr - lo) / (hi - lo), 0), 1)
                 want[r, j] += u * W[j, t]
             want[r, j] += b[j]
     absent = torch.zeros(4, 2, dtype=torch.bool)
