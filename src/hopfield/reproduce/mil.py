@@ -23,8 +23,9 @@ Protocols (:data:`PROTOCOLS`):
   (``param_grid()``), then refits on all outer training bags. 50 × 25 fits per method and
   dataset: estimated ~4 hours for the four paper sets on 2 cores (docs/reproduce.md).
 - ``quick`` — stratified 5-fold cross-validation, 1 repeat, every method with its defaults
-  (no tuning); :data:`QUICK_SETS` (elephant, ucsb_breast_cancer, musk1, musk2, protein), measured
-  5.6 CPU-minutes. ``run(..., mode="quick", datasets=MIL_DATASETS)`` runs all eight (~14 CPU-minutes).
+  (no tuning); :data:`QUICK_SETS` (elephant, ucsb_breast_cancer, musk1, musk2, protein), ≈ 4–5
+  CPU-minutes (fold records, docs/reproduce.md). ``run(..., mode="quick", datasets=MIL_DATASETS)``
+  runs all eight (≈ 12 CPU-minutes).
 - ``smoke`` — musk1 only, 2 folds, shortened training (tests only).
 
 The ± is the standard deviation over repeats of the per-repeat mean AUC (paper), or over folds when
@@ -79,7 +80,7 @@ PAPER: dict[str, tuple[float, float] | None] = {
 }
 
 #: The paper's two sets plus Musk1/Musk2 and Protein: the sets whose seven methods together take
-#: ~5.6 CPU-minutes under the quick protocol (measured, see docs/reproduce.md).
+#: ≈ 4–5 CPU-minutes under the quick protocol (fold records, see docs/reproduce.md).
 QUICK_SETS = ("elephant", "ucsb_breast_cancer", "musk1", "musk2", "protein")
 #: Members of every network method's ensemble under ``full`` (1: single networks). 5 members
 #: measured +1–2 points on UCSB/elephant folds at ~6x the fit time, which breaks the 1-hour budget
