@@ -355,7 +355,7 @@ _PARAMS_DOC = """
             bins per numeric column whose edges are the quantiles of the encoded fit rows
             (every value clipped into [0, 1] per bin, so any finite input stays finite). Not
             the default: 1.4 points below ``"linear"`` on the five small UCI sets' validation
-            rows (docs/hopular.md, "Numeric preprocessing").
+            rows (docs/hopular-defaults.md, "Numeric preprocessing").
         numeric_transform: how numeric columns enter the network. ``"standard"`` (default):
             (x − mean) / std over the training rows. ``"quantile"``: each standardised column
             through scikit-learn's ``QuantileTransformer(output_distribution="normal")`` fitted
@@ -365,7 +365,7 @@ _PARAMS_DOC = """
             [−5.2, 5.2] (a constant column, or a value far outside the training range, stays
             finite). Missing values use the learned missing embedding either way. The quantile
             table is saved with the weights. Not the default: on the five small UCI sets'
-            validation rows it did not beat standardisation (docs/hopular.md, "Numeric
+            validation rows it did not beat standardisation (docs/hopular-defaults.md, "Numeric
             preprocessing").
         random_state: seed; ``None`` = not reproducible. device: ``"cpu"``, ``"cuda"``,
             ``"auto"``. verbose: print the validation loss per epoch.
