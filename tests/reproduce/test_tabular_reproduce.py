@@ -141,3 +141,61 @@ def test_defaults_mode_runs_resumes_and_compares_with_rf(tmp_path, monkeypatch):
     mtimes = [c.stat().st_mtime_ns for c in cells]
     run(tmp_path, mode="defaults", methods=("rf", "knn"), n_jobs=1)  # all cached
     assert [c.stat().st_mtime_ns for c in cells] == mtimes
+
+
+def test_dataset_and_split_filters_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match=r"datasets must be one of the small sets .* got unknown \['nosuch'\]"):
+        run(tmp_path, mode="smoke", datasets=("ecoli", "nosuch"))
+    with pytest.raises(ValueError, match="datasets must be one of .* got none"):
+        run(tmp_path, mode="smoke", datasets=())
+    with pytest.raises(TypeError, match="datasets must be None or a sequence of dataset names"):
+        run(tmp_path, mode="smoke", datasets="ecoli")
+    with pytest.raises(ValueError, match=r"splits must be a non-empty subset of mode 'quick'"
+                                         r"'s splits \[0\], got \[1\]"):
+        run(tmp_path, mode="quick", splits=(1,))
+    with pytest.raises(ValueError, match=r"splits must be .*, got \[\]"):
+        run(tmp_path, mode="full", splits=())
+    with pytest.raises(ValueError, match=r"splits must be .*, got \[True\]"):
+        run(tmp_path, mode="full", splits=(True,))
+    with pytest.raises(TypeError, match="splits must be None or a sequence of split numbers"):
+        run(tmp_path, mode="full", splits=0)
+    assert not (tmp_path / "tabular").exists()  # checked before anything is written
+
+
+def test_filters_run_only_the_chosen_cells_in_the_shared_cache(tmp_path, monkeypatch):
+    """datasets= / splits= pick cells of the mode's protocol; the cache files are the unfiltered
+    run's (a later run with more sets reuses them); a filter without split 0 drops mid-size
+    sets; full/defaults reports compare over cells even with one split."""
+    from hopfield.reproduce import tabular
+
+    monkeypatch.setitem(tabular.SETTINGS, "defaults",
+                        (("statlog_heart", "vertebral_column3"), (0, 1), ("satellite",), None, 1))
+    md = run(tmp_path, mode="defaults", methods=("rf", "knn"), n_jobs=1,
+             datasets=("vertebral_column3", "satellite", "vertebral_column3"), splits=[1])
+    cache = tmp_path / "tabular" / "folds" / "defaults-seed0"
+    assert sorted(c.name for c in cache.glob("*.json")) == [
+        "vertebral_column3__1__knn.json", "vertebral_column3__1__rf.json"]
+    assert "Paired over cells (set × split, 1 split), defaults: rf vs every method" in md
+    assert "average rank over cells (1 with every method)" in md and "| knn | 1 |" in md
+    first = [c.stat().st_mtime_ns for c in sorted(cache.glob("*.json"))]
+    run(tmp_path, mode="defaults", methods=("rf", "knn"), n_jobs=1,
+        datasets=("statlog_heart", "vertebral_column3"), splits=(1,))
+    cells = sorted(cache.glob("*.json"))
+    assert len(cells) == 4
+    assert [c.stat().st_mtime_ns for c in cells if c.name.startswith("vertebral")] == first
+
+
+def test_full_report_with_one_split_has_cells_and_paired_table(tmp_path):
+    """mode full filtered to split 0: rank over the cells every method has (a partial method
+    lowers that count), cell counts and the paired table; quick (one split) stays without."""
+    from hopfield.reproduce.tabular import _report
+
+    rows = ([_row(f"set{i}", 0, "hopular", acc) for i, acc in enumerate((0.70, 0.71, 0.72, 0.73))]
+            + [_row(f"set{i}", 0, "rf", 0.72) for i in range(6)])
+    md = _report(tmp_path, "full", 0, ("hopular", "rf"), rows, 1.0, 10)
+    assert "average rank over cells (4 with every method)" in md
+    assert "| cells (set × split) | 4 | 6 |" in md or "| cells (set × split) | 6 | 4 |" in md
+    assert "Paired over cells (set × split, 1 split), tuned: hopular vs every method" in md
+    assert "| rf | 4 | 71.5 | 72.0 | -0.50 | 1 / 1 / 2 |" in md  # hopular better / tie / worse
+    md = _report(tmp_path, "quick", 0, ("hopular", "rf"), rows, 1.0, 2)
+    assert "Paired" not in md and "over cells" not in md

@@ -63,6 +63,10 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
         names = sorted({r["dataset"] for r in sel}, key=lambda s: [r["dataset"] for r in
                                                                    sel].index(s))
         n_splits = len({r["split"] for r in sel})
+        # the protocol modes (and any run with several splits) also compare over cells: ranks
+        # over the cells every method has, cell counts, paired tests (quick/smoke: one split,
+        # a demo, unchanged)
+        over_cells = n_splits > 1 or mode in ("full", "defaults")
         # one trial = the defaults: the "tuned" table would repeat the "defaults" table
         keys = ("default_test",) if n_trials == 1 else ("test", "default_test")
         for key in keys:
@@ -112,6 +116,7 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                     "–" if not by_split[methods[k]] else
                     fmt(np.mean(by_split[methods[k]])) + sd(by_split[methods[k]])
                     for k in order) + " |")
+            if over_cells:
                 cell_rank, n_complete = _cell_ranks(sel, methods, key)
                 lines.append(f"| average rank over cells ({n_complete} with every method) | "
                              + " | ".join(f"{cell_rank[k]:.2f}" for k in order) + " |")
@@ -127,7 +132,7 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                     f"{peak[k]:.0f}" for k in order) + " |")
                 figs.append((title, [methods[k] for k in order], avg[order]))
             lines.append("")
-            if n_splits > 1 and task == "classification":
+            if over_cells and task == "classification":
                 ref, paired = _paired(sel, methods, key)
                 if paired:
                     summary["groups"][f"{kind}-{task}-{label}"]["paired_vs"] = {
@@ -205,7 +210,8 @@ def _paired(sel: list[dict], methods: list[str], key: str) -> tuple[str | None, 
 
 def _paired_lines(ref: str, rows: list[dict], label: str, n_splits: int) -> list[str]:
     p = lambda v: "–" if math.isnan(v) else (f"{v:.2g}" if v < 0.001 else f"{v:.3f}")
-    title = (f"**Paired over cells (set × split, {n_splits} splits), {label}: {ref} vs every "
+    title = (f"**Paired over cells (set × split, {n_splits} split{'s' if n_splits > 1 else ''}), "
+             f"{label}: {ref} vs every "
              f"method** — Δ = {ref} − method in accuracy points, mean over the cells both have; "
              f"two-sided Wilcoxon signed-rank and paired t tests.")
     header = (f"| {ref} vs | cells | {ref} | method | Δ | {ref} better / tie / worse | "

@@ -18,12 +18,13 @@ reported too ("defaults"), so the same run answers "tuned vs tuned" and "default
 Metrics: accuracy (classification) / RMSE (regression), rank per dataset (1 = best, ties
 averaged; separate for classification and regression), average rank, total fit time (wall and
 CPU seconds) and the peak extra resident memory during the fits (RSS sampled every 20 ms from
-``/proc/self/status``, minus the RSS before the fit). With several splits (``full``, ``defaults``)
-each table also gives, per method, the mean ± std over the splits of the per-split mean over the
-sets, the average rank over the (set, split) cells every method has, the number of cells, and a
-paired comparison over the cells of every method against Hopular (against RF when Hopular has no
-cells): mean difference, better / tied / worse cells, two-sided Wilcoxon signed-rank and paired t
-p-values. Every fit is single-threaded; except in smoke mode two processes fit cells side by
+``/proc/self/status``, minus the RSS before the fit). In modes ``full`` and ``defaults`` (also
+when filtered to one split) and with several splits, each table also gives, per method, the
+average rank over the (set, split) cells every method has, the number of cells, and (for
+classification) a paired comparison over the cells of every method against Hopular (against RF
+when Hopular has no cells): mean difference, better / tied / worse cells, two-sided Wilcoxon
+signed-rank and paired t p-values; with several splits also the mean ± std over the splits of the
+per-split mean over the sets. Every fit is single-threaded; except in smoke mode two processes fit cells side by
 side (``n_jobs``), longest cells first.
 
 ========= ================================= ================== ==============================
@@ -38,10 +39,17 @@ full      21 sets x 4 splits                all 8, full size   10
 defaults  21 sets x 4 splits                none               1 (defaults only)
 ========= ================================= ================== ==============================
 
-``defaults`` (Python API only: ``run(out_dir, mode="defaults")``) measures issue 9's target
-"Hopular with defaults >= a default random forest on the small sets' mean accuracy" on all 84
-cells (set x split) for every method: each method's defaults fitted once per cell (the same fit as
-trial 0 of ``full``, same seed), one table (no "tuned" table).
+``defaults`` (``run(out_dir, mode="defaults")``, CLI ``hopfield reproduce tabular --defaults``)
+measures issue 9's target "Hopular with defaults >= a default random forest on the small sets'
+mean accuracy" on all 84 cells (set x split) for every method: each method's defaults fitted once
+per cell (the same fit as trial 0 of ``full``, same seed), one table (no "tuned" table).
+
+Filters (CLI ``--datasets``, ``--splits``): ``datasets=`` runs only these sets — any of the 21
+small sets and the mid-size sets, in any mode, with the mode's protocol (splits, training-row cap,
+trials); ``splits=`` runs only these of the mode's splits of the small sets (a mid-size set has
+one fixed split, 0, and is run only when 0 is among them). A filtered run uses the same cache
+files as the unfiltered one, so e.g. ``run(out, mode="full", splits=(0,), datasets=<the 21 small
+sets>)`` is split 0 of ``--full``'s small sets, and a later unfiltered run reuses its cells.
 
 Files under ``out_dir/tabular/``: ``folds/<mode>-seed<seed>/<set>__<split>__<method>.json``
 (one per finished cell, atomic; a rerun skips them), ``results.csv``, ``tabular.json``,
@@ -152,13 +160,48 @@ def _default_jobs(mode: str) -> int:
     return 1 if mode == "smoke" else max(1, min(2, os.cpu_count() or 1))
 
 
+def _names(datasets, small_all, mid_all) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``datasets`` (names) -> (small sets, mid-size sets), each in the order given."""
+    if isinstance(datasets, str) or not hasattr(datasets, "__iter__"):
+        raise TypeError(f"datasets must be None or a sequence of dataset names, e.g. "
+                        f"('ecoli', 'satellite'), got {type(datasets).__name__} {datasets!r}")
+    names = tuple(dict.fromkeys(datasets))  # duplicates dropped, order kept
+    bad = [n for n in names if n not in small_all and n not in mid_all]
+    if not names or bad:
+        raise ValueError(f"datasets must be one of the small sets {list(small_all)} or the "
+                         f"mid-size sets {list(mid_all)} (at least one), got "
+                         f"{'unknown ' + repr(bad) if bad else 'none'}")
+    return (tuple(n for n in names if n in small_all), tuple(n for n in names if n in mid_all))
+
+
+def _splits(splits, mode_splits: tuple[int, ...], mode: str) -> tuple[int, ...]:
+    """``splits`` checked as a non-empty subset of the mode's splits; sorted, no duplicates."""
+    import numbers
+
+    if isinstance(splits, str) or not hasattr(splits, "__iter__"):
+        raise TypeError(f"splits must be None or a sequence of split numbers, e.g. (0, 1), got "
+                        f"{type(splits).__name__} {splits!r}")
+    splits = tuple(splits)
+    bad = [j for j in splits if isinstance(j, bool) or not isinstance(j, numbers.Integral)
+           or int(j) not in mode_splits]
+    if not splits or bad:
+        raise ValueError(f"splits must be a non-empty subset of mode {mode!r}'s splits "
+                         f"{list(mode_splits)}, got {list(splits)}")
+    return tuple(sorted({int(j) for j in splits}))
+
+
 def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
-        methods: tuple[str, ...] | None = None, n_jobs: int | None = None) -> str:
+        methods: tuple[str, ...] | None = None, n_jobs: int | None = None,
+        datasets: tuple[str, ...] | None = None, splits: tuple[int, ...] | None = None) -> str:
     """Run the tabular benchmark; write files under ``out_dir/tabular/``; return markdown.
 
     ``n_jobs``: processes fitting cells side by side, each single-threaded (``None``: 2 in quick,
     full and defaults mode, 1 in smoke mode; 1 = everything in this process). Fit times are then measured
     while the other process runs too; CPU seconds are recorded beside them.
+
+    ``datasets``: only these sets (names from :data:`hopfield.datasets.uci.UCI_FD_NAMES` and
+    :data:`hopfield.datasets.tabular.TABULAR_SETS`; ``None``: the mode's sets). ``splits``: only
+    these of the mode's splits (``None``: all of them); mid-size sets have split 0 only.
     """
     import torch
     from tqdm.auto import tqdm
@@ -175,9 +218,14 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"methods must be a non-empty subset of {list(METHODS)}, got {methods}")
-    small, splits, mid, cap, n_trials = SETTINGS[mode]
+    small, mode_splits, mid, cap, n_trials = SETTINGS[mode]
     small = UCI_FD_NAMES if small is None else small
     mid = tuple(TABULAR_SETS) if mid is None else mid
+    if datasets is not None:
+        small, mid = _names(datasets, tuple(UCI_FD_NAMES), tuple(TABULAR_SETS))
+    splits = mode_splits if splits is None else _splits(splits, mode_splits, mode)
+    if 0 not in splits:  # a mid-size set has one fixed split (0)
+        mid = ()
     cells = [("small", n, j) for n in small for j in splits] + [("mid", n, 0) for n in mid]
     tasks = [(k, n, j, m) for k, n, j in cells for m in methods]
     out = Path(out_dir) / "tabular"
