@@ -26,12 +26,26 @@ _AUTO_EPOCH_SIZE = 4096
 #: slices of 512-row steps in the same ≈ 400 CPU-s (more updates per row seen)
 _AUTO_SLICE = 2048
 _AUTO_BATCH_LARGE = 256
+#: ``max_iter="auto"``: epochs up to ``_AUTO_EPOCH_SIZE`` training rows / above (2,048-row slices).
+#: Above, 100 slices (204,800 rows) ran out on the full letter set (14,000 rows: best epoch 99 of
+#: 100, validation accuracy 92.1 %); 300 reached 95.5 % (stopped by patience at 174), chosen on
+#: the split's validation rows (docs/hopular.md, "Mid-size sets at full size"). Fits that stop
+#: before epoch 100 (shuttle, diamonds, 50,000 x 50) train exactly as with 100.
+_AUTO_MAX_ITER = 100
+_AUTO_MAX_ITER_LARGE = 300
 #: stored rows that per-epoch validation retrieves from (a fixed seeded subset of the training
 #: rows when there are more); prediction always retrieves from all stored rows
 _VAL_MEMORY = 4096
 #: validation rows scored per epoch (a fixed seeded subset of the validation split when it is
 #: larger; only large training sets have more than this many validation rows)
 _VAL_ROWS = 2048
+
+
+def _resolve_max_iter(max_iter, n_tr: int) -> int:
+    """Epoch budget of one network trained on ``n_tr`` rows (``"auto"``: see ``_AUTO_MAX_ITER``)."""
+    if max_iter != "auto":
+        return int(max_iter)
+    return _AUTO_MAX_ITER if n_tr <= _AUTO_EPOCH_SIZE else _AUTO_MAX_ITER_LARGE
 
 
 class HopularTraining:
@@ -89,7 +103,8 @@ class HopularTraining:
         target_tok = net.target % F_
         cards = torch.as_tensor(net.cards, dtype=torch.long, device=dev)
         gen = torch.Generator().manual_seed(seed)
-        anneal = max(1, min(hp.anneal_iter, hp.max_iter))
+        max_iter = _resolve_max_iter(hp.max_iter, n_tr)
+        anneal = max(1, min(hp.anneal_iter, max_iter))
         best, best_state, bad = math.inf, None, 0
         log = {"loss": [], "val": [], "seconds": [], "best_iter": 0}
         # rows per epoch: all training rows up to `epoch_size`, else the next `epoch_size` rows of
@@ -110,7 +125,7 @@ class HopularTraining:
         val_rows = val if len(val) <= _VAL_ROWS else np.sort(rng.permutation(val)[:_VAL_ROWS])
         order, pos = torch.randperm(n_tr, generator=gen).to(dev), 0
         epoch = 0
-        for epoch in range(1, hp.max_iter + 1):
+        for epoch in range(1, max_iter + 1):
             t0 = time.perf_counter()
             net.train()
             if pos + n_ep > n_tr:  # reshuffle when the running permutation is used up
