@@ -35,7 +35,7 @@ class Part(NamedTuple):
 
 # name -> Part(module, one-line description of at most ~65 characters). Add a part with ONE line here.
 PARTS: dict[str, Part] = {
-    "mil": Part("hopfield.reproduce.mil", "MIL sets Elephant/Fox/Tiger/UCSB: Hopfield pooling vs 6 baselines."),
+    "mil": Part("hopfield.reproduce.mil", "8 MIL sets incl. Elephant, UCSB: Hopfield pooling vs 6 baselines."),
     "uci": Part("hopfield.reproduce.uci", "21 UCI tabular sets: HopfieldClassifier vs 9 baselines, ranks."),
     "ood": Part("hopfield.reproduce.ood", "OOD digits/letters/text: Hopfield energy vs 7 baselines."),
     "cloob": Part("hopfield.reproduce.cloob", "CLOOB vs InfoNCE/InfoLOOB/+Hopfield: stdlib docs<->names."),
