@@ -45,6 +45,18 @@ def _selected_parts(names: list[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))  # order as given, duplicates dropped
 
 
+def _for_parts(flag: str, value, parts: tuple[str, ...]):
+    """``value`` of ``flag`` (``--datasets`` -> ``datasets=``), if every selected part's ``run``
+    takes that keyword; else a usage error naming the parts that do not."""
+    from ..reproduce import get_part
+
+    name = flag.lstrip("-")
+    without = [p for p in parts if name not in inspect.signature(get_part(p).run).parameters]
+    if without:
+        raise usage_error(flag, f"is not supported by part(s) {without}; run them without {flag}")
+    return value
+
+
 @app.command(help="Reproduce published results of modern Hopfield networks next to baselines.\n\n" + _PARTS_HELP)
 def reproduce(
     part: list[str] = typer.Argument(None, metavar="PART",
@@ -78,11 +90,7 @@ def reproduce(
         names = tuple(n.strip() for n in datasets.split(",") if n.strip())
         if not names:
             raise usage_error("--datasets", f"must name at least one dataset, got {datasets!r}")
-        without = [p for p in parts if "datasets" not in inspect.signature(get_part(p).run).parameters]
-        if without:
-            raise usage_error("--datasets", f"is not supported by part(s) {without}; run them "
-                                            "without --datasets")
-        kwargs["datasets"] = names
+        kwargs["datasets"] = _for_parts("--datasets", names, parts)
     if splits is not None:
         try:
             js = tuple(int(j) for j in splits.split(",") if j.strip())
@@ -91,11 +99,7 @@ def reproduce(
                                           f"got {splits!r}") from None
         if not js:
             raise usage_error("--splits", f"must name at least one split, got {splits!r}")
-        without = [p for p in parts if "splits" not in inspect.signature(get_part(p).run).parameters]
-        if without:
-            raise usage_error("--splits", f"is not supported by part(s) {without}; run them without "
-                                          "--splits")
-        kwargs["splits"] = js
+        kwargs["splits"] = _for_parts("--splits", js, parts)
     if defaults:
         if parts != ("tabular",):
             raise usage_error("--defaults", f"is for part tabular only (hopfield reproduce tabular "
