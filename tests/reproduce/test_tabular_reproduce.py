@@ -199,3 +199,96 @@ def test_full_report_with_one_split_has_cells_and_paired_table(tmp_path):
     assert "| rf | 4 | 71.5 | 72.0 | -0.50 | 1 / 1 / 2 |" in md  # hopular better / tie / worse
     md = _report(tmp_path, "quick", 0, ("hopular", "rf"), rows, 1.0, 2)
     assert "Paired" not in md and "over cells" not in md
+
+
+def _mid_row(dataset, method, score, task="classification"):
+    return {**_row(dataset, 0, method, score), "kind": "mid", "task": task}
+
+
+def _skip(dataset, method="svm", task="classification"):
+    return {"dataset": dataset, "split": 0, "kind": "mid", "method": method, "task": task,
+            "skipped": "kernel SVM is not run above 10,000 training rows", "n_train": 14000}
+
+
+def test_skipped_cell_ranks_last_and_missing_cell_leaves_its_row_out(tmp_path):
+    """A skip record (by design) is "n/a" and ranks last; a missing cell (not fitted yet) drops
+    its set from the average rank and is named; skip records enter no mean, paired test, CSV
+    score or JSON row; a group where SVM is skipped everywhere still ranks over cells."""
+    import csv
+
+    from hopfield.reproduce.tabular import _report
+
+    methods = ("hopular", "rf", "svm")
+    fitted = [_mid_row("A", "hopular", 0.90), _mid_row("A", "rf", 0.80),
+              _mid_row("B", "hopular", 0.90), _mid_row("B", "rf", 0.80),
+              _mid_row("B", "svm", 0.95),
+              _mid_row("C", "rf", 0.50), _mid_row("C", "svm", 0.60),  # hopular not fitted yet
+              _mid_row("D", "hopular", -0.05, "regression"),
+              _mid_row("D", "rf", -0.04, "regression")]
+    skips = [_skip("A"), _skip("D", task="regression")]
+    md = _report(tmp_path, "full", 0, methods, fitted + skips, 1.0, 10)
+    g = json.loads((tmp_path / "tabular.json").read_text())
+    cls = g["groups"]["mid-classification-tuned"]
+    # A: hopular 1, rf 2, svm (n/a) 3; B: svm 1, hopular 2, rf 3; C left out
+    assert cls["average_rank"] == {"hopular": 1.5, "rf": 2.5, "svm": 2.0}
+    assert cls["average_rank_datasets"] == ["A", "B"] and cls["not_finished"] == {"C": ["hopular"]}
+    assert cls["not_applicable"] == {"A": ["svm"]}
+    assert "| A | **90.0** | n/a | 80.0 |" in md  # columns in average-rank order
+    assert "| C | – | 60.0 | **50.0** |" not in md and "| C | – | **60.0** | 50.0 |" in md
+    assert "| **average rank** (2 of 3 sets) | 1.50 | 2.00 | 2.50 |" in md
+    assert "Average rank over the 2 sets every method finished; not finished: C (hopular)." in md
+    assert ("n/a (svm on A): the method cannot run there by design (kernel SVM is not run above "
+            "10,000 training rows), ranked last on that set.") in md
+    assert "| mean | 90.0 | 77.5 | 70.0 |" in md  # svm: B and C only (A is n/a)
+    assert "average rank over cells (2 with every method or n/a)" in md
+    assert "Over cells: 2 of 3 (set, split) cells ranked; not finished: hopular 1 cell." in md
+    assert "| cells (set × split) | 2 | 2 (+1 n/a) | 3 |" in md
+    # regression: SVM skipped on every set -> still ranked over cells, last
+    reg = g["groups"]["mid-regression-tuned"]
+    assert reg["average_rank"] == {"hopular": 2.0, "rf": 1.0, "svm": 3.0}
+    assert "average rank over cells (1 with every method or n/a) | 1.00 | 2.00 | 3.00 |" in md
+    assert "| mean | 0.0400 | 0.0500 | n/a |" in md
+    # files: JSON rows = the fitted cells only, skips apart; CSV lists skips with a reason
+    assert len(g["rows"]) == len(fitted) and g["skipped"] == skips
+    with open(tmp_path / "results.csv", newline="") as fh:
+        csv_rows = list(csv.DictReader(fh))
+    assert [r["skipped"] != "" for r in csv_rows] == [False] * len(fitted) + [True] * 2
+    assert csv_rows[-1]["test"] == "" and csv_rows[-1]["method"] == "svm"
+    # the paired table is the same with and without the skip records
+    paired = cls["paired_vs"]
+    _report(tmp_path, "full", 0, methods, fitted, 1.0, 10)
+    g2 = json.loads((tmp_path / "tabular.json").read_text())["groups"]
+    assert g2["mid-classification-tuned"]["paired_vs"] == paired
+    assert [r["cells"] for r in paired["rows"]] == [2, 1]  # rf: A, B; svm: B only
+    assert "CPU time of all fits 1 s" in md  # 9 fitted cells x 0.1 s; skips add nothing
+
+
+def test_skip_record_is_written_reused_and_rebuilt_for_an_old_cache(tmp_path, monkeypatch):
+    """Kernel SVM above SVM_MAX_TRAIN training rows: run() writes a skip record (the report
+    shows n/a, SVM ranked last); a rerun refits nothing; a cache from before skip records (the
+    file absent) gets the record written again without refitting the other cells."""
+    if not (data_dir() / "mlbench").is_dir():
+        pytest.skip("mlbench data not fetched (scripts/fetch_data.sh)")
+    from hopfield.reproduce import tabular
+
+    monkeypatch.setattr(tabular, "SVM_MAX_TRAIN", 50)
+    kw = {"mode": "smoke", "methods": ("rf", "svm"), "datasets": ("statlog_heart",),
+          "n_jobs": 1}
+    md = run(tmp_path, **kw)
+    cache = tmp_path / "tabular" / "folds" / "smoke-seed0"
+    rec = json.loads((cache / "statlog_heart__0__svm.json").read_text())
+    assert rec["skipped"] == "kernel SVM is not run above 50 training rows" and rec["n_train"] > 50
+    assert "| statlog_heart | **" in md and "| n/a |" in md
+    avg = json.loads((tmp_path / "tabular" / "tabular.json").read_text())["groups"][
+        "small-classification-defaults"]["average_rank"]
+    assert avg == {"rf": 1.0, "svm": 2.0}
+    files = sorted(cache.glob("*.json"))
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    run(tmp_path, **kw)
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+    (cache / "statlog_heart__0__svm.json").unlink()  # old-style cache: no skip record
+    md2 = run(tmp_path, **kw)
+    assert json.loads((cache / "statlog_heart__0__svm.json").read_text()) == rec
+    assert cache.joinpath("statlog_heart__0__rf.json").stat().st_mtime_ns == mtimes[0]
+    strip = lambda text: text.split("Wall time")[0]  # the rest: this invocation's wall time
+    assert strip(md2) == strip(md)

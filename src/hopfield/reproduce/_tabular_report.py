@@ -1,7 +1,9 @@
 """The tabular benchmark's report: tables, ranks, paired tests over cells, figure.
 
 Part of :mod:`hopfield.reproduce.tabular`: :func:`_report` turns the cells' records into the
-markdown report, ``results.csv``, ``tabular.json`` and ``ranks.png``.
+markdown report, ``results.csv``, ``tabular.json`` and ``ranks.png``. Absent cells: a skip record
+(the method cannot run there by design) is "n/a" and ranks last; a cell not fitted yet leaves its
+set (or (set, split) cell) out of the average rank, and the report names it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from .._io import atomic_savefig, atomic_write_text
 
 
 def _ranks(table: np.ndarray) -> np.ndarray:
-    """Per-row ranks of a (datasets, methods) score table (higher is better; NaN = absent,
-    ranked last)."""
+    """Per-row ranks of a (datasets, methods) score table (higher is better; NaN ranked last).
+
+    The report passes only rows where every method finished or cannot run by design; its NaNs
+    are those by-design cells ("n/a"), which rank last. Unfinished cells never reach it: their
+    rows are left out of the average and named."""
     from scipy.stats import rankdata
 
     t = np.where(np.isnan(table), -np.inf, table)
@@ -30,16 +35,21 @@ def _ranks(table: np.ndarray) -> np.ndarray:
 def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: list[dict],
             elapsed: float, n_trials: int) -> str:
     methods = list(methods)
+    skips = [r for r in rows if r.get("skipped")]  # cells the method cannot run, by design
+    rows = [r for r in rows if not r.get("skipped")]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["dataset", "split", "kind", "task", "method", "test", "default_test", "val",
-                "seconds", "cpu_seconds", "peak_mb", "best_params"])
+                "seconds", "cpu_seconds", "peak_mb", "best_params", "skipped"])
     for r in rows:
         w.writerow([r["dataset"], r["split"], r["kind"], r["task"], r["method"],
                     f"{r['test']:.6f}", f"{r['default_test']:.6f}", f"{r['val']:.6f}",
                     f"{r['seconds']:.2f}", f"{r.get('cpu_seconds', math.nan):.2f}",
                     f"{r['peak_bytes'] / 2**20:.1f}",
-                    json.dumps(r["best_params"])])
+                    json.dumps(r["best_params"]), ""])
+    for r in skips:
+        w.writerow([r["dataset"], r["split"], r["kind"], r["task"], r["method"]] + [""] * 7
+                   + [r["skipped"]])
     atomic_write_text(out / "results.csv", buf.getvalue())
     intro = (f"Every method: {n_trials} Optuna trial(s) on the validation rows, the first being "
              f"its defaults; test score of the best-validation trial ('tuned') and of the "
@@ -53,16 +63,22 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                  "(RMSE for regression); rank 1 = best.")
         head = f"Hopular vs the baselines, every method with its defaults (mode `{mode}`, seed {seed})"
     lines = [f"## Tabular: {head}", "", intro, ""]
-    summary: dict = {"mode": mode, "seed": seed, "methods": methods, "rows": rows, "groups": {}}
+    summary: dict = {"mode": mode, "seed": seed, "methods": methods, "rows": rows,
+                     "skipped": skips, "groups": {}}
     figs = []
     for kind, task in (("small", "classification"), ("mid", "classification"),
                        ("mid", "regression")):
         sel = [r for r in rows if r["kind"] == kind and r["task"] == task]
-        if not sel:
+        skip = [r for r in skips if r["kind"] == kind and r["task"] == task]
+        if not sel and not skip:
             continue
-        names = sorted({r["dataset"] for r in sel}, key=lambda s: [r["dataset"] for r in
-                                                                   sel].index(s))
-        n_splits = len({r["split"] for r in sel})
+        seen = [r["dataset"] for r in sel + skip]
+        names = sorted(set(seen), key=seen.index)
+        n_splits = len({r["split"] for r in sel + skip})
+        # per set: is each method's entry n/a (every cell skipped by design) or unfinished
+        # (a split of the set with neither a result nor a skip record)?
+        na, unfinished = _absent(sel, skip, names, methods)
+        complete = ~unfinished.any(1)
         # the protocol modes (and any run with several splits) also compare over cells: ranks
         # over the cells every method has, cell counts, paired tests (quick/smoke: one split,
         # a demo, unchanged)
@@ -77,8 +93,9 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                 tab[i, k] = (0 if cnt[i, k] == 0 else tab[i, k]) + r[key]
                 cnt[i, k] += 1
             tab = tab / np.where(cnt > 0, cnt, 1)
-            ranks = _ranks(tab)
-            avg = ranks.mean(0) if len(ranks) else np.zeros(len(methods))
+            # rank only the sets every method finished (n/a: NaN, ranked last)
+            avg = (_ranks(tab[complete]).mean(0) if complete.any() else
+                   np.full(len(methods), np.nan))
             secs = [sum(r["seconds"] for r in sel if r["method"] == m) for m in methods]
             # CPU seconds (cells cached before they were recorded count as missing)
             cpus = [sum(r.get("cpu_seconds", math.nan) for r in sel if r["method"] == m)
@@ -86,11 +103,18 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
             peak = [max([r["peak_bytes"] for r in sel if r["method"] == m] or [0]) / 2**20
                     for m in methods]
             label = {"test": "tuned", "default_test": "defaults"}[key]
-            title = (f"{'small UCI sets (splits ' + str(sorted({r['split'] for r in sel})) + ')' if kind == 'small' else 'mid-size sets'}"
+            splits_all = sorted({r['split'] for r in sel + skip})
+            title = (f"{'small UCI sets (splits ' + str(splits_all) + ')' if kind == 'small' else 'mid-size sets'}"
                      f", {task}, {label}")
+            left_out = {n: [m for k, m in enumerate(methods) if unfinished[i, k]]
+                        for i, n in enumerate(names) if not complete[i]}
             summary["groups"][f"{kind}-{task}-{label}"] = {
                 "datasets": names, "scores": tab.tolist(), "average_rank": dict(zip(methods,
                                                                                    avg.tolist())),
+                "average_rank_datasets": [n for i, n in enumerate(names) if complete[i]],
+                "not_finished": left_out,
+                "not_applicable": {n: [m for k, m in enumerate(methods) if na[i, k]]
+                                   for i, n in enumerate(names) if na[i].any()},
                 "fit_seconds": dict(zip(methods, secs)), "fit_cpu_seconds": dict(zip(methods, cpus)),
                 "peak_mb": dict(zip(methods, peak))}
             order = np.argsort(avg, kind="stable")
@@ -100,14 +124,19 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                       "| dataset | " + " | ".join(methods[k] for k in order) + " |",
                       "|---|" + "---|" * len(methods)]
             for i, n in enumerate(names):
-                best = np.nanmax(tab[i])
+                best = np.max(tab[i], initial=-np.inf, where=~np.isnan(tab[i]))
                 lines.append(f"| {n} | " + " | ".join(
-                    (f"**{fmt(tab[i, k])}**" if tab[i, k] == best else fmt(tab[i, k]))
-                    for k in order) + " |")
-            mean = np.nanmean(tab, 0)
-            lines.append("| **average rank** | " + " | ".join(f"{avg[k]:.2f}" for k in order)
-                         + " |")
-            lines.append("| mean | " + " | ".join(fmt(mean[k]) for k in order) + " |")
+                    "n/a" if na[i, k] else f"**{fmt(tab[i, k])}**" if tab[i, k] == best else
+                    fmt(tab[i, k]) for k in order) + " |")
+            with warnings.catch_warnings():  # a method with no result in the group: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(tab, 0)
+            rank_label = ("**average rank**" if complete.all() else
+                          f"**average rank** ({int(complete.sum())} of {len(names)} sets)")
+            lines.append(f"| {rank_label} | " + " | ".join(
+                "–" if math.isnan(avg[k]) else f"{avg[k]:.2f}" for k in order) + " |")
+            lines.append("| mean | " + " | ".join(
+                "n/a" if na[:, k].all() else fmt(mean[k]) for k in order) + " |")
             if n_splits > 1:  # per split: mean over the sets; then mean ± std over splits
                 by_split = _split_means(sel, methods, key)
                 sd = lambda v: (f" ± {100 * np.std(v, ddof=1):.1f}" if len(v) > 1 else
@@ -117,12 +146,17 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                     fmt(np.mean(by_split[methods[k]])) + sd(by_split[methods[k]])
                     for k in order) + " |")
             if over_cells:
-                cell_rank, n_complete = _cell_ranks(sel, methods, key)
-                lines.append(f"| average rank over cells ({n_complete} with every method) | "
-                             + " | ".join(f"{cell_rank[k]:.2f}" for k in order) + " |")
+                cell_rank, n_complete, cell_missing = _cell_ranks(sel, methods, key, skip)
+                with_na = " or n/a" if skip else ""
+                lines.append(f"| average rank over cells ({n_complete} with every method"
+                             f"{with_na}) | " + " | ".join(
+                                 "–" if math.isnan(cell_rank[k]) else f"{cell_rank[k]:.2f}"
+                                 for k in order) + " |")
                 n_cells = [sum(r["method"] == m for r in sel) for m in methods]
+                n_na = [sum(r["method"] == m for r in skip) for m in methods]
                 lines.append("| cells (set × split) | " + " | ".join(
-                    str(n_cells[k]) for k in order) + " |")
+                    str(n_cells[k]) + (f" (+{n_na[k]} n/a)" if n_na[k] else "")
+                    for k in order) + " |")
             if key == keys[0]:
                 lines.append("| fit time, all trials (s) | " + " | ".join(
                     f"{secs[k]:.0f}" for k in order) + " |")
@@ -132,6 +166,27 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                     f"{peak[k]:.0f}" for k in order) + " |")
                 figs.append((title, [methods[k] for k in order], avg[order]))
             lines.append("")
+            notes = []
+            if na.any():
+                where = "; ".join(f"{m} on {', '.join(n for i, n in enumerate(names) if na[i, k])}"
+                                  for k, m in enumerate(methods) if na[:, k].any())
+                notes.append(f"n/a ({where}): the method cannot run there by design ("
+                             + "; ".join(sorted({r["skipped"] for r in skip}))
+                             + "), ranked last on that set.")
+            if left_out:
+                nc = int(complete.sum())
+                unit = ("set" if nc == 1 else "sets") + ("" if n_splits == 1 else
+                                                         " (all their splits)")
+                notes.append(f"Average rank over the {nc} {unit} every method finished; not "
+                             f"finished: " + ", ".join(
+                                 f"{n} ({', '.join(ms)})" for n, ms in left_out.items()) + ".")
+            if over_cells and cell_missing:
+                notes.append(f"Over cells: {n_complete} of {n_complete + cell_missing['cells']} "
+                             f"(set, split) cells ranked; not finished: " + ", ".join(
+                                 f"{m} {c} cell{'s' if c != 1 else ''}"
+                                 for m, c in cell_missing["by_method"].items()) + ".")
+            if notes:
+                lines += [" ".join(notes), ""]
             if over_cells and task == "classification":
                 ref, paired = _paired(sel, methods, key)
                 if paired:
@@ -165,15 +220,47 @@ def _split_means(sel: list[dict], methods: list[str], key: str) -> dict:
     return out
 
 
-def _cell_ranks(sel: list[dict], methods: list[str], key: str) -> tuple[np.ndarray, int]:
-    """Average rank per method over the (dataset, split) cells every method has (1 = best, ties
-    averaged), and the number of those cells."""
+def _absent(sel: list[dict], skip: list[dict], names: list[str],
+            methods: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(datasets, methods) masks: ``na`` — every cell of the method on the set is skipped by
+    design; ``unfinished`` — a split of the set (any method's) with neither a result nor a skip
+    record for the method (not fitted yet)."""
+    splits = {n: set() for n in names}
+    have = {}
+    for r in sel + skip:
+        splits[r["dataset"]].add(r["split"])
+        have.setdefault((r["dataset"], r["method"]), set()).add(r["split"])
+    skipped = {}
+    for r in skip:
+        skipped.setdefault((r["dataset"], r["method"]), set()).add(r["split"])
+    na = np.array([[bool(skipped.get((n, m))) and skipped[(n, m)] == have[(n, m)]
+                    for m in methods] for n in names], dtype=bool).reshape(len(names),
+                                                                         len(methods))
+    unfinished = np.array([[not splits[n] <= have.get((n, m), set()) for m in methods]
+                           for n in names], dtype=bool).reshape(len(names), len(methods))
+    return na, unfinished
+
+
+def _cell_ranks(sel: list[dict], methods: list[str], key: str,
+                skip: list[dict] = ()) -> tuple[np.ndarray, int, dict]:
+    """Average rank per method over the (dataset, split) cells where every method has a result
+    or a skip record (skipped: ranked last; 1 = best, ties averaged), the number of those cells,
+    and the cells left out: ``{"cells": n, "by_method": {method: cells it has not finished}}``
+    (empty when none)."""
     per = [_cells(sel, m, key) for m in methods]
-    common = sorted(set.intersection(*(set(c) for c in per))) if per else []
+    na = [{(r["dataset"], r["split"]) for r in skip if r["method"] == m} for m in methods]
+    every = set().union(*(set(c) for c in per), *na) if per else set()
+    common = sorted(c for c in every if all(c in p or c in s for p, s in zip(per, na)))
+    left = len(every) - len(common)
+    missing = {}
+    if left:
+        by = {m: sum(c not in p and c not in s for c in every)
+              for m, p, s in zip(methods, per, na)}
+        missing = {"cells": left, "by_method": {m: v for m, v in by.items() if v}}
     if not common:
-        return np.full(len(methods), np.nan), 0
-    tab = np.array([[c[cell] for c in per] for cell in common])
-    return _ranks(tab).mean(0), len(common)
+        return np.full(len(methods), np.nan), 0, missing
+    tab = np.array([[p.get(cell, np.nan) for p in per] for cell in common])
+    return _ranks(tab).mean(0), len(common), missing
 
 
 def _paired(sel: list[dict], methods: list[str], key: str) -> tuple[str | None, list[dict]]:

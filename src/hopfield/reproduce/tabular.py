@@ -20,7 +20,8 @@ averaged; separate for classification and regression), average rank, total fit t
 CPU seconds) and the peak extra resident memory during the fits (RSS sampled every 20 ms from
 ``/proc/self/status``, minus the RSS before the fit). In modes ``full`` and ``defaults`` (also
 when filtered to one split) and with several splits, each table also gives, per method, the
-average rank over the (set, split) cells every method has, the number of cells, and (for
+average rank over the (set, split) cells every method has finished (or cannot run: "n/a",
+below), the number of cells, and (for
 classification) a paired comparison over the cells of every method against Hopular (against RF
 when Hopular has no cells): mean difference, better / tied / worse cells, two-sided Wilcoxon
 signed-rank and paired t p-values; with several splits also the mean ± std over the splits of the
@@ -54,6 +55,18 @@ sets>)`` is split 0 of ``--full``'s small sets, and a later unfiltered run reuse
 Files under ``out_dir/tabular/``: ``folds/<mode>-seed<seed>/<set>__<split>__<method>.json``
 (one per finished cell, atomic; a rerun skips them), ``results.csv``, ``tabular.json``,
 ``ranks.png``.
+
+Absent cells. A cell the method cannot run **by design** (kernel SVM above
+:data:`SVM_MAX_TRAIN` = 10,000 training rows: letter, shuttle, diamonds at full size) is
+recorded as skipped (its cache file holds ``"skipped": <reason>`` instead of scores; a cache
+from before these records gets it written on the next run, which only loads the set's data),
+shown as "n/a" and ranked **last** on its set: the method cannot be used there. A cell that is
+simply **missing** (not fitted yet: an interrupted or filtered run) is not ranked: the average
+rank is over the sets (and, over cells, the (set, split) cells) where every method finished or
+is n/a, and the report names the sets left out and the methods missing there. Skipped cells
+enter no mean, no paired test, no fit time; ``results.csv`` lists them with empty scores and the
+reason in its last column, ``skipped``; ``tabular.json`` keeps them apart from ``rows``, under
+``skipped``.
 """
 
 from __future__ import annotations
@@ -69,7 +82,7 @@ from . import check_run_args
 from ._tabular_methods import METHODS, _score, _tune  # noqa: F401 (_score: re-exported)
 from ._tabular_report import _ranks, _report  # noqa: F401 (_ranks: re-exported)
 
-__all__ = ["METHODS", "SETTINGS", "run"]
+__all__ = ["METHODS", "SETTINGS", "SVM_MAX_TRAIN", "run"]
 
 SMALL_QUICK = ("conn_bench_sonar_mines_rocks", "glass_identification", "heart_cleveland",
                "ecoli", "statlog_australian_credit")
@@ -129,6 +142,10 @@ def _load(kind: str, n: str, j: int, cap, seed: int, data_dir) -> dict:
     return _small(n, j, data_dir) if kind == "small" else _mid(n, cap, seed, data_dir)
 
 
+#: kernel SVM (quadratic in the training rows) is not run above this many training rows: the
+#: cell is recorded as skipped ("n/a" in the report, ranked last: the method cannot be used there)
+SVM_MAX_TRAIN = 10000
+
 _WORKER_DATA: dict = {}  # worker process: the last dataset it loaded
 
 
@@ -138,14 +155,21 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _cell(kind, n, j, m, cap, seed, mode, n_trials, data_dir, path) -> dict | None:
-    """One (dataset, split, method) cell in a worker process: tune, write its cache file."""
+def _cell(kind, n, j, m, cap, seed, mode, n_trials, data_dir, path) -> dict:
+    """One (dataset, split, method) cell in a worker process: tune, write its cache file (a
+    cell skipped by design — kernel SVM above :data:`SVM_MAX_TRAIN` training rows — writes a
+    record ``{..., "skipped": reason}`` instead, so a rerun does not load its data again)."""
     if (n, j) not in _WORKER_DATA:
         _WORKER_DATA.clear()
         _WORKER_DATA[(n, j)] = _load(kind, n, j, cap, seed, data_dir)
     data = _WORKER_DATA[(n, j)]
-    if m == "svm" and len(data["numeric"][1]) > 10000:
-        return None
+    n_train = len(data["numeric"][1])
+    if m == "svm" and n_train > SVM_MAX_TRAIN:  # by design: recorded, so a rerun skips it too
+        rec = {"dataset": n, "split": j, "kind": kind, "method": m, "task": data["task"],
+               "skipped": f"kernel SVM is not run above {SVM_MAX_TRAIN:,} training rows",
+               "n_train": n_train}
+        atomic_write_text(Path(path), json.dumps(rec))
+        return rec
     rec = {"dataset": n, "split": j, "kind": kind,
            **_tune(m, data["task"], data, seed, mode, n_trials)}
     atomic_write_text(Path(path), json.dumps(rec))
@@ -245,7 +269,7 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
             torch.set_num_threads(1)
             for t in todo:
                 bar.set_postfix_str(f"{t[1]}[{t[2]}] {t[3]}")
-                _cell(*args(*t))  # kernel SVM is skipped beyond 10,000 training rows
+                _cell(*args(*t))  # kernel SVM above SVM_MAX_TRAIN rows: a skip record
                 bar.update(1)
         else:
             import multiprocessing as mp
