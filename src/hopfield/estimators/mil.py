@@ -35,10 +35,13 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
+from torch.func import functional_call, vmap
 
+from .._functional_core import _associate
 from ._base import DEPRECATED, ClassifierTargetMixin, HopfieldEstimator, Standardizer
 from ._ensemble import StackedEnsemble
 
@@ -160,6 +163,148 @@ class _HopfieldPool(nn.Module):
         return z, info.weights.mean(dim=2)                  # (B, H, quantity, N) -> (B, H, N)
 
 
+# ----------------------------------------------------------------------------- batched members
+#
+# M MILNets as one network: every op carries the member dimension (one ``baddbmm`` per Linear, one
+# LayerNorm / dropout call per layer, the Hopfield retrieval with members folded into the batch),
+# no Python loop over members. The parameters are StackedEnsemble's stacked (M, ...) state under
+# the same names, so saving, ``member(m)``, ``instance_weights`` and the base loop's per-member
+# best-epoch copies are unchanged.
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """Member-wise Linear: x (M, ..., I), w (M, O, I), b (M, O) or None -> (M, ..., O)."""
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])                            # (M, T, I)
+    out = torch.bmm(flat, w.mT) if b is None else torch.baddbmm(b.unsqueeze(1), flat, w.mT)
+    return out.reshape(*x.shape[:-1], w.shape[1])
+
+
+def _layer_norm(x: torch.Tensor, ln: nn.LayerNorm, w: torch.Tensor | None,
+                b: torch.Tensor | None) -> torch.Tensor:
+    """Member-wise LayerNorm over the last dim: x (M, ..., E), affine w, b (M, E) or None."""
+    out = F.layer_norm(x, ln.normalized_shape, None, None, ln.eps)
+    view = (x.shape[0], *([1] * (x.dim() - 2)), x.shape[-1])                 # (M, 1, ..., E)
+    if w is not None:
+        out = out * w.reshape(view)
+    return out if b is None else out + b.reshape(view)
+
+
+def _sequential(seq: nn.Sequential, prefix: str, p: dict, x: torch.Tensor,
+                training: bool) -> torch.Tensor:
+    """Linear / ReLU / Dropout stack of a MILNet on member-batched x (M, ..., ·)."""
+    for name, mod in seq.named_children():
+        if isinstance(mod, nn.Linear):
+            x = _linear(x, p[f"{prefix}.{name}.weight"], p.get(f"{prefix}.{name}.bias"))
+        elif isinstance(mod, nn.ReLU):
+            x = torch.relu(x)
+        elif isinstance(mod, nn.Dropout):                  # own mask per member (own elements)
+            x = F.dropout(x, mod.p, training)
+        else:  # pragma: no cover - _batchable rejects other layers
+            raise TypeError(f"no member-batched form of {type(mod).__name__}")
+    return x
+
+
+def _plain_hopfield_pool(pool: nn.Module) -> bool:
+    """The _HopfieldPool this module builds: one update, softmax, one query, plain head space."""
+    from hopfield.nn import HeadSpace
+
+    if not isinstance(pool, _HopfieldPool):
+        return False
+    outer = pool.hopfield
+    hop = outer.hopfield
+    norms = (hop.norm_state, hop.norm_stored, hop.norm_projection)
+    return (outer.quantity == 1 and hop.max_steps == 0 and hop.separation.is_softmax
+            and hop.head_space == HeadSpace() and hop.association_activation is None
+            and hop.out_proj is not None and hop.batch_first
+            and all(n is None or len(n.normalized_shape) == 1 for n in norms))
+
+
+def _batchable(net: nn.Module) -> bool:
+    """Whether :class:`_BatchedMILNet` covers ``net``: a MILNet whose embedding and head are
+    Linear / ReLU / Dropout (the pooling is batched by hand, folded or vmapped)."""
+    if not isinstance(net, MILNet):
+        return False
+    return all(isinstance(m, (nn.Linear, nn.ReLU, nn.Dropout))
+               for seq in (net.embed, net.head) for m in seq.children())
+
+
+def _hopfield_pool_members(pool: _HopfieldPool, p: dict, bufs: dict, h: torch.Tensor,
+                           mask: torch.Tensor, training: bool, return_weights: bool):
+    """HopfieldPooling of M members at once: h (M, B, N, E), mask (M, B, N) -> z (M, B, O) and
+    weights (M, B, H, N) | None. Projections and LayerNorms per member (``baddbmm``); the
+    retrieval is the library's core association (``_functional_core._associate``: fused SDPA,
+    or the math path for the weights) with members folded into the batch, (M·B, H, 1, Dh).
+    β is folded into the query projection as ``hopfield_forward`` does."""
+    hop = pool.hopfield.hopfield
+
+    def g(name):
+        key = "pool.hopfield." + name
+        return p[key] if key in p else bufs.get(key)
+
+    def norm(ln, name, x):
+        if ln is None:
+            return x
+        return _layer_norm(x, ln, g(f"hopfield.{name}.weight"), g(f"hopfield.{name}.bias"))
+
+    M, B, N, _ = h.shape
+    H, Dh = hop.num_heads, hop.head_size
+    y, v = norm(hop.norm_stored, "norm_stored", h), norm(hop.norm_projection, "norm_projection", h)
+    r = norm(hop.norm_state, "norm_state", g("query"))                      # (M, 1, Dq)
+    beta = g("hopfield.log_beta").exp() if hop.learnable_beta else g("hopfield.fixed_beta")
+    scale = beta.to(r.dtype).repeat_interleave(Dh, dim=1)                   # (M, H·Dh)
+    bq = g("hopfield.q_proj.bias")
+    q = _linear(r, g("hopfield.q_proj.weight") * scale.unsqueeze(-1),
+                None if bq is None else bq * scale)                         # (M, 1, H·Dh)
+    q = q.view(M, 1, H, 1, Dh).expand(M, B, H, 1, Dh).reshape(M * B, H, 1, Dh)
+    k = _linear(y, g("hopfield.k_proj.weight"), g("hopfield.k_proj.bias"))   # (M, B, N, H·Dh)
+    k = k.view(M * B, N, H, Dh).transpose(1, 2)                              # (M·B, H, N, Dh)
+    wv = _linear(v, g("hopfield.v_proj.weight"), g("hopfield.v_proj.bias"))
+    wv = wv.view(M * B, N, H, -1).transpose(1, 2)                            # (M·B, H, N, Dv)
+    out, w = _associate(q, k, wv, 1.0, mask.reshape(M * B, 1, 1, N), need_weights=return_weights,
+                        dropout_p=hop.dropout if training else 0.0)         # (M·B, H, 1, Dv)
+    out = out.transpose(1, 2).reshape(M, B, -1)                              # (M, B, H·Dv)
+    z = _linear(out, g("hopfield.out_proj.weight"), g("hopfield.out_proj.bias"))  # (M, B, O)
+    return z, (None if w is None else w.reshape(M, B, H, N))
+
+
+class _BatchedMILNet(StackedEnsemble):
+    """M :class:`MILNet` members evaluated as one batched network (no loop over members).
+
+    Same stacked state, names and ``member(m)`` as :class:`StackedEnsemble`; only ``forward``
+    differs. Embedding and head: one ``baddbmm`` per Linear for all members. Pooling: Hopfield
+    pooling by hand on the core retrieval (:func:`_hopfield_pool_members`); a pooling without
+    parameters (mean, max) runs as-is on the members folded into the batch (M·B); any other
+    pooling (attention, gated attention) through ``torch.vmap`` over its stacked parameters
+    (own randomness per member). Dropout draws its own mask per member.
+    """
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False):
+        """x (M, B, N, D), mask (M, B, N) True = padding -> logits (M, B, C) [, weights]."""
+        p, bufs = self._state()
+        net = self._base
+        h = _sequential(net.embed, "embed", p, x, self.training)             # (M, B, N, E)
+        z, w = self._pool(net.pool, p, bufs, h, mask, return_weights)       # (M, B, P)
+        logits = _sequential(net.head, "head", p, z, self.training)         # (M, B, C)
+        return (logits, w) if return_weights else logits
+
+    def _pool(self, pool, p, bufs, h, mask, return_weights):
+        if _plain_hopfield_pool(pool):
+            return _hopfield_pool_members(pool, p, bufs, h, mask, self.training, return_weights)
+        pp = {k[5:]: v for k, v in p.items() if k.startswith("pool.")}
+        pb = {k[5:]: v for k, v in bufs.items() if k.startswith("pool.")}
+        M, B = h.shape[:2]
+        if not pp and not pb:                       # no parameters: members folded into the batch
+            z, w = pool(h.flatten(0, 1), mask.flatten(0, 1), return_weights)
+            return z.unflatten(0, (M, B)), (None if w is None else w.unflatten(0, (M, B)))
+
+        def one(a, b, hm, mm):
+            z, w = functional_call(pool, (a, b), (hm, mm, return_weights))
+            return (z, w) if return_weights else z
+
+        out = vmap(one, randomness="different")(pp, pb, h, mask)
+        return out if return_weights else (out, None)
+
+
 # ----------------------------------------------------------------------------- estimator
 
 _INT1 = Interval(Integral, 1, None, closed="left")
@@ -200,6 +345,11 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
     #: length-bucketed batches (windows of 16 batches sorted by jittered bag length; measured in
     #: docs/reproduce.md "Fit time and padding")
     _length_buckets = 16
+    #: how the members of an ensemble run: ``"auto"`` (default) = one batched network
+    #: (:class:`_BatchedMILNet`) for n_members > 1 and :class:`StackedEnsemble` (today's path,
+    #: bit-identical fits) for one member; ``"batched"`` / ``"loop"`` force one of them (the loop =
+    #: ``functional_call`` per member; benchmarks/mil_ensemble.py compares the two)
+    _ensemble_forward = "auto"
 
     def _build_pooling(self, size: int):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -295,7 +445,11 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
         else:
             members = [self._build_net(self.n_features_in_, n_outputs)
                        for _ in range(self._hp.n_members)]
-        return StackedEnsemble(members)
+        mode = self._ensemble_forward
+        if mode not in ("auto", "batched", "loop"):
+            raise ValueError(f"_ensemble_forward must be 'auto', 'batched' or 'loop', got {mode!r}")
+        batched = mode == "batched" or (mode == "auto" and len(members) > 1)
+        return (_BatchedMILNet if batched and _batchable(members[0]) else StackedEnsemble)(members)
 
     def instance_weights(self, X, *, mask=None, average_heads=True):
         """Per-instance association weights of the pooling: list of (n_i,) (or (H, n_i)) arrays.
