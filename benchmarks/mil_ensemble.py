@@ -34,7 +34,7 @@ from hopfield.reproduce.mil_baselines import MILNetClassifier
 
 
 def make(pooling, k, mode, epochs, seed):
-    kw = dict(n_members=k, max_iter=epochs, n_iter_no_change=epochs + 1, random_state=seed)
+    kw = {"n_members": k, "max_iter": epochs, "n_iter_no_change": epochs + 1, "random_state": seed}
     est = (HopfieldMILClassifier(**kw) if pooling == "hopfield"
            else MILNetClassifier(pooling=pooling, **kw))
     est._ensemble_forward = mode          # "loop" = StackedEnsemble, "batched" = _BatchedMILNet
