@@ -130,7 +130,10 @@ def test_which_module_runs_the_members():
         est._ensemble_forward = mode
         assert type(est._build_module(None, 2, None)) is cls
     est._ensemble_forward = "vmap"
-    with pytest.raises(ValueError, match="_ensemble_forward must be 'auto', 'batched' or 'loop'"):
+    assert est._build_module(None, 2, None).vectorize is True
+    est._ensemble_forward = "bogus"
+    with pytest.raises(ValueError, match="_ensemble_forward must be 'auto', 'batched', 'loop' or "
+                                         "'vmap', got 'bogus'"):
         est._build_module(None, 2, None)
     # same parameter names and (M, ...) shapes as StackedEnsemble's stacked state
     est._ensemble_forward = "loop"

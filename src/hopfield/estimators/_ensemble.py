@@ -35,9 +35,12 @@ class StackedEnsemble(nn.Module):
         members: M modules of identical structure (their current weights become the members').
         vectorize: ``True`` = always ``torch.vmap``, ``False`` (default) = loop over members,
             ``"auto"`` = vmap, falling back to the loop if the module cannot run under vmap.
-            The loop is the default because it measured faster on CPU for the MIL network
+            The loop is the default because vmap measured no faster on CPU for the MIL network
             (torch has no vmap batching rule for CPU flash attention and falls back to a slow
-            per-sample loop; numbers in ``docs/reproduce.md``).
+            per-sample loop). The MIL estimators run K > 1 members through
+            ``hopfield.estimators.mil._BatchedMILNet`` instead, a subclass with this stacked
+            state whose forward is batched by hand (numbers in ``docs/reproduce.md``,
+            "Ensembles"; ``benchmarks/mil_ensemble.py``).
     """
 
     def __init__(self, members: Sequence[nn.Module], *, vectorize: bool | str = False):

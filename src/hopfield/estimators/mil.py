@@ -9,10 +9,12 @@ embedded instances Y: z = W_O Yᵀ W_Vᵀ softmax(β W_K Y ξ) per head), and a 
                  -> HopfieldPooling(E, head_size, E, num_heads)            (E,)
                  -> Dropout -> Linear                                       (n_classes,)
 
-With ``n_members`` = M > 1 the estimator trains M such networks at once as one module
-(:class:`~hopfield.estimators._ensemble.StackedEnsemble`: stacked parameters, one call per step),
-each with its own initialisation, validation part, mini-batch order, bag dropout and early
-stopping; ``predict_proba`` averages the members' probabilities. Training, seeding, validation
+With ``n_members`` = M > 1 the estimator trains M such networks at once as one batched network
+(:class:`_BatchedMILNet`: the stacked (M, ...) parameters of
+:class:`~hopfield.estimators._ensemble.StackedEnsemble`, every op carrying the member dimension, no
+loop over members), each with its own initialisation, validation part, mini-batch order, dropout
+and bag-dropout masks and early stopping; ``predict_proba`` averages the members' probabilities.
+One member (the default) runs as a one-member ``StackedEnsemble``, as before. Training, seeding, validation
 and save/load are those of every estimator (:mod:`hopfield.estimators._base`).
 
 Shape legend: M members, B bags in a batch, N instances (padded), D input features,
@@ -348,7 +350,8 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
     #: how the members of an ensemble run: ``"auto"`` (default) = one batched network
     #: (:class:`_BatchedMILNet`) for n_members > 1 and :class:`StackedEnsemble` (today's path,
     #: bit-identical fits) for one member; ``"batched"`` / ``"loop"`` force one of them (the loop =
-    #: ``functional_call`` per member; benchmarks/mil_ensemble.py compares the two)
+    #: ``functional_call`` per member), ``"vmap"`` = ``StackedEnsemble(vectorize=True)``
+    #: (benchmarks/mil_ensemble.py compares the three)
     _ensemble_forward = "auto"
 
     def _build_pooling(self, size: int):  # pragma: no cover - abstract
@@ -446,8 +449,11 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
             members = [self._build_net(self.n_features_in_, n_outputs)
                        for _ in range(self._hp.n_members)]
         mode = self._ensemble_forward
-        if mode not in ("auto", "batched", "loop"):
-            raise ValueError(f"_ensemble_forward must be 'auto', 'batched' or 'loop', got {mode!r}")
+        if mode not in ("auto", "batched", "loop", "vmap"):
+            raise ValueError(f"_ensemble_forward must be 'auto', 'batched', 'loop' or 'vmap', got "
+                             f"{mode!r}")
+        if mode == "vmap":
+            return StackedEnsemble(members, vectorize=True)
         batched = mode == "batched" or (mode == "auto" and len(members) > 1)
         return (_BatchedMILNet if batched and _batchable(members[0]) else StackedEnsemble)(members)
 
