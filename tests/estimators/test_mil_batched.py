@@ -20,8 +20,9 @@ SMALL = {"embedding_size": 12, "n_layers": 2, "max_iter": 1, "batch_size": 4}
 
 def estimator(pooling, **kw):
     kw = {**SMALL, **kw}
-    if pooling == "hopfield":
-        return HopfieldMILClassifier(num_heads=3, head_size=4, **kw)
+    if pooling.startswith("hopfield"):      # "hopfield-plain": no LayerNorms (normalize=False)
+        return HopfieldMILClassifier(num_heads=3, head_size=4, normalize=pooling == "hopfield",
+                                     **kw)
     return MILNetClassifier(pooling=pooling, attention_size=5, **kw)
 
 
@@ -35,8 +36,12 @@ def built(pooling, k=3, n_classes=2, d=5, seed=0, **kw):
     est = estimator(pooling, n_members=k, random_state=seed, **kw)
     est._resolve_params(warn=False)
     est.n_features_in_ = d
-    net = est._build_module(None, n_classes, torch.Generator().manual_seed(seed))
-    return net.double().eval()
+    net = est._build_module(None, n_classes, torch.Generator().manual_seed(seed)).double().eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():    # move every weight off its initial value (LayerNorm γ = 1, β = 0, ...)
+        for p in net.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return net
 
 
 def padded(lengths, d=5, seed=0, extra=0):
@@ -51,13 +56,14 @@ def tol(what):
     return {"atol": 1e-10, "rtol": 1e-9} if what == "float64" else {"atol": 1e-5, "rtol": 1e-4}
 
 
-@pytest.mark.parametrize("pooling", POOLINGS)
-def test_every_pooling_is_batched_and_member_m_is_milnet_m(pooling):
+@pytest.mark.parametrize("lengths", [[1, 4, 2, 7, 3], [3, 3]])      # padded (packed) / none
+@pytest.mark.parametrize("pooling", [*POOLINGS, "hopfield-plain"])
+def test_every_pooling_is_batched_and_member_m_is_milnet_m(pooling, lengths):
     net = built(pooling, k=3)
     assert type(net) is _BatchedMILNet and net.n_members == 3
-    X, mask = padded([1, 4, 2, 7, 3])                          # incl. a bag of one instance
+    X, mask = padded(lengths)                                  # incl. a bag of one instance
     Xs, Ms = X.expand(3, *X.shape).clone().requires_grad_(True), mask.expand(3, *mask.shape)
-    out = net(Xs, Ms, return_weights=pooling in ("hopfield", "attention", "gated"))
+    out = net(Xs, Ms, return_weights=pooling not in ("mean", "max"))
     out, w = out if isinstance(out, tuple) else (out, None)
     g = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(1))
     (out * g).sum().backward()
@@ -95,7 +101,8 @@ def test_padding_and_a_bag_of_one():
        seed=st.integers(0, 2**16), pooling=st.sampled_from(POOLINGS))
 def test_members_equal_milnets_property(lengths, k, seed, pooling):
     """Any bag lengths, member counts and seeds; each member sees its own bags (different inputs
-    and masks per member, as the training loop's own mini-batches)."""
+    and masks per member, as the training loop's own mini-batches; members' kept instances are
+    packed to the largest member's count)."""
     net = built(pooling, k=k, seed=seed % 7)
     per = [padded(lengths, seed=seed + m) for m in range(k)]
     n = max(x.shape[1] for x, _ in per)

@@ -90,10 +90,12 @@ class StackedEnsemble(nn.Module):
                 {k: getattr(self, _key(k)) for k in self._bnames})
 
     def member(self, m: int) -> nn.Module:
-        """Member ``m`` as an ordinary module (a copy with its weights)."""
+        """Member ``m`` as an ordinary module (a copy with its weights, in their dtype and on
+        their device, so also after ``.double()``)."""
         mod = copy.deepcopy(self._template)
         p, b = self._state()
-        mod.load_state_dict({k: v[m].detach() for k, v in {**p, **b}.items()})
+        mod.load_state_dict({k: v[m].detach().clone() for k, v in {**p, **b}.items()},
+                            assign=True)
         return mod.to(next(iter(p.values())).device)
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:

@@ -230,39 +230,77 @@ def _batchable(net: nn.Module) -> bool:
                for seq in (net.embed, net.head) for m in seq.children())
 
 
+def _fold_affine(w: torch.Tensor, b: torch.Tensor | None, gamma: torch.Tensor | None,
+                 beta: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A projection W (M, O, E), b (M, O) after a LayerNorm with affine γ, β (M, E), as one on
+    the normalised input x̂: W (x̂ ⊙ γ + β) + b = (W diag γ) x̂ + (W β + b). Saves two passes
+    over the instances, and projections of one normalised input share a ``baddbmm``."""
+    if beta is not None:
+        shift = torch.bmm(w, beta.unsqueeze(-1)).squeeze(-1)                  # (M, O)
+        b = shift if b is None else b + shift
+    if gamma is not None:
+        w = w * gamma.unsqueeze(1)
+    return w, b
+
+
 def _hopfield_pool_members(pool: _HopfieldPool, p: dict, bufs: dict, h: torch.Tensor,
-                           mask: torch.Tensor, training: bool, return_weights: bool):
-    """HopfieldPooling of M members at once: h (M, B, N, E), mask (M, B, N) -> z (M, B, O) and
-    weights (M, B, H, N) | None. Projections and LayerNorms per member (``baddbmm``); the
-    retrieval is the library's core association (``_functional_core._associate``: fused SDPA,
-    or the math path for the weights) with members folded into the batch, (M·B, H, 1, Dh).
-    β is folded into the query projection as ``hopfield_forward`` does."""
+                           mask: torch.Tensor, training: bool, return_weights: bool,
+                           unpack=None):
+    """HopfieldPooling of M members at once -> z (M, B, O) and weights (M, B, H, N) | None.
+
+    ``h`` is the embedded instances (M, B, N, E), or, with ``unpack``, each member's kept
+    instances packed as (M, T, E) (``_BatchedMILNet._embed``) and ``unpack`` puts per-instance
+    values (M, T, ·) back at their (M, B·N, ·) positions (zeros at masked ones). ``mask``
+    (M, B, N), True = ignore. Per member (``baddbmm``), on the packed instances: the
+    LayerNorms (their affine folded into the key / value projections, :func:`_fold_affine`)
+    and the projections; the retrieval is the library's core association
+    (``_functional_core._associate``: fused SDPA, or the math path for the weights) with the
+    members folded into the batch, (M·B, H, 1, Dh). β is folded into the query projection as
+    ``hopfield_forward`` does."""
     hop = pool.hopfield.hopfield
 
     def g(name):
         key = "pool.hopfield." + name
         return p[key] if key in p else bufs.get(key)
 
-    def norm(ln, name, x):
+    def projection(ln, proj, ln_name):      # (W', b') of Linear(LayerNorm(·)) on x̂
+        w, b = g(f"hopfield.{proj}.weight"), g(f"hopfield.{proj}.bias")
         if ln is None:
-            return x
-        return _layer_norm(x, ln, g(f"hopfield.{name}.weight"), g(f"hopfield.{name}.bias"))
+            return w, b
+        return _fold_affine(w, b, g(f"hopfield.{ln_name}.weight"), g(f"hopfield.{ln_name}.bias"))
 
-    M, B, N, _ = h.shape
+    def normalized(ln):
+        return h if ln is None else F.layer_norm(h, ln.normalized_shape, None, None, ln.eps)
+
+    M, B, N = mask.shape
     H, Dh = hop.num_heads, hop.head_size
-    y, v = norm(hop.norm_stored, "norm_stored", h), norm(hop.norm_projection, "norm_projection", h)
-    r = norm(hop.norm_state, "norm_state", g("query"))                      # (M, 1, Dq)
+    ns, npj = hop.norm_stored, hop.norm_projection
+    wk, bk = projection(ns, "k_proj", "norm_stored")
+    wv, bv = projection(npj, "v_proj", "norm_projection")
+    xk = normalized(ns)
+    if (ns is None) == (npj is None) and (ns is None or (
+            ns.normalized_shape == npj.normalized_shape and ns.eps == npj.eps)) and (
+            (bk is None) == (bv is None)):                   # one normalised input: one baddbmm
+        kv = _linear(xk, torch.cat([wk, wv], 1), None if bk is None else torch.cat([bk, bv], 1))
+    else:
+        kv = torch.cat([_linear(xk, wk, bk), _linear(normalized(npj), wv, bv)], -1)
+    if unpack is not None:
+        kv = unpack(kv)                                                   # (M, B·N, 2E')
+    kv = kv.reshape(M * B, N, -1)
+    Ek = wk.shape[1]
+    k = kv[..., :Ek].unflatten(-1, (H, Dh)).transpose(1, 2)                  # (M·B, H, N, Dh)
+    v = kv[..., Ek:].unflatten(-1, (H, -1)).transpose(1, 2)                  # (M·B, H, N, Dv)
+    r = g("query")                                                           # (M, 1, Dq)
+    if hop.norm_state is not None:
+        r = _layer_norm(r, hop.norm_state, g("hopfield.norm_state.weight"),
+                        g("hopfield.norm_state.bias"))
     beta = g("hopfield.log_beta").exp() if hop.learnable_beta else g("hopfield.fixed_beta")
     scale = beta.to(r.dtype).repeat_interleave(Dh, dim=1)                   # (M, H·Dh)
     bq = g("hopfield.q_proj.bias")
     q = _linear(r, g("hopfield.q_proj.weight") * scale.unsqueeze(-1),
                 None if bq is None else bq * scale)                         # (M, 1, H·Dh)
     q = q.view(M, 1, H, 1, Dh).expand(M, B, H, 1, Dh).reshape(M * B, H, 1, Dh)
-    k = _linear(y, g("hopfield.k_proj.weight"), g("hopfield.k_proj.bias"))   # (M, B, N, H·Dh)
-    k = k.view(M * B, N, H, Dh).transpose(1, 2)                              # (M·B, H, N, Dh)
-    wv = _linear(v, g("hopfield.v_proj.weight"), g("hopfield.v_proj.bias"))
-    wv = wv.view(M * B, N, H, -1).transpose(1, 2)                            # (M·B, H, N, Dv)
-    out, w = _associate(q, k, wv, 1.0, mask.reshape(M * B, 1, 1, N), need_weights=return_weights,
+    out, w = _associate(q, k, v, 1.0, mask.reshape(M * B, 1, 1, N), need_weights=return_weights,
                         dropout_p=hop.dropout if training else 0.0)         # (M·B, H, 1, Dv)
     out = out.transpose(1, 2).reshape(M, B, -1)                              # (M, B, H·Dv)
     z = _linear(out, g("hopfield.out_proj.weight"), g("hopfield.out_proj.bias"))  # (M, B, O)
@@ -273,7 +311,8 @@ class _BatchedMILNet(StackedEnsemble):
     """M :class:`MILNet` members evaluated as one batched network (no loop over members).
 
     Same stacked state, names and ``member(m)`` as :class:`StackedEnsemble`; only ``forward``
-    differs. Embedding and head: one ``baddbmm`` per Linear for all members. Pooling: Hopfield
+    differs. Embedding and head: one ``baddbmm`` per Linear for all members (on CPU the embedding
+    runs on the members' unmasked instances only, :meth:`_embed`). Pooling: Hopfield
     pooling by hand on the core retrieval (:func:`_hopfield_pool_members`); a pooling without
     parameters (mean, max) runs as-is on the members folded into the batch (M·B); any other
     pooling (attention, gated attention) through ``torch.vmap`` over its stacked parameters
@@ -284,10 +323,44 @@ class _BatchedMILNet(StackedEnsemble):
         """x (M, B, N, D), mask (M, B, N) True = padding -> logits (M, B, C) [, weights]."""
         p, bufs = self._state()
         net = self._base
-        h = _sequential(net.embed, "embed", p, x, self.training)             # (M, B, N, E)
-        z, w = self._pool(net.pool, p, bufs, h, mask, return_weights)       # (M, B, P)
+        h, unpack = self._embed(net.embed, p, x, mask)        # (M, T, E) packed, or (M, B, N, E)
+        if _plain_hopfield_pool(net.pool):
+            z, w = _hopfield_pool_members(net.pool, p, bufs, h, mask, self.training,
+                                          return_weights, unpack)           # (M, B, P)
+        else:
+            if unpack is not None:
+                h = unpack(h).view(*mask.shape, -1)                          # (M, B, N, E)
+            z, w = self._pool(net.pool, p, bufs, h, mask, return_weights)
         logits = _sequential(net.head, "head", p, z, self.training)         # (M, B, C)
         return (logits, w) if return_weights else logits
+
+    def _embed(self, embed: nn.Sequential, p: dict, x: torch.Tensor, mask: torch.Tensor):
+        """The instance MLP on the members' unmasked instances only (CPU) -> (h, unpack).
+
+        The members' batches are padded to the longest bag of all M·B bags (and bag dropout
+        masks more), so on CPU, where reading the count back costs nothing, each member's kept
+        instances are gathered into (M, T, D), T = the largest count of one member, and
+        embedded: h (M, T, E); ``unpack`` scatters per-instance values (M, T, ·) back to
+        (M, B·N, ·) with zeros at the masked positions (which every pooling ignores, so the
+        result equals embedding everything). Elsewhere (a host read would sync the device), or
+        when nothing is masked, every position is embedded as ``MILNet`` does: h (M, B, N, E),
+        ``unpack`` None.
+        """
+        M, B, N, D = x.shape
+        T = B * N
+        if x.device.type == "cpu" and B * N > 0:
+            keep = ~mask.reshape(M, B * N)                                   # (M, B·N)
+            T = int(keep.sum(1).max())
+        if T >= B * N:
+            return _sequential(embed, "embed", p, x, self.training), None
+        # kept positions first (stable: in order), then masked ones; the first T of them
+        idx = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :T].unsqueeze(-1)
+        xp = torch.gather(x.reshape(M, B * N, D), 1, idx.expand(M, T, D))   # (M, T, D)
+
+        def unpack(t: torch.Tensor) -> torch.Tensor:                         # (M, T, F) -> (M, B·N, F)
+            return t.new_zeros(M, B * N, t.shape[-1]).scatter(1, idx.expand(M, T, t.shape[-1]), t)
+
+        return _sequential(embed, "embed", p, xp, self.training), unpack
 
     def _pool(self, pool, p, bufs, h, mask, return_weights):
         if _plain_hopfield_pool(pool):
