@@ -353,12 +353,15 @@ class _BatchedMILNet(StackedEnsemble):
             T = int(keep.sum(1).max())
         if T >= B * N:
             return _sequential(embed, "embed", p, x, self.training), None
-        # kept positions first (stable: in order), then masked ones; the first T of them
-        idx = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :T].unsqueeze(-1)
-        xp = torch.gather(x.reshape(M, B * N, D), 1, idx.expand(M, T, D))   # (M, T, D)
+        # kept positions first (stable: in order), then masked ones; the first T of them, as
+        # rows of the flattened (M·B·N, ·) batch (row copies: index_select / index_copy)
+        idx = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :T]   # (M, T)
+        rows = (idx + torch.arange(M, device=x.device).unsqueeze(1) * (B * N)).reshape(-1)
+        xp = x.reshape(M * B * N, D).index_select(0, rows).view(M, T, D)      # (M, T, D)
 
         def unpack(t: torch.Tensor) -> torch.Tensor:                         # (M, T, F) -> (M, B·N, F)
-            return t.new_zeros(M, B * N, t.shape[-1]).scatter(1, idx.expand(M, T, t.shape[-1]), t)
+            out = t.new_zeros(M * B * N, t.shape[-1]).index_copy(0, rows, t.reshape(M * T, -1))
+            return out.view(M, B * N, -1)
 
         return _sequential(embed, "embed", p, xp, self.training), unpack
 
