@@ -38,7 +38,7 @@ class StackedEnsemble(nn.Module):
             The loop is the default because vmap measured no faster on CPU for the MIL network
             (torch has no vmap batching rule for CPU flash attention and falls back to a slow
             per-sample loop). The MIL estimators run K > 1 members through
-            ``hopfield.estimators.mil._BatchedMILNet`` instead, a subclass with this stacked
+            ``hopfield.estimators._mil_net._BatchedMILNet`` instead, a subclass with this stacked
             state whose forward is batched by hand (numbers in ``docs/reproduce.md``,
             "Ensembles"; ``benchmarks/mil_ensemble.py``).
     """
