@@ -92,9 +92,10 @@ PAPER: dict[str, tuple[float, float] | None] = {
 #: The paper's two sets plus Musk1/Musk2 and Protein: the sets whose seven methods together take
 #: ≈ 4–5 CPU-minutes under the quick protocol (fold records, see docs/reproduce.md).
 QUICK_SETS = ("elephant", "ucsb_breast_cancer", "musk1", "musk2", "protein")
-#: Members of every network method's ensemble under ``full`` (1: single networks). 5 members
-#: measured +1–2 points on UCSB/elephant folds at ~6x the fit time, which breaks the 1-hour budget
-#: (docs/reproduce.md, "Model selection on 50–200 bags").
+#: Members of every network method's ensemble under ``full`` (1: single networks). As one batched
+#: network, 3 members cost 2.3–4.2x the fit CPU of one on the quick folds and gained +1.35 points on
+#: the five quick sets' mean but lost 1.4 on UCSB, so the pre-set rule kept 1 (docs/reproduce.md,
+#: "Ensembles").
 FULL_MEMBERS = 1
 PROTOCOLS: dict[str, dict] = {
     "full": {"datasets": MIL_DATASETS, "folds": 10, "repeats": 5, "inner_folds": 0, "n_iter": 0,
