@@ -98,3 +98,45 @@ def test_training_row_count_is_saved(data, tmp_path, monkeypatch, threads_seen):
     threads_seen["predict"].clear()
     np.testing.assert_allclose(old.predict_proba(Xte), P, atol=1e-6)
     assert threads_seen["predict"] == [2]
+
+
+def test_auto_batch_size_caps_the_feature_attention_of_wide_tables():
+    """The score-entry cap (rows x heads x blocks x tokens^2 <= 2^27) leaves the narrow rule as it
+    was and only shrinks the steps of wide tables; an explicit batch_size is never capped."""
+    from hopfield.estimators._hopular_train import _AUTO_SCORE_ENTRIES, _auto_batch_size
+
+    assert _AUTO_SCORE_ENTRIES == 2 ** 27
+    # narrow: the old rule, clip(n // 8, 32, 512) up to 4,096 rows, 256 above
+    assert [_auto_batch_size(n, 11, 4, 4) for n in (100, 1000, 4096, 4097, 40_000)] == \
+        [32, 125, 512, 256, 256]
+    assert _auto_batch_size(2008, 181, 4, 4) == 251    # dna (181 tokens): just under the cap
+    for n, tokens, heads, blocks in [(10_000, 501, 4, 4), (500, 2001, 8, 4), (10**6, 5001, 4, 4)]:
+        bs = _auto_batch_size(n, tokens, heads, blocks)
+        assert bs >= 1 and (bs == 1 or bs * heads * blocks * tokens ** 2 <= 2 ** 27)
+        assert (bs + 1) * heads * blocks * tokens ** 2 > 2 ** 27
+    assert _auto_batch_size(10_000, 501, 4, 4) == 33
+
+
+def test_wide_table_trains_in_capped_steps_and_explicit_batch_size_wins(monkeypatch):
+    """End to end: with the cap lowered, a 20-column table trains in the capped steps (seen
+    inside the network's forward); an explicit batch_size is used as given."""
+    import hopfield.estimators._hopular_train as tr
+    from hopfield.estimators._hopular_net import HopularNet
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 20)
+    y = (X[:, 0] > 0).astype(int)
+    seen, forward = [], HopularNet.forward
+
+    def spy(self, num, *a, **k):
+        seen.append(len(num))
+        return forward(self, num, *a, **k)
+
+    monkeypatch.setattr(HopularNet, "forward", spy)
+    monkeypatch.setattr(tr, "_AUTO_SCORE_ENTRIES", 2 * 1 * 1 * 21 ** 2 * 7)  # 7 rows of 21 tokens
+    kw = {**TINY, "max_iter": 1, "n_members": 1}
+    HopularClassifier(**kw).fit(X, y)              # 180 training rows: 32 -> capped to 7
+    assert seen and max(seen) == 7 and seen[:-1] == [7] * (len(seen) - 1)
+    seen.clear()
+    HopularClassifier(**{**kw, "batch_size": 40}).fit(X, y)
+    assert max(seen) == 40

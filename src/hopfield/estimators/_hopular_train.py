@@ -41,6 +41,25 @@ _VAL_MEMORY = 4096
 _VAL_ROWS = 2048
 
 
+#: ``batch_size="auto"``: at most this many feature–feature score entries per training step
+#: (rows × heads × blocks × tokens²). With attention dropout on CPU, scaled_dot_product_attention
+#: takes its math path and keeps every score matrix for the backward pass (measured ≈ 9 bytes per
+#: entry, i.e. ≈ 1.2 GB at the cap, plus ≈ 40 kB per token and row). dna (181 tokens, 251-row
+#: steps, 131.6 M entries: 4.1 GB peak RSS for one epoch) is the widest set of the benchmark and
+#: lies just below the cap, so no benchmark fit changes; 1,000 columns train in 8-row steps
+#: instead of 45 (400 rows: one epoch 5.2 GB peak RSS instead of 13.4 GB, the same CPU time)
+_AUTO_SCORE_ENTRIES = 2 ** 27
+
+
+def _auto_batch_size(n_tr: int, n_tokens: int, num_heads: int, num_blocks: int) -> int:
+    """``batch_size="auto"`` for a network trained on ``n_tr`` rows of ``n_tokens`` tokens:
+    clip(n_tr // 8, 32, 512) up to ``_AUTO_EPOCH_SIZE`` rows, ``_AUTO_BATCH_LARGE`` above, then
+    capped so a step holds at most ``_AUTO_SCORE_ENTRIES`` feature–feature scores (at least 1)."""
+    bs = int(np.clip(n_tr // 8, 32, 512)) if n_tr <= _AUTO_EPOCH_SIZE else _AUTO_BATCH_LARGE
+    cap = _AUTO_SCORE_ENTRIES // (num_heads * num_blocks * n_tokens ** 2)
+    return max(1, min(bs, cap))
+
+
 def _resolve_max_iter(max_iter, n_tr: int) -> int:
     """Epoch budget of one network trained on ``n_tr`` rows (``"auto"``: see ``_AUTO_MAX_ITER``)."""
     if max_iter != "auto":
@@ -91,15 +110,12 @@ class HopularTraining:
             net.set_bin_edges(self._bin_edges)
         net.set_memory(num_t[train], miss_t[train], cat_t[train])
         n_tr = len(train)
-        if hp.batch_size != "auto":
-            bs = int(hp.batch_size)
-        elif n_tr <= _AUTO_EPOCH_SIZE:
-            bs = int(np.clip(n_tr // 8, 32, 512))
-        else:  # large sets: more, smaller steps per row seen (see _AUTO_SLICE)
-            bs = _AUTO_BATCH_LARGE
+        F_ = net.n_num + len(net.cards)
+        # large sets: more, smaller steps per row seen (see _AUTO_SLICE); wide sets: capped
+        bs = (int(hp.batch_size) if hp.batch_size != "auto"
+              else _auto_batch_size(n_tr, F_, hp.num_heads, hp.num_blocks))
         bs = min(bs, n_tr)
         opt = lamb_lookahead(net.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
-        F_ = net.n_num + len(net.cards)
         target_tok = net.target % F_
         cards = torch.as_tensor(net.cards, dtype=torch.long, device=dev)
         gen = torch.Generator().manual_seed(seed)

@@ -350,7 +350,11 @@ _PARAMS_DOC = """
         mask_probability: BERT-style masking probability of each feature during training.
         learning_rate, weight_decay: LAMB settings (wrapped in Lookahead, k=5, α=0.8).
         batch_size: rows per step; ``"auto"`` = clip(n_train // 8, 32, 512) up to 4,096 training
-            rows, 256 above.
+            rows, 256 above, and for wide tables at most 2²⁷ / (num_heads · num_blocks · F²)
+            rows (F tokens = columns + 1): with dropout on CPU every feature–feature score is
+            kept for the backward pass, ≈ 9 bytes each. 180 columns fit under the cap; 1,000
+            columns train in 8-row steps (one epoch on 400 rows: 5.2 GB peak RSS, 13.4 GB
+            without the cap).
         max_iter: maximum epochs; ``"auto"`` = 100 when a network trains on at most 4,096 rows,
             300 above (epochs of 2,048 rows there, see ``epoch_size``: at most 614,400 rows; on
             the full letter set 100 epochs ran out with the best epoch at 99, 92.1 % validation
