@@ -241,7 +241,11 @@ def test_interrupted_conversion_leaves_nothing(tmp_path):
     """Ctrl-C (SIGINT) in the middle of a conversion: no dataset, no temporary directory."""
     big = simulate_repertoires(3, 5_000, 0.01, seed=0)
     path = write_repertoires(big, tmp_path / "big")
+    # a process started in the background (`cmd &` without job control) inherits SIGINT as
+    # ignored, and Python then installs no KeyboardInterrupt handler: restore the terminal's
     script = textwrap.dedent(f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import hopfield.repertoire.io as rio
         orig = rio._convert_file
         def slow(*a, **k):
