@@ -102,7 +102,7 @@ def test_training_row_count_is_saved(data, tmp_path, monkeypatch, threads_seen):
 
 def test_auto_batch_size_caps_the_feature_attention_of_wide_tables():
     """The score-entry cap (rows x heads x blocks x tokens^2 <= 2^27) leaves the narrow rule as it
-    was and only shrinks the steps of wide tables; an explicit batch_size is never capped."""
+    was and only shrinks the steps of wide tables."""
     from hopfield.estimators._hopular_train import _AUTO_SCORE_ENTRIES, _auto_batch_size
 
     assert _AUTO_SCORE_ENTRIES == 2 ** 27
