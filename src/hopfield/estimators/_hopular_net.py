@@ -80,15 +80,9 @@ class _Embedding(nn.Module):
 
 
 class _Block(nn.Module):
-    """One Hopular block: sample–sample then feature–feature Hopfield retrieval, residuals.
+    """One Hopular block: sample–sample then feature–feature Hopfield retrieval, residuals."""
 
-    ``feed_forward`` = m > 0 (an option; the paper's block has none): a pre-norm per-token MLP
-    E -> m·E -> E (GELU) with a residual after the feature–feature retrieval, as in a
-    transformer block. m = 0 creates no module, so the network is the paper's, unchanged.
-    """
-
-    def __init__(self, n_tokens: int, E: int, num_heads: int, head_size: int, dropout: float,
-                 feed_forward: int = 0):
+    def __init__(self, n_tokens: int, E: int, num_heads: int, head_size: int, dropout: float):
         super().__init__()
         FE = n_tokens * E
         self.norm_s = nn.LayerNorm(FE)
@@ -96,9 +90,6 @@ class _Block(nn.Module):
         self.sample = Hopfield(FE, head_size, FE, num_heads, dropout=dropout)
         self.norm_f = nn.LayerNorm(E)
         self.feature = Hopfield(E, head_size, E, num_heads, dropout=dropout)
-        self.ff = (nn.Sequential(nn.LayerNorm(E), nn.Linear(E, feed_forward * E), nn.GELU(),
-                                 nn.Dropout(dropout), nn.Linear(feed_forward * E, E))
-                   if feed_forward else None)
 
     def sample_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Projected keys and values (N, H, Dh) of flat memory rows (N, F·E), β folded in K."""
@@ -140,8 +131,7 @@ class _Block(nn.Module):
                                       association_mask=assoc_mask)[0]
         t = flat.view(B, F_, E)
         mem_f = self.norm_f(x0)  # (B, F, E): the sample's own original embeddings
-        t = t + self.feature((mem_f, self.norm_f(t), mem_f))
-        return t if self.ff is None else t + self.ff(t)
+        return t + self.feature((mem_f, self.norm_f(t), mem_f))
 
 
 class HopularNet(nn.Module):
@@ -153,13 +143,13 @@ class HopularNet(nn.Module):
     estimator's ``numeric_transform="quantile"`` table, kept in the float64 buffer
     ``num_quantiles`` so that it is saved with the weights (the network does not use it).
     ``n_bins`` > 0: piecewise-linear numeric embedding (see ``_Embedding``; set the edges with
-    :meth:`set_bin_edges`). ``feed_forward`` > 0: a per-token MLP in every block (``_Block``).
+    :meth:`set_bin_edges`).
     """
 
     def __init__(self, n_num: int, cards: list[int], target: int, *, embedding_size: int = 32,
                  num_blocks: int = 4, num_heads: int = 4, head_size: int = 32,
                  dropout: float = 0.1, quantile_shape: tuple[int, int] | None = None,
-                 n_bins: int = 0, feed_forward: int = 0):
+                 n_bins: int = 0):
         super().__init__()
         if quantile_shape is not None:  # no buffer otherwise: older saved models load unchanged
             self.register_buffer("num_quantiles",
@@ -168,7 +158,7 @@ class HopularNet(nn.Module):
         F_ = n_num + len(cards)
         E = embedding_size
         self.embed = _Embedding(n_num, self.cards, E, dropout, n_bins)
-        self.blocks = nn.ModuleList(_Block(F_, E, num_heads, head_size, dropout, feed_forward)
+        self.blocks = nn.ModuleList(_Block(F_, E, num_heads, head_size, dropout)
                                     for _ in range(num_blocks))
         self.head = nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.LayerNorm(F_ * E),
                                   nn.Linear(F_ * E, n_num + sum(self.cards)))

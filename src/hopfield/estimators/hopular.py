@@ -115,7 +115,6 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         "categorical_features": ["array-like", str, None],
         "numeric_transform": [StrOptions(set(NUMERIC_TRANSFORMS))],
         "numeric_embedding": [StrOptions({"linear", "piecewise"})],
-        "feed_forward": [Interval(Integral, 0, None, closed="left")],
         "verbose": ["boolean"],
     }
     _extra_fitted = ("encoder_config_", "arch_", "n_memory_")
@@ -130,7 +129,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
                  validation_fraction: float = 0.1, memory_size: int = 1024,
                  epoch_size: int | str = "auto", chunk_size: int = 4096, n_members: int | str = "auto",
                  categorical_features=None, numeric_transform: str = "standard",
-                 numeric_embedding: str = "linear", feed_forward: int = 0,
+                 numeric_embedding: str = "linear",
                  random_state: int | None = None,
                  device: str | None = "cpu", num_threads: int | None = None,
                  verbose: bool = False):
@@ -156,7 +155,6 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         self.categorical_features = categorical_features
         self.numeric_transform = numeric_transform
         self.numeric_embedding = numeric_embedding
-        self.feed_forward = feed_forward
         self.random_state = random_state
         self.device = device
         self.num_threads = num_threads
@@ -232,7 +230,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
                           num_blocks=hp.num_blocks, num_heads=hp.num_heads,
                           head_size=hp.head_size, dropout=a.get("dropout", hp.dropout),
                           quantile_shape=None if q is None else tuple(q),
-                          n_bins=a.get("n_bins", 0), feed_forward=hp.feed_forward)
+                          n_bins=a.get("n_bins", 0))
 
     def _build_module(self, data, n_outputs: int, generator):
         """The fitted module's skeleton for :meth:`load` (memory buffers sized as saved)."""
@@ -389,9 +387,6 @@ _PARAMS_DOC = """
             (every value clipped into [0, 1] per bin, so any finite input stays finite). Not
             the default: 1.4 points below ``"linear"`` on the five small UCI sets' validation
             rows (docs/hopular-defaults.md, "Numeric preprocessing").
-        feed_forward: ``0`` (default, the paper's block) or m > 0: every block ends with a
-            pre-norm per-token MLP E -> m·E -> E (GELU, residual) after the feature–feature
-            retrieval, as in a transformer block (docs/hopular.md, "Feed-forward sublayer").
         numeric_transform: how numeric columns enter the network. ``"standard"`` (default):
             (x − mean) / std over the training rows. ``"quantile"``: each standardised column
             through scikit-learn's ``QuantileTransformer(output_distribution="normal")`` fitted
