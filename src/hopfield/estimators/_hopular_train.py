@@ -20,8 +20,8 @@ import torch.nn.functional as F
 _AUTO_EPOCH_SIZE = 4096
 #: above ``_AUTO_EPOCH_SIZE`` training rows, ``epoch_size="auto"`` = ``_AUTO_SLICE`` rows per
 #: epoch (a slice) and ``batch_size="auto"`` = ``_AUTO_BATCH_LARGE`` rows per step. Chosen on the
-#: validation loss of the 50,000 x 50 benchmark (benchmarks/hopular_50k.py; docs/hopular.md,
-#: "Cost at scale"): with 4,096-row slices and 512-row steps the default schedule took 74 epochs
+#: validation loss of the 50,000 x 50 benchmark (benchmarks/hopular_50k.py; docs/hopular-log.md,
+#: "How the large-N training setting was chosen"): with 4,096-row slices and 512-row steps the default schedule took 74 epochs
 #: (≈ 900 CPU-s); 2,048-row slices of 256-row steps reach a lower validation loss than 2,048-row
 #: slices of 512-row steps in the same ≈ 400 CPU-s (more updates per row seen)
 _AUTO_SLICE = 2048
@@ -29,7 +29,7 @@ _AUTO_BATCH_LARGE = 256
 #: ``max_iter="auto"``: epochs up to ``_AUTO_EPOCH_SIZE`` training rows / above (2,048-row slices).
 #: Above, 100 slices (204,800 rows) ran out on the full letter set (14,000 rows: best epoch 99 of
 #: 100, validation accuracy 92.1 %); 300 reached 95.5 % (stopped by patience at 174), chosen on
-#: the split's validation rows (docs/hopular.md, "Mid-size sets at full size"). Fits that stop
+#: the split's validation rows (docs/hopular-log.md, "Mid-size sets at full size"). Fits that stop
 #: before epoch 100 (shuttle, diamonds, 50,000 x 50) train exactly as with 100.
 _AUTO_MAX_ITER = 100
 _AUTO_MAX_ITER_LARGE = 300

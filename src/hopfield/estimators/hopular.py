@@ -371,7 +371,7 @@ _PARAMS_DOC = """
         max_iter: maximum epochs; ``"auto"`` = 100 when a network trains on at most 4,096 rows,
             300 above (epochs of 2,048 rows there, see ``epoch_size``: at most 614,400 rows; on
             the full letter set 100 epochs ran out with the best epoch at 99, 92.1 % validation
-            accuracy vs 95.5 % with 300 — docs/hopular.md, "Mid-size sets at full size").
+            accuracy vs 95.5 % with 300 — docs/hopular-log.md, "Mid-size sets at full size").
             anneal_iter: epochs over which γ falls from 1 to 0.
         n_iter_no_change, tol, early_stopping, validation_fraction: early stopping on the target
             loss of a held-out split (stratified for classification); patience counts only
