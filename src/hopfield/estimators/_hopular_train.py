@@ -22,8 +22,9 @@ _AUTO_EPOCH_SIZE = 4096
 #: epoch (a slice) and ``batch_size="auto"`` = ``_AUTO_BATCH_LARGE`` rows per step. Chosen on the
 #: validation loss of the 50,000 x 50 benchmark (benchmarks/hopular_50k.py; docs/hopular-log.md,
 #: "How the large-N training setting was chosen"): with 4,096-row slices and 512-row steps the
-#: default schedule took 74 epochs (≈ 900 CPU-s); 2,048-row slices of 256-row steps reach a lower validation loss than 2,048-row
-#: slices of 512-row steps in the same ≈ 400 CPU-s (more updates per row seen)
+#: default schedule took 74 epochs (≈ 900 CPU-s); 2,048-row slices of 256-row steps reach a lower
+#: validation loss than 2,048-row slices of 512-row steps in the same ≈ 400 CPU-s (more updates per
+#: row seen)
 _AUTO_SLICE = 2048
 _AUTO_BATCH_LARGE = 256
 #: ``max_iter="auto"``: epochs up to ``_AUTO_EPOCH_SIZE`` training rows / above (2,048-row slices).
@@ -273,7 +274,6 @@ class HopularTraining:
             log["best_iter"] = epoch
         net.set_memory(num_t, miss_t, cat_t)  # predictions retrieve from every fitted row
         log["n_iter"] = epoch
-        log["cooldown_start"] = cool_start
         log["best_score"] = -best if log["val"] else None
         return net.eval(), log
 
