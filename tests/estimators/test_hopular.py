@@ -352,12 +352,14 @@ def test_auto_epoch_slices_and_validation_rows(clf_data, monkeypatch):
     assert sum(seen) == 2 * 40 and max(seen) == 8
 
 
-def test_auto_max_iter_is_larger_only_above_auto_epoch_size(clf_data, monkeypatch):
-    """max_iter="auto": _AUTO_MAX_ITER epochs when a network trains on at most _AUTO_EPOCH_SIZE
+def test_auto_max_iter_is_larger_only_above_small_data_rows(clf_data, monkeypatch):
+    """max_iter="auto": _AUTO_MAX_ITER epochs when a network trains on at most _SMALL_DATA_ROWS
     rows (unchanged small-data budget), _AUTO_MAX_ITER_LARGE above; an int is used as given."""
     import hopfield.estimators._hopular_train as train
 
-    assert train._resolve_max_iter("auto", 4096) == 100
+    assert train._SMALL_DATA_ROWS == 1024 == train._AUTO_DROPOUT_ROWS
+    assert train._resolve_max_iter("auto", 1024) == 100
+    assert train._resolve_max_iter("auto", 1025) == 300
     assert train._resolve_max_iter("auto", 4097) == 300
     assert train._resolve_max_iter(7, 10**6) == 7
     assert HopularClassifier().max_iter == "auto"
@@ -366,9 +368,8 @@ def test_auto_max_iter_is_larger_only_above_auto_epoch_size(clf_data, monkeypatc
     monkeypatch.setattr(train, "_AUTO_MAX_ITER_LARGE", 3)
     kw = {k: v for k, v in TINY.items() if k != "max_iter"}
     kw.update(early_stopping=False, batch_size=32)
-    assert HopularClassifier(**kw).fit(Xtr, ytr).n_iter_ == 2  # 220 rows <= 4,096
-    monkeypatch.setattr(train, "_AUTO_EPOCH_SIZE", 100)
-    monkeypatch.setattr(train, "_AUTO_SLICE", 40)
+    assert HopularClassifier(**kw).fit(Xtr, ytr).n_iter_ == 2  # 198 rows per network <= 1,024
+    monkeypatch.setattr(train, "_SMALL_DATA_ROWS", 100)
     assert HopularClassifier(**kw).fit(Xtr, ytr).n_iter_ == 3  # 220 rows > 100: large budget
     with pytest.raises(ValueError, match="max_iter"):
         HopularClassifier(max_iter="many").fit(Xtr, ytr)

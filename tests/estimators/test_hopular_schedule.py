@@ -80,7 +80,7 @@ def test_cooldown_length_rule(trigger, patience, max_iter):
 
 def test_resolve_schedule_threshold():
     n = train._AUTO_SCHEDULE_ROWS
-    assert n == train._AUTO_EPOCH_SIZE  # the large-N setting's row count
+    assert n == train._SMALL_DATA_ROWS == 1024  # the small-data setting ends there
     assert train._resolve_schedule("auto", n) == "constant"
     assert train._resolve_schedule("auto", n + 1) == "cooldown"
     for s in ("constant", "cosine", "cooldown"):

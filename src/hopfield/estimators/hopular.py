@@ -376,21 +376,24 @@ _PARAMS_DOC = """
             ``"cosine"``: the reference code's schedule — held for the first half of
             ``max_iter``, annealed along a half cosine over the second half; every epoch runs
             (no patience). Every schedule keeps the epoch with the best validation loss.
-            ``"auto"`` (default) = ``"cooldown"`` when a network trains on more than 4,096 rows,
-            ``"constant"`` up to (docs/hopular-defaults.md, "C": diamonds' validation RMSE
-            8.2 % lower, letter +0.88 and shuttle +0.09 points over two seeds). The schedule
-            used is ``learning_rate_schedule_``.
+            ``"auto"`` (default) = ``"cooldown"`` when a network trains on more than 1,024 rows,
+            ``"constant"`` up to (docs/hopular-defaults.md, "C" and "C3": over two seeds,
+            diamonds' validation RMSE 8.2 % and ames' 8.7 % lower; letter +0.88, shuttle +0.09,
+            credit +1.91, satellite +1.17, churn +0.00 points). The schedule used is
+            ``learning_rate_schedule_``.
         batch_size: rows per step; ``"auto"`` = clip(n_train // 8, 32, 512) up to 4,096 training
             rows, 256 above, and for wide tables at most 2²⁷ / (num_heads · num_blocks · F²)
             rows (F tokens = columns + 1): with dropout on CPU every feature–feature score is
             kept for the backward pass, ≈ 9 bytes each. 180 columns fit under the cap; 1,000
             columns train in 8-row steps (one epoch on 400 rows: 5.2 GB peak RSS, 13.4 GB
             without the cap).
-        max_iter: maximum epochs; ``"auto"`` = 100 when a network trains on at most 4,096 rows,
-            300 above (epochs of 2,048 rows there, see ``epoch_size``: at most 614,400 rows; on
-            the full letter set 100 epochs ran out with the best epoch at 99, 92.1 % validation
-            accuracy vs 95.5 % with 300 — docs/hopular-log.md, "Mid-size sets at full size").
-            anneal_iter: epochs over which γ falls from 1 to 0.
+        max_iter: maximum epochs; ``"auto"`` = 100 when a network trains on at most 1,024 rows,
+            300 above (above 4,096 rows epochs of 2,048 rows, see ``epoch_size``: at most 614,400
+            rows; on the full letter set 100 epochs ran out with the best epoch at 99, 92.1 %
+            validation accuracy vs 95.5 % with 300 — docs/hopular-log.md, "Mid-size sets at full
+            size"; between 1,024 and 4,096 rows the cool-down of churn and satellite ran into
+            100 epochs — docs/hopular-defaults.md, "C3").
+        anneal_iter: epochs over which γ falls from 1 to 0.
         n_iter_no_change, tol, early_stopping, validation_fraction: early stopping on the target
             loss of a held-out split (stratified for classification); patience counts only
             after the annealing.
