@@ -109,6 +109,26 @@ def _resolve_schedule(schedule: str, n_tr: int) -> str:
     return schedule
 
 
+#: ``numeric_embedding="auto"``: networks that train on more than ``_SMALL_DATA_ROWS`` and at most
+#: ``_AUTO_EMBEDDING_ROWS`` rows (where ``n_members="auto"`` trains two) are fitted with both
+#: numeric embeddings, and the one with the lower mean best validation target loss is kept; the
+#: fit costs twice as much there. Below: ``"linear"`` (the piecewise embedding lost 1.4 points on
+#: the small sets' validation rows, whose in-fit validation splits of at most ~100 rows are too
+#: small to choose on); above: ``"linear"`` (cost: one network on 2,048-row epochs). Rule NA
+#: (docs/hopular-defaults.md, "NA")
+_AUTO_EMBEDDING_ROWS = 4096
+
+
+def _embedding_candidates(embedding: str, n_inputs: int, n_tr: int, validated: bool) -> list[str]:
+    """Numeric embeddings to fit for ``numeric_embedding=embedding`` on a network trained on
+    ``n_tr`` rows with ``n_inputs`` numeric input columns (``validated``: early stopping on)."""
+    if embedding != "auto":
+        return [embedding]
+    if validated and n_inputs and _SMALL_DATA_ROWS < n_tr <= _AUTO_EMBEDDING_ROWS:
+        return ["linear", "piecewise"]
+    return ["linear"]
+
+
 def _cosine(t: float) -> float:
     """½ (1 + cos πt): 1 at t = 0 falling to 0 at t = 1."""
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, t))))

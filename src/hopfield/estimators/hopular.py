@@ -71,7 +71,12 @@ from ._base import (
 )
 from ._hopular_data import NUMERIC_TRANSFORMS, TabularEncoder, _is_frame
 from ._hopular_net import HopularEnsemble, HopularNet
-from ._hopular_train import HopularTraining, _resolve_dropout, _resolve_schedule
+from ._hopular_train import (
+    HopularTraining,
+    _embedding_candidates,
+    _resolve_dropout,
+    _resolve_schedule,
+)
 
 __all__ = ["HopularClassifier", "HopularEnsemble", "HopularNet", "HopularRegressor"]
 
@@ -114,7 +119,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         "num_threads": [Interval(Integral, 1, None, closed="left"), None],
         "categorical_features": ["array-like", str, None],
         "numeric_transform": [StrOptions(set(NUMERIC_TRANSFORMS))],
-        "numeric_embedding": [StrOptions({"linear", "piecewise"})],
+        "numeric_embedding": [StrOptions({"auto", "linear", "piecewise"})],
         "learning_rate_schedule": [StrOptions({"auto", "constant", "cosine", "cooldown"})],
         "verbose": ["boolean"],
     }
@@ -243,6 +248,10 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         self.dropout_ = float(a.get("dropout", self._hp.dropout))
         # models saved before the schedule existed trained with a constant learning rate
         self.learning_rate_schedule_ = a.get("learning_rate_schedule", "constant")
+        # models saved before numeric_embedding="auto" existed: known from n_bins
+        self.numeric_embedding_ = a.get("numeric_embedding",
+                                        "piecewise" if a.get("n_bins") else "linear")
+        self.numeric_embedding_scores_ = a.get("numeric_embedding_scores", {})
         for _ in range(self.n_members_):
             net = self._new_net()
             net.set_memory(torch.zeros(N, a["n_num"]), torch.zeros(N, a["n_num"], dtype=torch.bool),
@@ -278,13 +287,6 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
             a["cards"] = a["cards"] + [len(self.classes_)]
         else:
             a["target"] = num.shape[1] - 1
-        if hp.numeric_embedding == "piecewise":  # edges: quantiles of the encoded fit rows
-            a["n_bins"] = _N_BINS
-            levels = np.linspace(0.0, 1.0, _N_BINS + 1)
-            self._bin_edges = np.stack([
-                np.quantile(num[~miss[:, j], j].astype(np.float64), levels)
-                if (~miss[:, j]).any() else np.zeros(_N_BINS + 1) for j in range(num.shape[1])
-            ]).reshape(num.shape[1], _N_BINS + 1)
         self.arch_ = a
         self.n_memory_ = len(num)
         # rows each network trains on: the rows passed to fit minus its validation split, whose
@@ -305,26 +307,55 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         self.n_members_ = (int(hp.n_members) if hp.n_members != "auto"
                            else _AUTO_MEMBERS if n_tr <= _ONE_THREAD_ROWS else 1)
         a["n_members"] = self.n_members_  # saved with arch_
-        # member m: seed + m (own initialisation, validation split, masks and memory subsets)
-        nets, logs = [], []
+        n_inputs = num.shape[1] - (0 if self._is_classifier else 1)  # numeric input columns
+        fits = {}  # embedding -> (nets, logs); "auto" in its range fits both, same seeds
         with _threads(1 if small else None):
-            for m in range(self.n_members_):
-                net, log = self._train_member(full, y_enc, seed + m, dev)
-                if m:  # each member owns its copy of the stored rows (safetensors refuses sharing)
-                    net.set_memory(*(t.clone() for t in full))
-                if enc.quantiles is not None:
-                    net.num_quantiles.copy_(torch.from_numpy(enc.quantiles))
-                nets.append(net)
-                logs.append(log)
+            for emb in _embedding_candidates(hp.numeric_embedding, n_inputs, n_tr,
+                                             bool(hp.early_stopping and hp.validation_fraction)):
+                self._use_embedding(a, emb, num, miss)
+                fits[emb] = self._train_members(full, y_enc, seed, dev, enc)
+        # "auto": the embedding whose members' mean best validation target loss is lower
+        # (ties: the first, "linear"); the in-fit split is the same for both (same seeds)
+        scores = {emb: float(np.mean([lg["best_score"] for lg in logs]))
+                  for emb, (_, logs) in fits.items() if all(lg["best_score"] is not None
+                                                            for lg in logs)}
+        chosen = max(scores, key=scores.get) if len(fits) > 1 else next(iter(fits))
+        self._use_embedding(a, chosen, num, miss)
+        self.numeric_embedding_ = a["numeric_embedding"] = chosen  # saved with arch_
+        self.numeric_embedding_scores_ = a["numeric_embedding_scores"] = scores
+        nets, logs = fits[chosen]
         first = logs[0]
         self.loss_curve_, self.validation_scores_ = first["loss"], first["val"]
         self.epoch_seconds_ = first["seconds"]
         self.best_iteration_ = np.array([lg["best_iter"] for lg in logs], np.int64)
         self.n_iter_ = max(lg["n_iter"] for lg in logs)
-        scores = [lg["best_score"] for lg in logs if lg["best_score"] is not None]
-        self.best_validation_score_ = float(np.mean(scores)) if scores else None
+        best = [lg["best_score"] for lg in logs if lg["best_score"] is not None]
+        self.best_validation_score_ = float(np.mean(best)) if best else None
         self.module_ = (nets[0] if len(nets) == 1 else HopularEnsemble(nets)).eval()
 
+    def _use_embedding(self, a: dict, emb: str, num: np.ndarray, miss: np.ndarray) -> None:
+        """Set arch_ (and the bin edges) for numeric embedding ``emb``."""
+        a.pop("n_bins", None)
+        if emb == "piecewise":  # edges: quantiles of the encoded fit rows
+            a["n_bins"] = _N_BINS
+            levels = np.linspace(0.0, 1.0, _N_BINS + 1)
+            self._bin_edges = np.stack([
+                np.quantile(num[~miss[:, j], j].astype(np.float64), levels)
+                if (~miss[:, j]).any() else np.zeros(_N_BINS + 1) for j in range(num.shape[1])
+            ]).reshape(num.shape[1], _N_BINS + 1)
+
+    def _train_members(self, full, y_enc, seed: int, dev, enc):
+        """Train ``n_members_`` networks (member m: seed + m) -> (nets, logs)."""
+        nets, logs = [], []
+        for m in range(self.n_members_):
+            net, log = self._train_member(full, y_enc, seed + m, dev)
+            if m:  # each member owns its copy of the stored rows (safetensors refuses sharing)
+                net.set_memory(*(t.clone() for t in full))
+            if enc.quantiles is not None:
+                net.num_quantiles.copy_(torch.from_numpy(enc.quantiles))
+            nets.append(net)
+            logs.append(log)
+        return nets, logs
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
