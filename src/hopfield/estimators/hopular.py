@@ -46,7 +46,8 @@ the learned missing embedding — never imputed. A category not seen in ``fit`` 
 
 Files: this module holds the estimators (input checks, target token, ensembles, prediction);
 the network is :mod:`._hopular_net`, the training loop :mod:`._hopular_train`, the column
-encoding :mod:`._hopular_data` and the optimiser :mod:`._hopular_optim`.
+encoding :mod:`._hopular_data`, the optimiser :mod:`._hopular_optim` and the parameters'
+documentation :mod:`._hopular_doc`.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from ._base import (
     _threads,
 )
 from ._hopular_data import NUMERIC_TRANSFORMS, TabularEncoder, _is_frame
+from ._hopular_doc import PARAMS_DOC
 from ._hopular_net import HopularEnsemble, HopularNet
 from ._hopular_train import (
     HopularTraining,
@@ -89,6 +91,13 @@ _AUTO_MEMBERS = 2
 #: ``numeric_embedding="piecewise"``: bins per numeric column (edges = training quantiles)
 _N_BINS = 16
 
+
+
+def _set_embedding(a: dict, emb: str) -> None:
+    """arch_ of a network with numeric embedding ``emb`` (``n_bins`` only when piecewise)."""
+    a.pop("n_bins", None)
+    if emb == "piecewise":
+        a["n_bins"] = _N_BINS
 
 
 class _HopularBase(HopularTraining, HopfieldEstimator):
@@ -308,19 +317,26 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
                            else _AUTO_MEMBERS if n_tr <= _ONE_THREAD_ROWS else 1)
         a["n_members"] = self.n_members_  # saved with arch_
         n_inputs = num.shape[1] - (0 if self._is_classifier else 1)  # numeric input columns
+        cands = _embedding_candidates(hp.numeric_embedding, n_inputs, n_tr,
+                                      bool(hp.early_stopping and hp.validation_fraction))
+        if "piecewise" in cands:  # bin edges: quantiles of the encoded fit rows
+            levels = np.linspace(0.0, 1.0, _N_BINS + 1)
+            self._bin_edges = np.stack([
+                np.quantile(num[~miss[:, j], j].astype(np.float64), levels)
+                if (~miss[:, j]).any() else np.zeros(_N_BINS + 1) for j in range(num.shape[1])
+            ]).reshape(num.shape[1], _N_BINS + 1)
         fits = {}  # embedding -> (nets, logs); "auto" in its range fits both, same seeds
         with _threads(1 if small else None):
-            for emb in _embedding_candidates(hp.numeric_embedding, n_inputs, n_tr,
-                                             bool(hp.early_stopping and hp.validation_fraction)):
-                self._use_embedding(a, emb, num, miss)
+            for emb in cands:
+                _set_embedding(a, emb)
                 fits[emb] = self._train_members(full, y_enc, seed, dev, enc)
         # "auto": the embedding whose members' mean best validation target loss is lower
         # (ties: the first, "linear"); the in-fit split is the same for both (same seeds)
         scores = {emb: float(np.mean([lg["best_score"] for lg in logs]))
                   for emb, (_, logs) in fits.items() if all(lg["best_score"] is not None
                                                             for lg in logs)}
-        chosen = max(scores, key=scores.get) if len(fits) > 1 else next(iter(fits))
-        self._use_embedding(a, chosen, num, miss)
+        chosen = max(scores, key=scores.get) if len(fits) > 1 else cands[0]
+        _set_embedding(a, chosen)
         self.numeric_embedding_ = a["numeric_embedding"] = chosen  # saved with arch_
         self.numeric_embedding_scores_ = a["numeric_embedding_scores"] = scores
         nets, logs = fits[chosen]
@@ -332,17 +348,6 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         best = [lg["best_score"] for lg in logs if lg["best_score"] is not None]
         self.best_validation_score_ = float(np.mean(best)) if best else None
         self.module_ = (nets[0] if len(nets) == 1 else HopularEnsemble(nets)).eval()
-
-    def _use_embedding(self, a: dict, emb: str, num: np.ndarray, miss: np.ndarray) -> None:
-        """Set arch_ (and the bin edges) for numeric embedding ``emb``."""
-        a.pop("n_bins", None)
-        if emb == "piecewise":  # edges: quantiles of the encoded fit rows
-            a["n_bins"] = _N_BINS
-            levels = np.linspace(0.0, 1.0, _N_BINS + 1)
-            self._bin_edges = np.stack([
-                np.quantile(num[~miss[:, j], j].astype(np.float64), levels)
-                if (~miss[:, j]).any() else np.zeros(_N_BINS + 1) for j in range(num.shape[1])
-            ]).reshape(num.shape[1], _N_BINS + 1)
 
     def _train_members(self, full, y_enc, seed: int, dev, enc):
         """Train ``n_members_`` networks (member m: seed + m) -> (nets, logs)."""
@@ -384,115 +389,12 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         return torch.stack(res)  # (M, n, K): the base averages the members
 
 
-_PARAMS_DOC = """
-    Parameters:
-        embedding_size: width E of each feature's embedding token (the network is F·E wide for
-            F = n_features + 1 tokens).
-        num_blocks: Hopular blocks (paper: 4).
-        num_heads, head_size: heads and per-head size of both Hopfield modules.
-        dropout: dropout on embeddings, association weights and the head; ``"auto"``
-            (default) = 0.1 when a network trains on at most 1,024 rows (the count
-            ``max_iter="auto"`` uses: the rows passed to ``fit`` minus the network's validation
-            split), 0 above. The 0.1 was chosen on the small UCI sets; 0 above 1,024 rows on the
-            validation rows of six mid-size sets over two seeds (docs/hopular-defaults.md, D4:
-            better on 4 of 6, e.g. diamonds' RMSE 7.9 % lower, letter +0.62 points; shuttle
-            -0.06 and credit -0.22 points). The value used is ``dropout_``.
-        mask_probability: BERT-style masking probability of each feature during training.
-        learning_rate, weight_decay: LAMB settings (wrapped in Lookahead, k=5, α=0.8).
-        learning_rate_schedule: how the learning rate changes over the epochs. ``"constant"``:
-            never (training stops once the validation loss has not improved for
-            ``n_iter_no_change`` epochs). ``"cooldown"``: constant until the patience runs out
-            at epoch e, then, instead of stopping, annealed to 0 along a half cosine over
-            max(``n_iter_no_change``, ⌈e / 2⌉) more epochs (never past ``max_iter``).
-            ``"cosine"``: the reference code's schedule — held for the first half of
-            ``max_iter``, annealed along a half cosine over the second half; every epoch runs
-            (no patience). Every schedule keeps the epoch with the best validation loss.
-            ``"auto"`` (default) = ``"cooldown"`` when a network trains on more than 1,024 rows,
-            ``"constant"`` up to (docs/hopular-defaults.md, "C" and "C3": over two seeds,
-            diamonds' validation RMSE 8.2 % and ames' 8.7 % lower; letter +0.88, shuttle +0.09,
-            credit +1.91, satellite +1.17, churn +0.00 points). The schedule used is
-            ``learning_rate_schedule_``.
-        batch_size: rows per step; ``"auto"`` = clip(n_train // 8, 32, 512) up to 4,096 training
-            rows, 256 above, and for wide tables at most 2²⁷ / (num_heads · num_blocks · F²)
-            rows (F tokens = columns + 1): with dropout on CPU every feature–feature score is
-            kept for the backward pass, ≈ 9 bytes each. 180 columns fit under the cap; 1,000
-            columns train in 8-row steps (one epoch on 400 rows: 5.2 GB peak RSS, 13.4 GB
-            without the cap).
-        max_iter: maximum epochs; ``"auto"`` = 100 when a network trains on at most 1,024 rows,
-            300 above (above 4,096 rows epochs of 2,048 rows, see ``epoch_size``: at most 614,400
-            rows; on the full letter set 100 epochs ran out with the best epoch at 99, 92.1 %
-            validation accuracy vs 95.5 % with 300 — docs/hopular-log.md, "Mid-size sets at full
-            size"; between 1,024 and 4,096 rows the cool-down of churn and satellite ran into
-            100 epochs — docs/hopular-defaults.md, "C3").
-        anneal_iter: epochs over which γ falls from 1 to 0.
-        n_iter_no_change, tol, early_stopping, validation_fraction: early stopping on the target
-            loss of a held-out split (stratified for classification); patience counts only
-            after the annealing.
-        memory_size: stored rows per training step (all rows when the training set is smaller;
-            prediction always retrieves from all rows).
-        chunk_size: stored rows per chunk of the streamed retrieval.
-        categorical_features: column indices / names / bool mask of categorical columns (besides
-            pandas category/object/string/bool columns).
-        numeric_embedding: ``"linear"`` (default, the paper's w_j·x_j + b_j) or
-            ``"piecewise"``: the piecewise-linear encoding of Gorishniy et al. 2022 over 16
-            bins per numeric column whose edges are the quantiles of the encoded fit rows
-            (every value clipped into [0, 1] per bin, so any finite input stays finite). Not
-            the default: 1.4 points below ``"linear"`` on the five small UCI sets' validation
-            rows (docs/hopular-defaults.md, "Numeric preprocessing").
-        numeric_transform: how numeric columns enter the network. ``"standard"`` (default):
-            (x − mean) / std over the training rows. ``"quantile"``: each standardised column
-            through scikit-learn's ``QuantileTransformer(output_distribution="normal")`` fitted
-            on the rows passed to ``fit`` (``n_quantiles`` = min(1,000, n rows); above 10,000
-            rows the quantiles come from a subsample of 10,000 drawn with ``random_state``), so
-            skewed or heavy-tailed columns become roughly standard normal; every output lies in
-            [−5.2, 5.2] (a constant column, or a value far outside the training range, stays
-            finite). Missing values use the learned missing embedding either way. The quantile
-            table is saved with the weights. Not the default: on the five small UCI sets'
-            validation rows it did not beat standardisation (docs/hopular-defaults.md, "Numeric
-            preprocessing").
-        random_state: seed; ``None`` = not reproducible. device: ``"cpu"``, ``"cuda"``,
-            ``"auto"``. verbose: print the validation loss per epoch.
-        epoch_size: training rows per epoch; ``"auto"`` = all rows up to 4,096, else 2,048 rows
-            of a running seeded permutation (every row once per ceil(n_train / 2,048) epochs), so
-            an epoch's cost — and the annealing/early-stopping schedule counted in epochs (γ over
-            20 × 2,048 rows, patience 10 × 2,048 rows with the defaults) — does not grow with N.
-            Per-epoch validation then retrieves from a fixed seeded subset of 4,096 stored rows
-            and scores at most 2,048 validation rows (a fixed seeded subset); prediction always
-            retrieves from all rows.
-        n_members: networks trained independently (seed + m: own initialisation, validation
-            split, masks and memory subsets; each keeps its own copy of the stored rows) whose
-            predicted probabilities / values are averaged; ``"auto"`` = 2 when a network trains
-            on at most 4,096 rows (on the five small UCI sets' validation rows two members
-            scored 74.4 % vs 72.1 / 73.8 % for either alone; on the full satellite set, 4,503
-            rows of which each network trains on 4,053, validation accuracy 90.2 % vs 88.7 %
-            with one), 1 above (cost). The number used is ``n_members_``.
-        num_threads: torch CPU threads during fit / predict (restored afterwards); ``None`` = one
-            thread when a network trains on at most 4,096 rows (tiny operations only pay the
-            threads' synchronisation), torch's current setting otherwise.
-
-    Every ``"auto"`` rule (``batch_size``, ``max_iter``, ``epoch_size``, ``n_members``,
-    ``dropout``, ``learning_rate_schedule``) and
-    ``num_threads=None`` counts the same rows: those a network trains on, i.e. the rows passed
-    to ``fit`` minus its validation split (``validation_fraction``, stratified for
-    classification; its size does not depend on the member), saved as ``arch_["n_train"]``.
-
-    Fitted attributes: ``module_`` (:class:`HopularNet` holding the stored rows, or a
-    :class:`HopularEnsemble` of ``n_members`` of them), ``n_iter_`` (most epochs of any member),
-    ``best_iteration_`` (one per member), ``loss_curve_`` (target loss per epoch),
-    ``validation_scores_`` (−validation target loss per epoch) and ``epoch_seconds_`` (these three
-    of member 0), ``n_features_in_``,
-    ``feature_names_in_`` (DataFrames), ``encoder_config_`` (column types and categories),
-    ``dropout_`` (the dropout used, also saved in ``arch_``), ``learning_rate_schedule_`` (the
-    schedule used, also saved in ``arch_``).
-"""
-
-
 class HopularClassifier(ClassifierTargetMixin, ClassifierMixin, _HopularBase):
     __doc__ = ("Hopular for classification (see the module docstring for network and training)."
-               "\n" + _PARAMS_DOC + "    ``predict_proba`` columns follow ``classes_``.\n")
+               "\n" + PARAMS_DOC + "    ``predict_proba`` columns follow ``classes_``.\n")
     _is_classifier = True
 
 
 class HopularRegressor(RegressorTargetMixin, RegressorMixin, _HopularBase):
     __doc__ = ("Hopular for regression (one continuous target, standardised in fit and returned "
-               "on the original scale).\n" + _PARAMS_DOC)
+               "on the original scale).\n" + PARAMS_DOC)
