@@ -95,8 +95,11 @@ def test_auto_outside_its_range_is_linear_bit_identically(cls):
     X, y, Xnew = _data(cls)
     auto = cls(**TINY, numeric_embedding="auto").fit(X, y)
     lin = cls(**TINY, numeric_embedding="linear").fit(X, y)
+    default = cls(**TINY).fit(X, y)  # the default is "auto"
     assert auto.numeric_embedding_ == "linear" and list(auto.numeric_embedding_scores_) == ["linear"]
+    assert default.numeric_embedding == "auto" and default.numeric_embedding_ == "linear"
     np.testing.assert_array_equal(_out(auto, Xnew), _out(lin, Xnew))
+    np.testing.assert_array_equal(_out(default, Xnew), _out(lin, Xnew))
 
 
 def test_auto_needs_numeric_inputs_and_a_validation_split(in_range):

@@ -144,7 +144,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
                  validation_fraction: float = 0.1, memory_size: int = 1024,
                  epoch_size: int | str = "auto", chunk_size: int = 4096, n_members: int | str = "auto",
                  categorical_features=None, numeric_transform: str = "standard",
-                 numeric_embedding: str = "linear", learning_rate_schedule: str = "auto",
+                 numeric_embedding: str = "auto", learning_rate_schedule: str = "auto",
                  random_state: int | None = None,
                  device: str | None = "cpu", num_threads: int | None = None,
                  verbose: bool = False):
