@@ -98,7 +98,7 @@ PARAMS_DOC = """
             threads' synchronisation), torch's current setting otherwise.
 
     Every ``"auto"`` rule (``batch_size``, ``max_iter``, ``epoch_size``, ``n_members``,
-    ``dropout``, ``learning_rate_schedule``) and
+    ``dropout``, ``learning_rate_schedule``, ``numeric_embedding``) and
     ``num_threads=None`` counts the same rows: those a network trains on, i.e. the rows passed
     to ``fit`` minus its validation split (``validation_fraction``, stratified for
     classification; its size does not depend on the member), saved as ``arch_["n_train"]``.
@@ -110,5 +110,7 @@ PARAMS_DOC = """
     of member 0), ``n_features_in_``,
     ``feature_names_in_`` (DataFrames), ``encoder_config_`` (column types and categories),
     ``dropout_`` (the dropout used, also saved in ``arch_``), ``learning_rate_schedule_`` (the
-    schedule used, also saved in ``arch_``).
+    schedule used, also saved in ``arch_``), ``numeric_embedding_`` and
+    ``numeric_embedding_scores_`` (the embedding kept and each candidate's members' mean best
+    validation score, −loss; saved in ``arch_``).
 """
