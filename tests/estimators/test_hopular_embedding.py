@@ -1,8 +1,9 @@
 """Hopular's ``numeric_embedding="auto"``: in its row range the estimator fits the ensemble with
-both numeric embeddings and keeps the one with the lower mean best validation target loss. Checked
-against two explicit fits (``"linear"`` and ``"piecewise"`` with the same seed): the scores are
-theirs, the kept model predicts exactly as the better one, and outside the range ``"auto"`` is
-bit-identical to ``"linear"``."""
+both numeric embeddings and keeps the best of three ensembles (the linear networks, the piecewise
+ones, all of them averaged) by their mean in-fit validation target loss. Checked against explicit
+fits (``"linear"``, ``"piecewise"``, ``"both"`` with the same seed): the scores are theirs, the
+kept model predicts exactly as the best one; the "both" score against a float64 recomputation
+from the networks themselves; outside the range ``"auto"`` is bit-identical to ``"linear"``."""
 
 from __future__ import annotations
 
@@ -40,11 +41,13 @@ def in_range(monkeypatch):
     monkeypatch.setattr(train, "_AUTO_EMBEDDING_ROWS", 200)
 
 
-@given(emb=st.sampled_from(["auto", "linear", "piecewise"]), n_inputs=st.integers(0, 50),
+@given(emb=st.sampled_from(["auto", "linear", "piecewise", "both"]), n_inputs=st.integers(0, 50),
        n_tr=st.integers(1, 20_000), validated=st.booleans())
 def test_candidates(emb, n_inputs, n_tr, validated):
     got = train._embedding_candidates(emb, n_inputs, n_tr, validated)
-    if emb != "auto":
+    if emb == "both":
+        assert got == ["linear", "piecewise"]
+    elif emb != "auto":
         assert got == [emb]
     elif validated and n_inputs > 0 and 1024 < n_tr <= 4096:
         assert got == ["linear", "piecewise"]
@@ -53,40 +56,110 @@ def test_candidates(emb, n_inputs, n_tr, validated):
 
 
 @pytest.mark.parametrize("cls", [HopularClassifier, HopularRegressor])
-def test_auto_keeps_the_better_of_two_explicit_fits(cls, in_range):
+def test_auto_keeps_the_best_of_three_explicit_fits(cls, in_range):
     X, y, Xnew = _data(cls)
     auto = cls(**TINY, numeric_embedding="auto").fit(X, y)
-    ref = {e: cls(**TINY, numeric_embedding=e).fit(X, y) for e in ("linear", "piecewise")}
-    assert set(auto.numeric_embedding_scores_) == {"linear", "piecewise"}
-    for e, est in ref.items():
-        assert auto.numeric_embedding_scores_[e] == pytest.approx(est.best_validation_score_,
-                                                                  rel=0, abs=0)
-    want = max(ref, key=lambda e: (ref[e].best_validation_score_, e == "linear"))
+    ref = {e: cls(**TINY, numeric_embedding=e).fit(X, y) for e in ("linear", "piecewise", "both")}
+    assert list(auto.numeric_embedding_scores_) == ["linear", "piecewise", "both"]
+    assert ref["both"].numeric_embedding_scores_ == auto.numeric_embedding_scores_
+    for e in ("linear", "piecewise"):
+        assert auto.numeric_embedding_scores_[e] == ref[e].best_validation_score_
+    sc = auto.numeric_embedding_scores_
+    want = max(sc, key=sc.get)  # ties: the first of linear, piecewise, both
     assert auto.numeric_embedding_ == want
-    assert auto.best_validation_score_ == ref[want].best_validation_score_
     np.testing.assert_array_equal(_out(auto, Xnew), _out(ref[want], Xnew))
-    assert auto.arch_.get("n_bins", 0) == (16 if want == "piecewise" else 0)
+    assert auto.n_members_ == (4 if want == "both" else 2)
 
 
-def test_auto_chooses_each_embedding_when_it_is_better(in_range, monkeypatch):
-    """Force the piecewise fit's validation loss up / down: the choice follows it."""
-    X, y, Xnew = _data(HopularClassifier)
+@pytest.mark.parametrize("cls", [HopularClassifier, HopularRegressor])
+def test_both_averages_the_linear_and_piecewise_networks(cls, in_range, tmp_path):
+    """"both" holds the linear fit's networks, then the piecewise fit's, bit for bit, and
+    predicts their mean; it survives save/load."""
+    X, y, Xnew = _data(cls)
+    both = cls(**TINY, numeric_embedding="both").fit(X, y)
+    lin, pw = (cls(**TINY, numeric_embedding=e).fit(X, y) for e in ("linear", "piecewise"))
+    assert both.numeric_embedding_ == "both" and both.n_members_ == 4
+    assert [m.embed.n_bins for m in both.module_.members] == [0, 0, 16, 16]
+    out = both._outputs(Xnew)
+    np.testing.assert_array_equal(out, np.concatenate([lin._outputs(Xnew), pw._outputs(Xnew)]))
+    if cls is HopularClassifier:
+        want = np.concatenate([lin._outputs(Xnew), pw._outputs(Xnew)])
+        want = np.exp(want - want.max(-1, keepdims=True))
+        want = (want / want.sum(-1, keepdims=True)).mean(0)
+        np.testing.assert_allclose(both.predict_proba(Xnew), want, rtol=1e-12)
+    else:
+        np.testing.assert_allclose(both.predict(Xnew), (lin.predict(Xnew) + pw.predict(Xnew)) / 2,
+                                   rtol=1e-9)
+    both.save(tmp_path / "m")
+    back = cls.load(tmp_path / "m")
+    assert back.numeric_embedding_ == "both" and back.n_members_ == 4
+    np.testing.assert_array_equal(_out(back, Xnew), _out(both, Xnew))
+
+
+@pytest.mark.parametrize("cls", [HopularClassifier, HopularRegressor])
+def test_both_score_is_the_averaged_networks_validation_loss(cls, in_range, monkeypatch):
+    """The "both" score recomputed in float64 from the fitted networks themselves: each one's
+    best state predicting its in-fit validation rows from its training rows only."""
     member = train.HopularTraining._train_member
+    logs = []
 
-    for worse, want in (("piecewise", "linear"), ("linear", "piecewise")):
-        def biased(self, *a, _worse=worse, **k):
-            net, log = member(self, *a, **k)
-            emb = "piecewise" if net.embed.n_bins else "linear"
-            if emb == _worse:
-                log["best_score"] -= 10.0
-            return net, log
+    def keep(self, *a, **k):
+        net, log = member(self, *a, **k)
+        logs.append(log)
+        return net, log
 
-        monkeypatch.setattr(train.HopularTraining, "_train_member", biased)
-        est = HopularClassifier(**TINY, numeric_embedding="auto").fit(X, y)
-        assert est.numeric_embedding_ == want
-        assert est.numeric_embedding_scores_[worse] < est.numeric_embedding_scores_[want]
-        ref = HopularClassifier(**TINY, numeric_embedding=want).fit(X, y)
-        np.testing.assert_array_equal(est.predict_proba(Xnew), ref.predict_proba(Xnew))
+    monkeypatch.setattr(train.HopularTraining, "_train_member", keep)
+    X, y, _ = _data(cls)
+    est = cls(**TINY, numeric_embedding="both").fit(X, y)
+    nets = list(est.module_.members)
+    outs, ys = [], []
+    for net, log in zip(nets, logs):
+        val = log["val_rows"]
+        mem = (net.mem_num.clone(), net.mem_absent.clone(), net.mem_cat.clone())
+        train_rows = np.setdiff1d(np.arange(len(mem[0])), val)
+        net.set_memory(*(t[train_rows] for t in mem))
+        num, absent, cat = (t[val].clone() for t in mem)
+        if cls is HopularClassifier:
+            ys.append(cat[:, -1].numpy().copy())
+            cat[:, -1] = net.cards[-1]
+            _, logits = net.predict_stream(num, absent, cat)
+            o = logits[:, -1, :net.cards[-1]].double().softmax(-1).detach().numpy()
+        else:
+            ys.append(num[:, net.target].double().numpy().copy())
+            absent[:, net.target] = True
+            pred, _ = net.predict_stream(num, absent, cat)
+            o = pred[:, net.target].double().detach().numpy()[:, None]
+        net.set_memory(*mem)
+        np.testing.assert_allclose(log["val_out"].double().numpy(), o, atol=1e-5)
+        outs.append(o)
+    losses = []
+    for m in range(2):  # pair m: linear network m and piecewise network m (same rows)
+        np.testing.assert_array_equal(logs[m]["val_rows"], logs[m + 2]["val_rows"])
+        avg, t = (outs[m] + outs[m + 2]) / 2, ys[m]
+        losses.append(-np.log(avg[np.arange(len(t)), t]).mean() if cls is HopularClassifier
+                      else ((avg[:, 0] - t) ** 2).mean())
+    assert est.numeric_embedding_scores_["both"] == pytest.approx(-np.mean(losses), rel=1e-5)
+
+
+@pytest.mark.parametrize("want", ["linear", "piecewise", "both"])
+def test_auto_chooses_each_ensemble_when_it_is_best(want, in_range, monkeypatch):
+    """Raise one candidate's score above the others: the choice follows it."""
+    import hopfield.estimators.hopular as hopular
+
+    scores = hopular._ensemble_scores
+
+    def biased(*a, **k):
+        sc = scores(*a, **k)
+        sc[want] += 10.0
+        return sc
+
+    monkeypatch.setattr(hopular, "_ensemble_scores", biased)
+    X, y, Xnew = _data(HopularClassifier)
+    est = HopularClassifier(**TINY, numeric_embedding="auto").fit(X, y)
+    assert est.numeric_embedding_ == want
+    assert max(est.numeric_embedding_scores_, key=est.numeric_embedding_scores_.get) == want
+    ref = HopularClassifier(**TINY, numeric_embedding=want).fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(Xnew), ref.predict_proba(Xnew))
 
 
 @pytest.mark.parametrize("cls", [HopularClassifier, HopularRegressor])
@@ -134,6 +207,7 @@ def test_models_saved_without_the_choice_load_it_from_their_bins(tmp_path):
         est.save(tmp_path / emb)
         back = HopularClassifier.load(tmp_path / emb)
         assert back.numeric_embedding_ == emb and back.numeric_embedding_scores_ == {}
+        assert back.n_members_ == 2
 
 
 def test_bad_embedding_names_the_parameter():

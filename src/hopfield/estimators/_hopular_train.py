@@ -122,11 +122,61 @@ _AUTO_EMBEDDING_ROWS = 4096
 def _embedding_candidates(embedding: str, n_inputs: int, n_tr: int, validated: bool) -> list[str]:
     """Numeric embeddings to fit for ``numeric_embedding=embedding`` on a network trained on
     ``n_tr`` rows with ``n_inputs`` numeric input columns (``validated``: early stopping on)."""
+    if embedding == "both":
+        return ["linear", "piecewise"]
     if embedding != "auto":
         return [embedding]
     if validated and n_inputs and _SMALL_DATA_ROWS < n_tr <= _AUTO_EMBEDDING_ROWS:
         return ["linear", "piecewise"]
     return ["linear"]
+
+
+#: ``numeric_embedding="piecewise"``: bins per numeric column (edges = training quantiles)
+_N_BINS = 16
+
+
+def _set_embedding(a: dict, emb: str) -> None:
+    """arch_ of a network with numeric embedding ``emb`` (``n_bins`` only when piecewise or both,
+    where the second half of the members is piecewise, see ``_member_bins``)."""
+    a.pop("n_bins", None)
+    if emb in ("piecewise", "both"):
+        a["n_bins"] = _N_BINS
+
+
+def _member_bins(emb: str, m: int, n_members: int) -> int | None:
+    """Bins of member ``m`` of a fitted ensemble with numeric embedding ``emb`` (``None``: the
+    arch_'s); ``"both"`` holds the linear networks first, then the piecewise ones."""
+    if emb != "both":
+        return None
+    return 0 if m < n_members // 2 else _N_BINS
+
+
+def _ensemble_scores(fits: dict, full, arch: dict, classifier: bool) -> dict[str, float]:
+    """Each candidate ensemble's score (−mean in-fit validation target loss) from its networks'
+    best-epoch outputs on their validation rows. The candidates' members m share their seed, so
+    linear_m and piecewise_m share their rows; "both" scores their averaged outputs per m, as
+    the ensemble averages its members (probabilities / standardised predictions)."""
+    num_t, _, cat_t = full
+    scores = {}
+    for emb, (_, logs) in fits.items():
+        if any(lg["best_score"] is None for lg in logs):
+            continue
+        if emb != "both":  # the single networks' scores as the training loop measured them
+            scores[emb] = float(np.mean([lg["best_score"] for lg in logs]))
+            continue
+        n = len(logs) // 2
+        losses = []
+        for lin, pw in zip(logs[:n], logs[n:]):
+            rows = torch.as_tensor(lin["val_rows"], device=num_t.device)
+            out = (lin["val_out"] + pw["val_out"]) / 2
+            if classifier:
+                y = cat_t[rows, -1]
+                losses.append(float(F.nll_loss(out.clamp_min(1e-12).log(), y)))
+            else:
+                y = num_t[rows, arch["target"]]
+                losses.append(float(((out[:, 0] - y) ** 2).mean()))
+        scores[emb] = -float(np.mean(losses))
+    return scores
 
 
 def _cosine(t: float) -> float:
@@ -268,8 +318,8 @@ class HopularTraining:
             net.eval()
             if val_mem is not None:  # validation retrieves from a fixed subset of stored rows
                 net.set_memory(*val_mem)
-            vloss = self._val_loss(net, num_t[val_rows], miss_t[val_rows], cat_t[val_rows],
-                                   target_tok)
+            vloss, vout = self._val_loss(net, num_t[val_rows], miss_t[val_rows],
+                                         cat_t[val_rows], target_tok)
             if val_mem is not None:
                 net.set_memory(*train_mem)
             log["val"].append(-vloss)
@@ -281,6 +331,7 @@ class HopularTraining:
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()
                               if not k.startswith("mem_")}
                 log["best_iter"] = epoch
+                log["val_out"] = vout  # the best epoch's outputs on the in-fit validation rows
             elif epoch > anneal and cool_start is None:
                 bad += 1
             opt.clear_and_load_backup()
@@ -302,6 +353,7 @@ class HopularTraining:
             log["best_iter"] = epoch
         net.set_memory(num_t, miss_t, cat_t)  # predictions retrieve from every fitted row
         log["n_iter"] = epoch
+        log["val_rows"] = val_rows
         log["best_score"] = -best if log["val"] else None
         return net.eval(), log
 
@@ -320,18 +372,24 @@ class HopularTraining:
         return np.sort(np.concatenate(val)) if val else np.empty(0, np.int64)
 
     @torch.no_grad()
-    def _val_loss(self, net, num, miss, cat, target_tok) -> float:
-        tot = 0.0
+    def _val_loss(self, net, num, miss, cat, target_tok) -> tuple[float, torch.Tensor]:
+        """(mean target loss, outputs) on validation rows; outputs are the class probabilities
+        (classifier, (n, K)) or standardised predictions (regressor, (n, 1)), as the ensemble
+        averages them (see :func:`_ensemble_loss`)."""
+        tot, outs = 0.0, []
         for s in range(0, len(num), 1024):
             n_, m_, c_ = num[s:s + 1024], miss[s:s + 1024].clone(), cat[s:s + 1024].clone()
             if self._is_classifier:
                 y = c_[:, -1].clone()
                 c_[:, -1] = net.cards[-1]  # the target is masked
                 _, logits = net.predict_stream(n_, m_, c_, self._hp.chunk_size)
-                tot += float(F.cross_entropy(logits[:, -1, :net.cards[-1]], y, reduction="sum"))
+                logits = logits[:, -1, :net.cards[-1]]
+                tot += float(F.cross_entropy(logits, y, reduction="sum"))
+                outs.append(logits.softmax(-1))
             else:
                 y = n_[:, target_tok].clone()
                 m_[:, target_tok] = True
                 pred, _ = net.predict_stream(n_, m_, c_, self._hp.chunk_size)
                 tot += float(((pred[:, target_tok] - y) ** 2).sum())
-        return tot / len(num)
+                outs.append(pred[:, target_tok:target_tok + 1])
+        return tot / len(num), torch.cat(outs)

@@ -74,10 +74,14 @@ from ._hopular_data import NUMERIC_TRANSFORMS, TabularEncoder, _is_frame
 from ._hopular_doc import PARAMS_DOC
 from ._hopular_net import HopularEnsemble, HopularNet
 from ._hopular_train import (
+    _N_BINS,
     HopularTraining,
     _embedding_candidates,
+    _ensemble_scores,
+    _member_bins,
     _resolve_dropout,
     _resolve_schedule,
+    _set_embedding,
 )
 
 __all__ = ["HopularClassifier", "HopularEnsemble", "HopularNet", "HopularRegressor"]
@@ -88,16 +92,6 @@ __all__ = ["HopularClassifier", "HopularEnsemble", "HopularNet", "HopularRegress
 #: the count every "auto" rule uses (max_iter, epoch_size, batch_size in ``_hopular_train``)
 _ONE_THREAD_ROWS = 4096
 _AUTO_MEMBERS = 2
-#: ``numeric_embedding="piecewise"``: bins per numeric column (edges = training quantiles)
-_N_BINS = 16
-
-
-
-def _set_embedding(a: dict, emb: str) -> None:
-    """arch_ of a network with numeric embedding ``emb`` (``n_bins`` only when piecewise)."""
-    a.pop("n_bins", None)
-    if emb == "piecewise":
-        a["n_bins"] = _N_BINS
 
 
 class _HopularBase(HopularTraining, HopfieldEstimator):
@@ -128,7 +122,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         "num_threads": [Interval(Integral, 1, None, closed="left"), None],
         "categorical_features": ["array-like", str, None],
         "numeric_transform": [StrOptions(set(NUMERIC_TRANSFORMS))],
-        "numeric_embedding": [StrOptions({"auto", "linear", "piecewise"})],
+        "numeric_embedding": [StrOptions({"auto", "linear", "piecewise", "both"})],
         "learning_rate_schedule": [StrOptions({"auto", "constant", "cosine", "cooldown"})],
         "verbose": ["boolean"],
     }
@@ -237,7 +231,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
             self._encoder = enc
         return enc
 
-    def _new_net(self) -> HopularNet:
+    def _new_net(self, n_bins: int | None = None) -> HopularNet:
         a, hp = self.arch_, self._hp
         q = a.get("quantile_shape")  # absent in models saved before numeric_transform
         # the dropout used (dropout="auto" resolved in fit); models saved before "auto" existed
@@ -246,7 +240,7 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
                           num_blocks=hp.num_blocks, num_heads=hp.num_heads,
                           head_size=hp.head_size, dropout=a.get("dropout", hp.dropout),
                           quantile_shape=None if q is None else tuple(q),
-                          n_bins=a.get("n_bins", 0))
+                          n_bins=a.get("n_bins", 0) if n_bins is None else n_bins)
 
     def _build_module(self, data, n_outputs: int, generator):
         """The fitted module's skeleton for :meth:`load` (memory buffers sized as saved)."""
@@ -261,8 +255,8 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         self.numeric_embedding_ = a.get("numeric_embedding",
                                         "piecewise" if a.get("n_bins") else "linear")
         self.numeric_embedding_scores_ = a.get("numeric_embedding_scores", {})
-        for _ in range(self.n_members_):
-            net = self._new_net()
+        for m in range(self.n_members_):
+            net = self._new_net(_member_bins(self.numeric_embedding_, m, self.n_members_))
             net.set_memory(torch.zeros(N, a["n_num"]), torch.zeros(N, a["n_num"], dtype=torch.bool),
                            torch.zeros(N, len(a["cards"]), dtype=torch.int64))
             nets.append(net)
@@ -330,16 +324,20 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
             for emb in cands:
                 _set_embedding(a, emb)
                 fits[emb] = self._train_members(full, y_enc, seed, dev, enc)
-        # "auto": the embedding whose members' mean best validation target loss is lower
-        # (ties: the first, "linear"); the in-fit split is the same for both (same seeds)
-        scores = {emb: float(np.mean([lg["best_score"] for lg in logs]))
-                  for emb, (_, logs) in fits.items() if all(lg["best_score"] is not None
-                                                            for lg in logs)}
-        chosen = max(scores, key=scores.get) if len(fits) > 1 else cands[0]
+        if len(fits) > 1:  # "both" = every network, outputs averaged like any ensemble's
+            fits["both"] = tuple(fits["linear"][i] + fits["piecewise"][i] for i in (0, 1))
+        scores = _ensemble_scores(fits, full, self.arch_, self._is_classifier)
+        # "auto": the ensemble whose mean in-fit validation target loss is lowest (ties: the
+        # first of linear, piecewise, both); linear_m and piecewise_m share their validation rows
+        chosen = (hp.numeric_embedding if hp.numeric_embedding == "both"
+                  else max(scores, key=scores.get) if len(fits) > 1 else cands[0])
         _set_embedding(a, chosen)
         self.numeric_embedding_ = a["numeric_embedding"] = chosen  # saved with arch_
         self.numeric_embedding_scores_ = a["numeric_embedding_scores"] = scores
         nets, logs = fits[chosen]
+        self.n_members_ = a["n_members"] = len(nets)  # "both": the networks of both embeddings
+        if chosen == "both":  # piecewise member 0 shares the stored rows with linear member 0
+            nets[len(nets) // 2].set_memory(*(t.clone() for t in full))
         first = logs[0]
         self.loss_curve_, self.validation_scores_ = first["loss"], first["val"]
         self.epoch_seconds_ = first["seconds"]
