@@ -54,18 +54,22 @@ PARAMS_DOC = """
         numeric_embedding: ``"linear"`` (the paper's w_j·x_j + b_j), ``"piecewise"`` (the
             piecewise-linear encoding of Gorishniy et al. 2022 over 16 bins per numeric column
             whose edges are the quantiles of the encoded fit rows; every value clipped into
-            [0, 1] per bin, so any finite input stays finite) or ``"auto"`` (default): when a
-            network trains on more than 1,024 and at most 4,096 rows, X has a numeric column and
-            early stopping is on, the ensemble is fitted with both embeddings (the same seeds,
-            so the same validation splits) and the one whose members' mean best validation
-            target loss is lower is kept (ties: ``"linear"``; the fit costs about twice as much
-            there); ``"linear"`` otherwise. Chosen by rule NA (docs/hopular-defaults.md, "NA"):
-            over two seeds on the validation rows of the four mid-size sets in that range,
-            churn +1.90 points (piecewise kept), satellite +0.16, credit +0.00 (linear kept),
-            ames +1.1 % RMSE. ``"piecewise"`` alone was 1.4 points below ``"linear"`` on the
-            five small UCI sets' validation rows ("Numeric preprocessing"), hence ``"linear"``
-            below 1,024 rows. The embedding used is ``numeric_embedding_``, the candidates'
-            mean best validation scores (−loss) ``numeric_embedding_scores_``; both are saved.
+            [0, 1] per bin, so any finite input stays finite), ``"both"`` (the ensemble fitted
+            with each embedding, the same seeds, and all its networks kept: twice the networks,
+            outputs averaged) or ``"auto"`` (default): when a network trains on more than 1,024
+            and at most 4,096 rows, X has a numeric column and early stopping is on, the
+            ensemble is fitted with both embeddings (the same seeds, so the same validation
+            splits; the fit costs about twice as much there) and the best of three ensembles is
+            kept — the linear networks, the piecewise ones, or all of them averaged — by their
+            mean in-fit validation target loss (network m of each embedding shares its
+            validation rows; ties: the first of linear, piecewise, both); ``"linear"``
+            otherwise. Chosen by rules NA and NB (docs/hopular-defaults.md, "NA", "NB"): over two
+            seeds on the validation rows of the four mid-size sets in that range, churn +1.90
+            points (piecewise kept), satellite +0.16, credit +0.00 (linear kept), ames −1.1 %
+            RMSE (both kept; NA alone +1.1 %). ``"piecewise"`` alone was 1.4 points below
+            ``"linear"`` on the five small UCI sets' validation rows ("Numeric preprocessing"),
+            hence ``"linear"`` below 1,024 rows. The choice is ``numeric_embedding_``, the
+            candidates' scores (−loss) ``numeric_embedding_scores_``; both are saved.
         numeric_transform: how numeric columns enter the network. ``"standard"`` (default):
             (x − mean) / std over the training rows. ``"quantile"``: each standardised column
             through scikit-learn's ``QuantileTransformer(output_distribution="normal")`` fitted
@@ -92,7 +96,7 @@ PARAMS_DOC = """
             on at most 4,096 rows (on the five small UCI sets' validation rows two members
             scored 74.4 % vs 72.1 / 73.8 % for either alone; on the full satellite set, 4,503
             rows of which each network trains on 4,053, validation accuracy 90.2 % vs 88.7 %
-            with one), 1 above (cost). The number used is ``n_members_``.
+            with one), 1 above (cost). The fitted networks are counted by ``n_members_``.
         num_threads: torch CPU threads during fit / predict (restored afterwards); ``None`` = one
             thread when a network trains on at most 4,096 rows (tiny operations only pay the
             threads' synchronisation), torch's current setting otherwise.
@@ -111,6 +115,7 @@ PARAMS_DOC = """
     ``feature_names_in_`` (DataFrames), ``encoder_config_`` (column types and categories),
     ``dropout_`` (the dropout used, also saved in ``arch_``), ``learning_rate_schedule_`` (the
     schedule used, also saved in ``arch_``), ``numeric_embedding_`` and
-    ``numeric_embedding_scores_`` (the embedding kept and each candidate's members' mean best
-    validation score, −loss; saved in ``arch_``).
+    ``numeric_embedding_scores_`` (the embedding kept and each candidate ensemble's mean in-fit
+    validation score, −loss; saved in ``arch_``). ``n_members_`` counts the fitted networks
+    (twice ``n_members`` when ``"both"`` is kept).
 """

@@ -111,11 +111,12 @@ def _resolve_schedule(schedule: str, n_tr: int) -> str:
 
 #: ``numeric_embedding="auto"``: networks that train on more than ``_SMALL_DATA_ROWS`` and at most
 #: ``_AUTO_EMBEDDING_ROWS`` rows (where ``n_members="auto"`` trains two) are fitted with both
-#: numeric embeddings, and the one with the lower mean best validation target loss is kept; the
-#: fit costs twice as much there. Below: ``"linear"`` (the piecewise embedding lost 1.4 points on
+#: numeric embeddings, and the best of three ensembles by mean in-fit validation target loss is
+#: kept: the linear networks, the piecewise ones, or all of them averaged (``"both"``); the fit
+#: costs twice as much there. Below: ``"linear"`` (the piecewise embedding lost 1.4 points on
 #: the small sets' validation rows, whose in-fit validation splits of at most ~100 rows are too
-#: small to choose on); above: ``"linear"`` (cost: one network on 2,048-row epochs). Rule NA
-#: (docs/hopular-defaults.md, "NA")
+#: small to choose on); above: ``"linear"`` (cost: one network on 2,048-row epochs). Rules NA and
+#: NB (docs/hopular-defaults.md, "NA", "NB")
 _AUTO_EMBEDDING_ROWS = 4096
 
 
