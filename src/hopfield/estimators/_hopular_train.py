@@ -376,7 +376,7 @@ class HopularTraining:
     def _val_loss(self, net, num, miss, cat, target_tok) -> tuple[float, torch.Tensor]:
         """(mean target loss, outputs) on validation rows; outputs are the class probabilities
         (classifier, (n, K)) or standardised predictions (regressor, (n, 1)), as the ensemble
-        averages them (see :func:`_ensemble_loss`)."""
+        averages them (see :func:`_ensemble_scores`)."""
         tot, outs = 0.0, []
         for s in range(0, len(num), 1024):
             n_, m_, c_ = num[s:s + 1024], miss[s:s + 1024].clone(), cat[s:s + 1024].clone()
