@@ -140,3 +140,24 @@ def test_wide_table_trains_in_capped_steps_and_explicit_batch_size_wins(monkeypa
     seen.clear()
     HopularClassifier(**{**kw, "batch_size": 40}).fit(X, y)
     assert max(seen) == 40
+
+
+def test_auto_members_regressor_trains_four_networks(data):
+    """Rule NK: n_members="auto" is 4 for a regressor up to 4,096 training rows per network (2
+    for a classifier); member m has seed + m, so the first two are the 2-member fit's networks,
+    and the prediction is the mean of the four networks' predictions."""
+    Xtr, _, Xte = data
+    y = Xtr[:, 0] - 2.0 * Xtr[:, 1]
+    reg = HopularRegressor(**TINY).fit(Xtr, y)
+    assert reg.n_members_ == 4 and len(reg.module_.members) == 4
+    assert reg.arch_["n_members"] == 4 and reg.best_iteration_.shape == (4,)
+    two = HopularRegressor(**{**TINY, "n_members": 2}).fit(Xtr, y)
+    for a, b in zip(reg.module_.members[:2], two.module_.members):
+        for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(v, w), k
+    out = reg._outputs(Xte)[..., 0].double().numpy()  # (4, n): each network, standardised
+    assert out.shape == (4, len(Xte))
+    s = reg.target_scaler_
+    np.testing.assert_allclose(reg.predict(Xte), out.mean(0) * s.scale[0] + s.mean[0],
+                               rtol=1e-5, atol=1e-5)
+    assert HopularRegressor(**{**TINY, "n_members": 3}).fit(Xtr, y).n_members_ == 3

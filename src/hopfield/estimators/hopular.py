@@ -87,11 +87,12 @@ from ._hopular_train import (
 __all__ = ["HopularClassifier", "HopularEnsemble", "HopularNet", "HopularRegressor"]
 
 #: ``num_threads=None``: one torch thread when a network trains on at most this many rows;
-#: ``n_members="auto"``: ``_AUTO_MEMBERS`` networks up to this many training rows, one above.
-#: Rows = each network's training rows (the rows passed to ``fit`` minus its validation split),
-#: the count every "auto" rule uses (max_iter, epoch_size, batch_size in ``_hopular_train``)
+#: ``n_members="auto"``: ``_AUTO_MEMBERS`` networks (classifier, regressor) up to this many training
+#: rows, one above. Rows = each network's training rows (the rows passed to ``fit`` minus its
+#: validation split), the count every "auto" rule uses (max_iter, epoch_size, batch_size). Four
+#: for regression: rule NK (docs/hopular-defaults.md), averaging helped regression only (rule NB)
 _ONE_THREAD_ROWS = 4096
-_AUTO_MEMBERS = 2
+_AUTO_MEMBERS = {True: 2, False: 4}
 
 
 class _HopularBase(HopularTraining, HopfieldEstimator):
@@ -308,7 +309,8 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         # threads' synchronisation (several times slower on a busy machine), else torch's setting
         small = hp.num_threads is None and n_tr <= _ONE_THREAD_ROWS
         self.n_members_ = (int(hp.n_members) if hp.n_members != "auto"
-                           else _AUTO_MEMBERS if n_tr <= _ONE_THREAD_ROWS else 1)
+                           else _AUTO_MEMBERS[self._is_classifier] if n_tr <= _ONE_THREAD_ROWS
+                           else 1)
         a["n_members"] = self.n_members_  # saved with arch_
         n_inputs = num.shape[1] - (0 if self._is_classifier else 1)  # numeric input columns
         cands = _embedding_candidates(hp.numeric_embedding, n_inputs, n_tr,
