@@ -142,12 +142,17 @@ def test_wide_table_trains_in_capped_steps_and_explicit_batch_size_wins(monkeypa
     assert max(seen) == 40
 
 
-def test_auto_members_regressor_trains_four_networks(data):
-    """Rule NK: n_members="auto" is 4 for a regressor up to 4,096 training rows per network (2
-    for a classifier); member m has seed + m, so the first two are the 2-member fit's networks,
-    and the prediction is the mean of the four networks' predictions."""
-    Xtr, _, Xte = data
+def test_auto_members_regressor_trains_four_networks_above_small_data(data, monkeypatch):
+    """Rule NK: n_members="auto" is 4 for a regressor whose networks train on more than
+    _SMALL_DATA_ROWS (and at most 4,096) rows, 2 up to it and for a classifier; member m has
+    seed + m, so the first two are the 2-member fit's networks, and the prediction is the mean
+    of the four networks' predictions."""
+    Xtr, ytr, Xte = data
     y = Xtr[:, 0] - 2.0 * Xtr[:, 1]
+    monkeypatch.setattr(hop, "_SMALL_DATA_ROWS", 108)  # 108 rows train: still small data
+    assert HopularRegressor(**TINY).fit(Xtr, y).n_members_ == 2
+    monkeypatch.setattr(hop, "_SMALL_DATA_ROWS", 107)  # 108 > 107: the mid-size setting
+    assert HopularClassifier(**TINY).fit(Xtr, ytr).n_members_ == 2
     reg = HopularRegressor(**TINY).fit(Xtr, y)
     assert reg.n_members_ == 4 and len(reg.module_.members) == 4
     assert reg.arch_["n_members"] == 4 and reg.best_iteration_.shape == (4,)

@@ -75,6 +75,7 @@ from ._hopular_doc import PARAMS_DOC
 from ._hopular_net import HopularEnsemble, HopularNet
 from ._hopular_train import (
     _N_BINS,
+    _SMALL_DATA_ROWS,
     HopularTraining,
     _embedding_candidates,
     _ensemble_scores,
@@ -87,12 +88,11 @@ from ._hopular_train import (
 __all__ = ["HopularClassifier", "HopularEnsemble", "HopularNet", "HopularRegressor"]
 
 #: ``num_threads=None``: one torch thread when a network trains on at most this many rows;
-#: ``n_members="auto"``: ``_AUTO_MEMBERS`` networks (classifier, regressor) up to this many training
-#: rows, one above. Rows = each network's training rows (the rows passed to ``fit`` minus its
-#: validation split), the count every "auto" rule uses (max_iter, epoch_size, batch_size). Four
-#: for regression: rule NK (docs/hopular-defaults.md), averaging helped regression only (rule NB)
+#: ``n_members="auto"``: ``_AUTO_MEMBERS`` networks up to this many training rows (a regressor's
+#: ``_AUTO_MEMBERS_REGRESSION`` above ``_SMALL_DATA_ROWS``: rule NK), one above. Rows = each
+#: network's training rows (fit's rows minus its validation split), as in every "auto" rule
 _ONE_THREAD_ROWS = 4096
-_AUTO_MEMBERS = {True: 2, False: 4}
+_AUTO_MEMBERS, _AUTO_MEMBERS_REGRESSION = 2, 4
 
 
 class _HopularBase(HopularTraining, HopfieldEstimator):
@@ -308,9 +308,9 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         # num_threads=None: one thread for small training sets, whose tiny ops only pay the
         # threads' synchronisation (several times slower on a busy machine), else torch's setting
         small = hp.num_threads is None and n_tr <= _ONE_THREAD_ROWS
-        self.n_members_ = (int(hp.n_members) if hp.n_members != "auto"
-                           else _AUTO_MEMBERS[self._is_classifier] if n_tr <= _ONE_THREAD_ROWS
-                           else 1)
+        auto = (1 if n_tr > _ONE_THREAD_ROWS else _AUTO_MEMBERS_REGRESSION
+                if not self._is_classifier and n_tr > _SMALL_DATA_ROWS else _AUTO_MEMBERS)
+        self.n_members_ = auto if hp.n_members == "auto" else int(hp.n_members)
         a["n_members"] = self.n_members_  # saved with arch_
         n_inputs = num.shape[1] - (0 if self._is_classifier else 1)  # numeric input columns
         cands = _embedding_candidates(hp.numeric_embedding, n_inputs, n_tr,
