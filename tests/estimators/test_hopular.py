@@ -315,7 +315,7 @@ def test_epoch_size_slices_a_running_permutation(clf_data, monkeypatch):
 
 def test_auto_epoch_slices_and_validation_rows(clf_data, monkeypatch):
     """epoch_size="auto": every training row per epoch up to _AUTO_EPOCH_SIZE rows, above it
-    _AUTO_SLICE rows per epoch; the per-epoch validation scores at most _VAL_ROWS rows (a fixed
+    _AUTO_SLICE rows per epoch (a regressor's: _AUTO_SLICE_REGRESSION, rule NF); the per-epoch validation scores at most _VAL_ROWS rows (a fixed
     subset: the same rows every epoch)."""
     import hopfield.estimators._hopular_train as train
     import hopfield.estimators.hopular as hop
@@ -350,6 +350,10 @@ def test_auto_epoch_slices_and_validation_rows(clf_data, monkeypatch):
     monkeypatch.setattr(train, "_AUTO_BATCH_LARGE", 8)
     HopularClassifier(**{**kw, "batch_size": "auto"}).fit(Xtr, ytr)  # large: 8-row steps
     assert sum(seen) == 2 * 40 and max(seen) == 8
+    seen.clear()
+    monkeypatch.setattr(train, "_AUTO_SLICE_REGRESSION", 64)
+    HopularRegressor(**kw).fit(Xtr, Xtr[:, 0])  # 198 training rows > 100: epochs of 64 rows
+    assert sum(seen) == 2 * 64 and max(seen) == 16
 
 
 def test_auto_max_iter_is_larger_only_above_small_data_rows(clf_data, monkeypatch):

@@ -42,15 +42,17 @@ def in_range(monkeypatch):
 
 
 @given(emb=st.sampled_from(["auto", "linear", "piecewise", "both"]), n_inputs=st.integers(0, 50),
-       n_tr=st.integers(1, 20_000), validated=st.booleans())
-def test_candidates(emb, n_inputs, n_tr, validated):
-    got = train._embedding_candidates(emb, n_inputs, n_tr, validated)
+       n_tr=st.integers(1, 20_000), validated=st.booleans(), classifier=st.booleans())
+def test_candidates(emb, n_inputs, n_tr, validated, classifier):
+    got = train._embedding_candidates(emb, n_inputs, n_tr, validated, classifier)
     if emb == "both":
         assert got == ["linear", "piecewise"]
     elif emb != "auto":
         assert got == [emb]
     elif validated and n_inputs > 0 and 1024 < n_tr <= 4096:
         assert got == ["linear", "piecewise"]
+    elif not classifier and n_inputs > 0 and n_tr > 4096:  # rule NF: large regression
+        assert got == ["piecewise"]
     else:
         assert got == ["linear"]
 
@@ -173,6 +175,18 @@ def test_auto_outside_its_range_is_linear_bit_identically(cls):
     assert default.numeric_embedding == "auto" and default.numeric_embedding_ == "linear"
     np.testing.assert_array_equal(_out(auto, Xnew), _out(lin, Xnew))
     np.testing.assert_array_equal(_out(default, Xnew), _out(lin, Xnew))
+
+
+def test_auto_above_its_range_is_piecewise_for_a_regressor_only(monkeypatch):
+    """Rule NF: above _AUTO_EMBEDDING_ROWS a regressor fits the piecewise networks (bit-identical
+    to an explicit "piecewise" fit), a classifier the linear ones."""
+    monkeypatch.setattr(train, "_AUTO_EMBEDDING_ROWS", 100)  # 108 training rows per network
+    for cls, want in ((HopularRegressor, "piecewise"), (HopularClassifier, "linear")):
+        X, y, Xnew = _data(cls)
+        auto = cls(**TINY).fit(X, y)
+        ref = cls(**TINY, numeric_embedding=want).fit(X, y)
+        assert auto.numeric_embedding_ == want and list(auto.numeric_embedding_scores_) == [want]
+        np.testing.assert_array_equal(_out(auto, Xnew), _out(ref, Xnew))
 
 
 def test_auto_needs_numeric_inputs_and_a_validation_split(in_range):

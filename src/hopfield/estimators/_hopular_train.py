@@ -27,6 +27,9 @@ _AUTO_EPOCH_SIZE = 4096
 #: row seen)
 _AUTO_SLICE = 2048
 _AUTO_BATCH_LARGE = 256
+#: a regressor's slice above ``_AUTO_EPOCH_SIZE`` rows: 4x the rows per epoch, so patience,
+#: annealing and max_iter see 4x the rows (rule NF, diamonds: docs/hopular-defaults.md)
+_AUTO_SLICE_REGRESSION = 8192
 #: networks that train on at most this many rows are in the small-data setting: ``dropout="auto"``
 #: keeps attention dropout, ``learning_rate_schedule="auto"`` keeps the constant rate and
 #: ``max_iter="auto"`` the 100-epoch budget. Every small benchmark set (at most 606 training rows)
@@ -115,12 +118,13 @@ def _resolve_schedule(schedule: str, n_tr: int) -> str:
 #: kept: the linear networks, the piecewise ones, or all of them averaged (``"both"``); the fit
 #: costs twice as much there. Below: ``"linear"`` (the piecewise embedding lost 1.4 points on
 #: the small sets' validation rows, whose in-fit validation splits of at most ~100 rows are too
-#: small to choose on); above: ``"linear"`` (cost: one network on 2,048-row epochs). Rules NA and
-#: NB (docs/hopular-defaults.md, "NA", "NB")
+#: small to choose on); above: ``"linear"`` for a classifier (cost: one network on 2,048-row
+#: epochs), ``"piecewise"`` for a regressor (rule NF). Rules NA, NB, NF (docs/hopular-defaults.md)
 _AUTO_EMBEDDING_ROWS = 4096
 
 
-def _embedding_candidates(embedding: str, n_inputs: int, n_tr: int, validated: bool) -> list[str]:
+def _embedding_candidates(embedding: str, n_inputs: int, n_tr: int, validated: bool,
+                          classifier: bool = True) -> list[str]:
     """Numeric embeddings to fit for ``numeric_embedding=embedding`` on a network trained on
     ``n_tr`` rows with ``n_inputs`` numeric input columns (``validated``: early stopping on)."""
     if embedding == "both":
@@ -129,7 +133,8 @@ def _embedding_candidates(embedding: str, n_inputs: int, n_tr: int, validated: b
         return [embedding]
     if validated and n_inputs and _SMALL_DATA_ROWS < n_tr <= _AUTO_EMBEDDING_ROWS:
         return ["linear", "piecewise"]
-    return ["linear"]
+    big_regression = n_inputs and not classifier and n_tr > _AUTO_EMBEDDING_ROWS
+    return ["piecewise"] if big_regression else ["linear"]
 
 
 #: ``numeric_embedding="piecewise"``: bins per numeric column (edges = training quantiles)
@@ -253,10 +258,9 @@ class HopularTraining:
         # rows per epoch: all training rows up to `epoch_size`, else the next `epoch_size` rows of
         # a running seeded permutation (every row is visited once per ceil(n_tr / epoch_size)
         # epochs), so an epoch's cost does not grow with N
-        if hp.epoch_size == "auto":
-            n_ep = n_tr if n_tr <= _AUTO_EPOCH_SIZE else _AUTO_SLICE
-        else:
-            n_ep = min(n_tr, int(hp.epoch_size))
+        n_ep = min(n_tr, int(hp.epoch_size) if hp.epoch_size != "auto" else n_tr
+                   if n_tr <= _AUTO_EPOCH_SIZE else _AUTO_SLICE if self._is_classifier
+                   else _AUTO_SLICE_REGRESSION)
         step, steps_per_epoch = 0, math.ceil(n_ep / bs)
         train_mem = (net.mem_num, net.mem_absent, net.mem_cat)
         val_mem = None

@@ -313,8 +313,8 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         self.n_members_ = auto if hp.n_members == "auto" else int(hp.n_members)
         a["n_members"] = self.n_members_  # saved with arch_
         n_inputs = num.shape[1] - (0 if self._is_classifier else 1)  # numeric input columns
-        cands = _embedding_candidates(hp.numeric_embedding, n_inputs, n_tr,
-                                      bool(hp.early_stopping and hp.validation_fraction))
+        cands = _embedding_candidates(hp.numeric_embedding, n_inputs, n_tr, bool(
+            hp.early_stopping and hp.validation_fraction), self._is_classifier)
         if "piecewise" in cands:  # bin edges: quantiles of the encoded fit rows
             levels = np.linspace(0.0, 1.0, _N_BINS + 1)
             self._bin_edges = np.stack([
