@@ -63,12 +63,13 @@ PARAMS_DOC = """
             kept — the linear networks, the piecewise ones, or all of them averaged — by their
             mean in-fit validation target loss (network m of each embedding shares its
             validation rows; ties: the first of linear, piecewise, both); above 4,096 rows
-            ``"piecewise"`` for a regressor (rule NF: diamonds' validation RMSE −12.9 % / −14.0 %
-            on two seeds, with ``epoch_size``'s larger regression slices), ``"linear"`` for a
-            classifier; ``"linear"`` otherwise. Chosen by rules NA and NB (docs/hopular-defaults.md, "NA", "NB"): over two
-            seeds on the validation rows of the four mid-size sets in that range, churn +1.90
-            points (piecewise kept), satellite +0.16, credit +0.00 (linear kept), ames −1.1 %
-            RMSE (both kept; NA alone +1.1 %). ``"piecewise"`` alone was 1.4 points below
+            ``"piecewise"`` for a regressor (rule NF: diamonds' validation RMSE −12.9 % and
+            −14.0 % on two seeds, with ``epoch_size``'s larger regression slices), ``"linear"``
+            for a classifier; ``"linear"`` otherwise. Chosen by rules NA and NB
+            (docs/hopular-defaults.md, "NA", "NB"): over two seeds on the validation rows of
+            the four mid-size sets in that range, churn +1.90 points (piecewise kept),
+            satellite +0.16, credit +0.00 (linear kept), ames −1.1 % RMSE (both kept; NA alone
+            +1.1 %). ``"piecewise"`` alone was 1.4 points below
             ``"linear"`` on the five small UCI sets' validation rows ("Numeric preprocessing"),
             hence ``"linear"`` below 1,024 rows. The choice is ``numeric_embedding_``, the
             candidates' scores (−loss) ``numeric_embedding_scores_``; both are saved.

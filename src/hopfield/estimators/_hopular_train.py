@@ -258,9 +258,9 @@ class HopularTraining:
         # rows per epoch: all training rows up to `epoch_size`, else the next `epoch_size` rows of
         # a running seeded permutation (every row is visited once per ceil(n_tr / epoch_size)
         # epochs), so an epoch's cost does not grow with N
-        n_ep = min(n_tr, int(hp.epoch_size) if hp.epoch_size != "auto" else n_tr
-                   if n_tr <= _AUTO_EPOCH_SIZE else _AUTO_SLICE if self._is_classifier
-                   else _AUTO_SLICE_REGRESSION)
+        slice_ = _AUTO_SLICE if self._is_classifier else _AUTO_SLICE_REGRESSION  # rule NF
+        n_ep = (min(n_tr, int(hp.epoch_size)) if hp.epoch_size != "auto"
+                else n_tr if n_tr <= _AUTO_EPOCH_SIZE else min(n_tr, slice_))
         step, steps_per_epoch = 0, math.ceil(n_ep / bs)
         train_mem = (net.mem_num, net.mem_absent, net.mem_cat)
         val_mem = None
