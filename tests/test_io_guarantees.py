@@ -18,5 +18,5 @@ def test_every_test_named_in_guarantees_exists():
         named.append((current, name))
     assert len(named) >= 30
     missing = [f"{f}::{n}" for f, n in named
-               if not re.search(rf"^def {n}\(", (ROOT / f).read_text(encoding="utf-8"), re.M)]
+               if not re.search(rf"^def {n}\(", (ROOT / f).read_text(encoding="utf-8"), re.MULTILINE)]
     assert missing == []

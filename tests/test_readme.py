@@ -18,7 +18,7 @@ _LINK = re.compile(r"\]\(([^)\s]+)\)")  # [text](target) and ![alt](target)
 
 
 def _local_links(page: Path) -> list[str]:
-    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)  # not in code
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)  # not in code
     return [t for t in _LINK.findall(text) if not re.match(r"^(https?:|mailto:|#)", t)]
 
 

@@ -24,10 +24,6 @@ import numpy as np
 import torch
 
 __all__ = [
-    "set_validation",
-    "skip_data_checks",
-    "validation",
-    "validation_enabled",
     "check_beta",
     "check_finite",
     "check_mask",
@@ -36,7 +32,11 @@ __all__ = [
     "check_probability",
     "check_tensor",
     "is_compiling",
+    "set_validation",
     "shape_str",
+    "skip_data_checks",
+    "validation",
+    "validation_enabled",
 ]
 
 

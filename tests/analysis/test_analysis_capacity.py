@@ -129,7 +129,7 @@ def test_masked_queries():
 def test_retrieval_curve_is_deterministic_for_a_seed():
     from hopfield import ClassicalHopfield
 
-    mk = lambda: ClassicalHopfield("hebbian", random_state=0)  # noqa: E731
+    mk = lambda: ClassicalHopfield("hebbian", random_state=0)
     a = retrieval_curve(mk, 32, [2, 4, 8, 16], 0.1, n_queries=8, seed=3)
     b = retrieval_curve(mk, 32, [2, 4, 8, 16], 0.1, n_queries=8, seed=3)
     assert a.success == b.success and a.overlap == b.overlap

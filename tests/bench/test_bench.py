@@ -16,9 +16,18 @@ import pytest
 import torch
 from torch import nn
 
-from hopfield.bench import MaterializedAttention, MemoryProbe, Ratio, run, \
-    write_report
-from hopfield.bench import _runner, layers, retrieval, steps, streaming
+from hopfield.bench import (
+    MaterializedAttention,
+    MemoryProbe,
+    Ratio,
+    _runner,
+    layers,
+    retrieval,
+    run,
+    steps,
+    streaming,
+    write_report,
+)
 from hopfield.bench._core import Unavailable, load_suite, ratio_value
 from hopfield.cli import main
 

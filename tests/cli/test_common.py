@@ -105,7 +105,7 @@ def test_check_out_dir_accepts_writable_folders_and_creates_nothing(tmp_path):
 def test_one_usage_error_format(tmp_path, capsys, argv, param):
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert re.search(rf"^Error: Invalid value for '{re.escape(param)}", err, re.M), err
+    assert re.search(rf"^Error: Invalid value for '{re.escape(param)}", err, re.MULTILINE), err
     assert "Try 'hopfield " in err and "Traceback" not in err
 
 
@@ -120,4 +120,4 @@ def test_help_lists_flags_without_a_type(capsys, command):
     out = capsys.readouterr().out
     assert "<bool>" not in out and "--help" in out
     if command in ("demo", "capacity"):
-        assert re.search(r"^\s+--quick\s{2,}\S", out, re.M), out  # "--quick   Fewer ..." no metavar
+        assert re.search(r"^\s+--quick\s{2,}\S", out, re.MULTILINE), out  # "--quick   Fewer ..." no metavar

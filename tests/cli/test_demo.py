@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hopfield.cli import main
 from hopfield.analysis.retrieval_demo import CORRUPTIONS, binarise, corrupt, run_demo, score
+from hopfield.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from hopfield import functional as HF
 from hopfield.analysis.landscape import toy_patterns
 from hopfield.cli import main
-from hopfield import functional as HF
 
 
 def test_landscape_cli(tmp_path):

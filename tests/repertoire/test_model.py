@@ -7,8 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hopfield.repertoire import DeepRCClassifier, KmerClassifier, MotifOracle, kmer_counts
-from hopfield.repertoire import simulate_repertoires
+from hopfield.repertoire import (
+    DeepRCClassifier,
+    KmerClassifier,
+    MotifOracle,
+    kmer_counts,
+    simulate_repertoires,
+)
 from hopfield.repertoire.baselines import kmer_names
 from hopfield.repertoire.network import DeepRCNet, pool_finish, pool_partial, position_features
 

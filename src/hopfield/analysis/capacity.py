@@ -36,11 +36,11 @@ import torch
 from .._validation import check_positive_int, check_probability
 
 __all__ = [
-    "CapacityCurve",
     "SUCCESS_OVERLAP",
+    "CapacityCurve",
     "capacity_from_curve",
-    "default_memories",
     "capacity_study",
+    "default_memories",
     "flip_bits",
     "geometric_grid",
     "mask_bits",
@@ -161,7 +161,7 @@ def _double_factorial(k: int) -> int:
     return math.prod(range(k, 0, -2)) if k > 0 else 1
 
 
-def theorem3_bound(dim: int | float, beta: float, K: float = 1.0, p: float = 0.001) -> float:
+def theorem3_bound(dim: float, beta: float, K: float = 1.0, p: float = 0.001) -> float:
     """Lower bound of Theorem 3 (Ramsauer et al. 2020) on the number of storable patterns.
 
     Assumptions of the theorem: N patterns drawn uniformly on the sphere of radius
@@ -197,7 +197,7 @@ def theorem3_c(dim: float, beta: float, K: float = 1.0, p: float = 0.001) -> flo
     return b / float(lambertw(math.exp(a + math.log(b)), 0).real)
 
 
-def theory_capacity(kind: str, dim: int | float, *, degree: int = 3, noise: float = 0.0,
+def theory_capacity(kind: str, dim: float, *, degree: int = 3, noise: float = 0.0,
                     beta: float = 1.0) -> float:
     """Theoretical capacity of ``kind`` in {hebbian, storkey, polynomial, exponential, modern}."""
     d = float(dim)

@@ -30,9 +30,16 @@ from .. import functional as HF
 from .._validation import check_beta, check_tensor
 from .metastable import _check_threshold, metastable_k
 
-__all__ = ["KINDS", "BetaSweep", "FixedPoints", "beta_sweep", "classify_fixed_points",
-           "noisy_queries",
-           "classify_weights", "clustered_patterns"]
+__all__ = [
+    "KINDS",
+    "BetaSweep",
+    "FixedPoints",
+    "beta_sweep",
+    "classify_fixed_points",
+    "classify_weights",
+    "clustered_patterns",
+    "noisy_queries",
+]
 
 KINDS = ("single", "metastable", "global")
 

@@ -13,15 +13,22 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from .._io import atomic_savefig as save_figure  # noqa: E402
-from .metastable import CLASS_NAMES  # noqa: E402
-from .transformer import HeadReport  # noqa: E402
+from .._io import atomic_savefig as save_figure
+from .metastable import CLASS_NAMES
+from .transformer import HeadReport
 
-__all__ = ["CLASS_COLORS", "plot_capacity", "plot_class_composition", "plot_head_heatmap",
-           "plot_beta_sweep", "plot_success_curves", "plot_theorem5"]
+__all__ = [
+    "CLASS_COLORS",
+    "plot_beta_sweep",
+    "plot_capacity",
+    "plot_class_composition",
+    "plot_head_heatmap",
+    "plot_success_curves",
+    "plot_theorem5",
+]
 
 # Class I (global averaging) ... IV (single pattern), the colours of the paper's figure order.
 CLASS_COLORS = ("#4c72b0", "#55a868", "#dd8452", "#c44e52")
@@ -185,7 +192,7 @@ def plot_success_curves(curves: list, path: str | os.PathLike) -> None:
 def plot_theorem5(result, path: str | os.PathLike) -> None:
     """Measured one-step error and Theorem 5's bound against β (log scale)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    pos = lambda v: np.where(np.asarray(v) > 0, v, np.nan)  # noqa: E731  (0.0 = underflow)
+    pos = lambda v: np.where(np.asarray(v) > 0, v, np.nan)  # (0.0 = underflow)
     ax.plot(result.betas, pos(result.bound_median), "k--", label="Thm 5 bound (median)")
     ax.plot(result.betas, pos(result.error_median), "o-", label="measured (median)")
     ax.plot(result.betas, pos(result.error_max), "s:", label="measured (max)")

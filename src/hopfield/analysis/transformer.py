@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validation import check_positive_int
 from .._io import atomic_write_json as write_json
+from .._validation import check_positive_int
 from .metastable import CLASS_NAMES, _check_threshold, head_values, summarize_heads
 
 __all__ = [
@@ -155,7 +155,7 @@ class HeadReport:
             else str(text_or_path)
         d = json.loads(text)
         layers = d["layers"]
-        grid = lambda key: np.array([[h[key] for h in ly["heads"]] for ly in layers])  # noqa: E731
+        grid = lambda key: np.array([[h[key] for h in ly["heads"]] for ly in layers])
         classes = np.vectorize(CLASS_NAMES.index)(grid("class"))
         return cls(k_bar=grid("k_bar"), ratio=grid("k_over_n"), classes=classes,
                    n_median=d["n_median"], n_queries=d["n_queries_per_head"],

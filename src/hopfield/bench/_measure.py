@@ -220,7 +220,7 @@ def machine_info(threads: int, device: str = "cpu") -> dict[str, object]:
         info["cuda_memory_gib"] = round(props.total_memory / 1024**3, 1)
         info["cuda_runtime"] = torch.version.cuda
     try:
-        import faiss  # noqa: PLC0415
+        import faiss
 
         info["faiss"] = faiss.__version__
     except ImportError:

@@ -64,7 +64,7 @@ def build_hopfield(dim: int, heads: int, **kwargs: Any) -> nn.Module:
     """``hopfield.Hopfield(dim, num_heads=heads)``: the same projections and β as
     ``nn.MultiheadAttention(dim, heads)`` (head size dim // heads, β = 1/√(dim // heads))."""
     try:
-        from hopfield import Hopfield  # noqa: PLC0415
+        from hopfield import Hopfield
     except (ImportError, AttributeError) as err:
         raise Unavailable(f"hopfield.Hopfield is not importable ({err})") from None
     return Hopfield(dim, num_heads=heads, **kwargs)
@@ -102,7 +102,7 @@ def _model(cfg: dict[str, Any], peer: str) -> nn.Module:
         return _LearnedQueryAttention(D, H, cfg["L"] if peer == "mha_pooling" else cfg["N"],
                                       learned_is_query=peer == "mha_pooling")
     try:
-        import hopfield  # noqa: PLC0415
+        import hopfield
 
         if peer == "hopfield_pooling":
             return hopfield.HopfieldPooling(D, num_heads=H, quantity=cfg["L"])

@@ -53,7 +53,7 @@ def _chunk(start: int, rows: int, dim: int, seed: int) -> torch.Tensor:
 def write_store(path: Path, n: int, dim: int, seed: int = 0) -> Path:
     """Write ``make_patterns(n, dim, seed)`` into a new ``PatternStore`` at ``path``, chunk by chunk."""
     try:
-        from hopfield import PatternStore  # noqa: PLC0415
+        from hopfield import PatternStore
     except (ImportError, AttributeError) as err:
         raise Unavailable(f"hopfield.PatternStore is not importable ({err})") from None
     with PatternStore.create(path, dim) as store:
@@ -64,7 +64,7 @@ def write_store(path: Path, n: int, dim: int, seed: int = 0) -> Path:
 
 def modern_memory(source: Any, beta: float, chunk_size: int | None = None) -> tuple[Any, str]:
     """``ModernHopfield(beta[, chunk_size]).store(source)``; returns (memory, how)."""
-    from hopfield import ModernHopfield  # noqa: PLC0415
+    from hopfield import ModernHopfield
 
     try:
         mem = ModernHopfield(beta=beta, **({"chunk_size": chunk_size} if chunk_size else {}))
@@ -115,7 +115,7 @@ def setup(cfg: dict[str, Any], peer: str) -> Bench:
     if peer == "store_stream":
         if "store" not in cfg:
             raise Unavailable("hopfield.PatternStore is not available")
-        from hopfield import PatternStore  # noqa: PLC0415
+        from hopfield import PatternStore
 
         mem, how = modern_memory(PatternStore.open(cfg["store"]), beta)
         return Bench(lambda: mem.update(q), {"via": how})
@@ -137,7 +137,7 @@ def setup(cfg: dict[str, Any], peer: str) -> Bench:
         return Bench(lambda: mem.retrieve_topk(q, 1), {"k": 1})
     if peer == "faiss_flatip":
         try:
-            import faiss  # noqa: PLC0415
+            import faiss
         except ImportError:
             raise Unavailable("faiss is not installed (pip install faiss-cpu)") from None
         faiss.omp_set_num_threads(torch.get_num_threads())

@@ -27,8 +27,8 @@ def cases(quick: bool) -> list[Case]:
 
 
 def _data(cfg: dict[str, Any]):
-    from sklearn.datasets import make_classification  # noqa: PLC0415
-    from sklearn.model_selection import train_test_split  # noqa: PLC0415
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import train_test_split
 
     X, y = make_classification(n_samples=cfg["n_samples"], n_features=cfg["n_features"],
                                random_state=cfg["seed"])
@@ -39,14 +39,14 @@ def setup(cfg: dict[str, Any], peer: str) -> Bench:
     X_tr, X_te, y_tr, y_te = _data(cfg)
     if peer == "hopular":
         try:
-            from hopfield.estimators.hopular import HopularClassifier  # noqa: PLC0415
+            from hopfield.estimators.hopular import HopularClassifier
         except ImportError as err:
             raise Unavailable(f"HopularClassifier is not importable ({err})") from None
-        make = lambda: HopularClassifier(random_state=cfg["seed"])  # noqa: E731
+        make = lambda: HopularClassifier(random_state=cfg["seed"])
     elif peer == "histgb":
-        from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415
+        from sklearn.ensemble import HistGradientBoostingClassifier
 
-        make = lambda: HistGradientBoostingClassifier(random_state=cfg["seed"])  # noqa: E731
+        make = lambda: HistGradientBoostingClassifier(random_state=cfg["seed"])
     else:
         raise ValueError(f"unknown peer {peer!r} for suite tabular")
     info: dict[str, Any] = {"n_train": len(X_tr), "n_test": len(X_te)}

@@ -63,6 +63,6 @@ def _out_callback(ctx: typer.Context, param: typer.CallbackParam, value: Any) ->
     return check_out_dir(Path(value), param=(param.opts or ["--out"])[0])
 
 
-def out_option(default: Any, help: str) -> Any:  # noqa: A002 - typer's own keyword
+def out_option(default: Any, help: str) -> Any:  # ``help``: typer's own keyword
     """The ``--out DIR`` option of every command, checked by :func:`check_out_dir` at parse time."""
     return typer.Option(default, "--out", metavar="DIR", callback=_out_callback, help=help)

@@ -35,7 +35,7 @@ def bench(
     """Benchmark the layers, multi-step updates, retrieval, streaming, OOD scoring and tabular
     fitting side by side with their peers. Exit codes: 0 done, 2 usage error, 3 a --peers
     package is not installed."""
-    from hopfield.bench import run, write_report  # noqa: PLC0415
+    from hopfield.bench import run, write_report
     from hopfield.bench.peers import KNOWN_PEERS, missing_peer
 
     for peer in peers or ():

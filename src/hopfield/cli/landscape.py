@@ -7,7 +7,6 @@ Both live in this module because the CLI loads one module per topic (``landscape
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -63,8 +62,8 @@ def landscape(
 @app.command("beta-sweep")
 def beta_sweep(
     out: Path = out_option(..., "Output folder."),
-    patterns: Optional[Path] = typer.Option(None, "--patterns", help=".npy or text file (N, D); "
-                                            "default: 4 clusters of 8 random patterns, D = 32."),
+    patterns: Path | None = typer.Option(None, "--patterns", help=".npy or text file (N, D); "
+                                         "default: 4 clusters of 8 random patterns, D = 32."),
     beta_min: float = typer.Option(0.01, "--beta-min"),
     beta_max: float = typer.Option(10.0, "--beta-max"),
     n_betas: int = typer.Option(25, "--betas", help="Number of β values (log-spaced)."),
@@ -76,8 +75,8 @@ def beta_sweep(
     import numpy as np
     import torch
 
-    from ..analysis import plotting
     from .._io import atomic_write_json as write_json
+    from ..analysis import plotting
     from ..analysis.fixed_points import beta_sweep as sweep_fn
     from ..analysis.fixed_points import clustered_patterns, noisy_queries
 

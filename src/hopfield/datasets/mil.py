@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._paths import DATA_ENV, data_dir as _data_dir
+from ._paths import DATA_ENV
+from ._paths import data_dir as _data_dir
 
-__all__ = ["MILDataset", "MIL_DATASETS", "download_mil", "load_mil", "mil_path"]
+__all__ = ["MIL_DATASETS", "MILDataset", "download_mil", "load_mil", "mil_path"]
 
 MIL_DATASETS = (
     "musk1", "musk2", "elephant", "ucsb_breast_cancer", "protein", "corel_dogs",

@@ -30,7 +30,7 @@ import numpy as np
 from ._paths import BUNDLED_DIR
 from ._paths import data_dir as _data_dir_fn
 
-__all__ = ["UCIDataset", "UCI_FD_NAMES", "list_uci", "load_uci"]
+__all__ = ["UCI_FD_NAMES", "UCIDataset", "list_uci", "load_uci"]
 
 UCI_FD_NAMES: tuple[str, ...] = (
     "blood_transfusion", "breast_cancer", "congressional_voting", "conn_bench_sonar_mines_rocks",

@@ -116,8 +116,8 @@ class KmerClassifier(ClassifierMixin, BaseEstimator):
 
     def _make(self, C):
         if self.model == "l1_logistic":
-            from sklearn.linear_model import LogisticRegression
             import sklearn
+            from sklearn.linear_model import LogisticRegression
 
             l1 = ({"l1_ratio": 1.0} if tuple(int(p) for p in sklearn.__version__.split(".")[:2])
                   >= (1, 8) else {"penalty": "l1"})

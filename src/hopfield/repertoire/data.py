@@ -89,7 +89,7 @@ class Repertoire:
     ``len(rep)`` is N; ``rep.sequences()`` decodes (all, or a slice) to strings.
     """
 
-    __slots__ = ("codes", "lengths", "counts", "_offsets", "id")
+    __slots__ = ("_offsets", "codes", "counts", "id", "lengths")
 
     def __init__(self, codes: np.ndarray, lengths: np.ndarray, counts: np.ndarray | None = None,
                  *, id: str | None = None) -> None:
