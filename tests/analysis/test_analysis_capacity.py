@@ -215,6 +215,6 @@ def test_capacity_figure_draws_measured_and_theory(tmp_path):
                              "censored": True})]
     drawn = plot_capacity(curves, tmp_path / "c.png")
     assert drawn["classical (Hebbian ●, Storkey ■)"] == [("hebbian", 100, 0.0, 10, 13.8)]
-    (name, d, rho, cap, theory), = drawn["modern Hopfield"]
+    (_name, d, _rho, cap, theory), = drawn["modern Hopfield"]
     want = theorem3_bound(64, 1.0, K=(64 / 63) ** 0.5)
     assert (cap, d) == (16, 64) and theory == pytest.approx(want)

@@ -32,11 +32,12 @@ from hopfield.bench._core import Unavailable, load_suite, ratio_value
 from hopfield.cli import main
 
 TINY = {
-    "layers": [dict(B=2, L=16, N=16, D=8, H=2), dict(B=2, L=1, N=16, D=8, H=2),
-               dict(B=2, L=16, N=8, D=8, H=2)],
-    "steps": [dict(B=2, L=16, N=16, D=8, H=2)],
-    "retrieval": [dict(N=3000, L=8, D=8)],
-    "streaming": [dict(N=3000, L=8, D=8, chunk_size=512, k=3)],
+    "layers": [{"B": 2, "L": 16, "N": 16, "D": 8, "H": 2},
+               {"B": 2, "L": 1, "N": 16, "D": 8, "H": 2},
+               {"B": 2, "L": 16, "N": 8, "D": 8, "H": 2}],
+    "steps": [{"B": 2, "L": 16, "N": 16, "D": 8, "H": 2}],
+    "retrieval": [{"N": 3000, "L": 8, "D": 8}],
+    "streaming": [{"N": 3000, "L": 8, "D": 8, "chunk_size": 512, "k": 3}],
 }
 
 
@@ -171,7 +172,7 @@ def test_ratio_value_and_missing_sides():
 
 
 def test_unavailable_peer_is_reported_not_fatal():
-    cfg = dict(B=64, L=4096, N=4096, D=8, H=4, kind="self")
+    cfg = {"B": 64, "L": 4096, "N": 4096, "D": 8, "H": 4, "kind": "self"}
     with pytest.raises(Unavailable, match="GiB"):
         layers.setup(cfg, "materialised")
 

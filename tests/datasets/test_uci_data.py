@@ -62,7 +62,7 @@ def test_first_split_sizes(name, sizes):
 
 def test_split_accessor():
     ds = load_uci("statlog_heart")
-    Xtr, ytr, Xva, yva, Xte, yte = ds.split(2)
+    Xtr, ytr, Xva, _yva, _Xte, yte = ds.split(2)
     tr, va, te = ds.splits[2]
     np.testing.assert_array_equal(Xva, ds.X[va])
     np.testing.assert_array_equal(yte, ds.y[te])

@@ -15,8 +15,9 @@ from sklearn.metrics import roc_auc_score
 from hopfield.estimators import HopfieldMILClassifier
 from hopfield.estimators.mil import check_bags, pad_bags
 
-FAST = dict(embedding_size=16, num_heads=2, head_size=8, max_iter=40, n_iter_no_change=40,
-            batch_size=8, learning_rate=5e-3, dropout=0.0, bag_dropout=0.0)
+FAST = {"embedding_size": 16, "num_heads": 2, "head_size": 8, "max_iter": 40,
+        "n_iter_no_change": 40, "batch_size": 8, "learning_rate": 5e-3, "dropout": 0.0,
+        "bag_dropout": 0.0}
 
 
 def make_bags(n_bags=64, d=4, seed=0, n_classes=2):
@@ -39,12 +40,12 @@ def make_bags(n_bags=64, d=4, seed=0, n_classes=2):
 
 @pytest.fixture(scope="module")
 def fitted():
-    bags, y, key = make_bags()
+    bags, y, _key = make_bags()
     return HopfieldMILClassifier(**FAST, random_state=0).fit(bags, y), make_bags(seed=1)
 
 
 def test_learns_key_instance_task(fitted):
-    clf, (bags, y, key) = fitted
+    clf, (bags, y, _key) = fitted
     assert roc_auc_score(y, clf.decision_function(bags)) > 0.95
     assert clf.score(bags, y) > 0.85
     assert clf.n_features_in_ == 4 and clf.classes_.tolist() == [0, 1]
@@ -67,7 +68,7 @@ def test_instance_weights_point_at_key_instance(fitted):
 
 
 def test_probabilities_and_decision(fitted):
-    clf, (bags, y, _) = fitted
+    clf, (bags, _y, _) = fitted
     p = clf.predict_proba(bags)
     assert p.shape == (len(bags), 2)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-10)
@@ -236,7 +237,7 @@ def test_bad_labels():
 
 
 def test_predict_errors(fitted):
-    clf, (bags, y, _) = fitted
+    clf, (bags, _y, _) = fitted
     with pytest.raises(NotFittedError):
         HopfieldMILClassifier().predict(bags)
     with pytest.raises(ValueError, match=r"X\[0\] has 5 features, expected 4"):

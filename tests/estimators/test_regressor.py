@@ -9,8 +9,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from hopfield.estimators import HopfieldRegressor
 
-FAST = dict(embedding_size=16, num_heads=2, quantity=8, max_iter=30, n_iter_no_change=10,
-            n_members=2, batch_size=64)
+FAST = {"embedding_size": 16, "num_heads": 2, "quantity": 8, "max_iter": 30,
+        "n_iter_no_change": 10, "n_members": 2, "batch_size": 64}
 
 # Checks expected to fail, with the reason (scikit-learn reports them as xfail).
 EXPECTED_FAILED: dict[str, str] = {}   # none: the regressor passes the whole suite

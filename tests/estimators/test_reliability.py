@@ -15,8 +15,9 @@ from sklearn.datasets import make_classification
 from hopfield.estimators import HopfieldClassifier, HopfieldMILClassifier, HopfieldRegressor
 from hopfield.reproduce.mil_baselines import MILNetClassifier
 
-TAB = dict(embedding_size=8, num_heads=2, quantity=4, max_iter=3, n_members=2, random_state=0)
-MIL = dict(embedding_size=8, num_heads=2, head_size=4, max_iter=2, random_state=0)
+TAB = {"embedding_size": 8, "num_heads": 2, "quantity": 4, "max_iter": 3, "n_members": 2,
+       "random_state": 0}
+MIL = {"embedding_size": 8, "num_heads": 2, "head_size": 4, "max_iter": 2, "random_state": 0}
 
 
 @pytest.fixture(scope="module")

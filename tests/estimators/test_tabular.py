@@ -13,8 +13,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from hopfield.estimators.tabular import TUNING_GRID, HopfieldClassifier, _HopfieldNet
 
-FAST = dict(embedding_size=16, num_heads=2, quantity=8, max_iter=30, n_iter_no_change=10,
-            n_members=2, batch_size=64)
+FAST = {"embedding_size": 16, "num_heads": 2, "quantity": 8, "max_iter": 30,
+        "n_iter_no_change": 10, "n_members": 2, "batch_size": 64}
 
 # Checks expected to fail, with the reason (scikit-learn >= 1.6 reports them as xfail).
 EXPECTED_FAILED = {}

@@ -26,7 +26,7 @@ def flip(rng: np.random.Generator, x: np.ndarray, frac: float) -> np.ndarray:
 
 def naive_storkey(patterns: np.ndarray) -> np.ndarray:
     """Storkey (1997), element by element in float64: h_ij = Σ_{k≠i,j} w_ik x_k."""
-    n, d = patterns.shape
+    _n, d = patterns.shape
     w = np.zeros((d, d))
     for x in patterns:
         h = np.array([[sum(w[i, k] * x[k] for k in range(d) if k not in (i, j))

@@ -41,7 +41,7 @@ def test_store_backed_equals_in_memory(data, method):
 
 
 def test_store_is_kept_by_reference_not_loaded(data):
-    x, q, s = data
+    _x, q, s = data
     disk = ModernHopfield(beta=2.0, max_steps=5).store(s)
     assert disk.patterns_ is s and disk.n_patterns_ == 3000 and disk.dim_ == 16
     assert "n_patterns_=3000" in repr(disk)
@@ -109,7 +109,7 @@ def test_in_memory_behaviour_unchanged(data):
 
 
 def test_errors(data, tmp_path):
-    x, q, s = data
+    _x, q, s = data
     with pytest.raises(ValueError, match="separation must be 'softmax' to store a PatternStore"):
         ModernHopfield(separation="sparsemax").store(s)
     with pytest.raises(ValueError, match="separation must be 'softmax' to use chunk_size"):

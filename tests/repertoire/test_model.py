@@ -19,8 +19,8 @@ from hopfield.repertoire.network import DeepRCNet, pool_finish, pool_partial, po
 
 
 def _net(**kw):
-    args = dict(n_kernels=8, kernel_size=5, max_length=24, embedding_size=16, num_heads=2,
-                head_size=8, beta=None, use_counts=False, dropout=0.0)
+    args = {"n_kernels": 8, "kernel_size": 5, "max_length": 24, "embedding_size": 16,
+            "num_heads": 2, "head_size": 8, "beta": None, "use_counts": False, "dropout": 0.0}
     torch.manual_seed(0)
     return DeepRCNet(2, **{**args, **kw}).eval()
 
@@ -96,7 +96,8 @@ def test_learns_easy_setting_and_finds_witnesses(easy):
 
 
 def test_deterministic_and_save_load(easy, tmp_path):
-    kw = dict(max_iter=2, n_train_sequences=40, random_state=3, use_counts=True, pretrain_steps=5)
+    kw = {"max_iter": 2, "n_train_sequences": 40, "random_state": 3, "use_counts": True,
+          "pretrain_steps": 5}
     a = DeepRCClassifier(**kw).fit(easy.repertoires, easy.y)
     b = DeepRCClassifier(**kw).fit(easy.repertoires, easy.y)
     da = a.decision_function(easy.repertoires[:5])

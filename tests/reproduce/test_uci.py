@@ -44,7 +44,7 @@ def test_smoke_run_writes_everything(smoke):
 
 @pytest.mark.slow
 def test_rerun_resumes_from_cache_and_is_identical(smoke):
-    out, md = smoke
+    out, _md = smoke
     before = json.loads((out / "uci" / "uci.json").read_text())
     # a cached fold is reused verbatim: tamper with one and see it in the summary
     f = out / "uci" / "folds" / "smoke-seed0" / "statlog_heart__0__knn.json"
