@@ -360,13 +360,13 @@ def test_bad_tensors_name_the_argument(fn):
     cases = [
         ((S[0], P), ValueError, rf"{sn} must have shape \(\.\.\., L, D\), got \(4\)"),
         ((S, P[0]), ValueError, rf"{pn} must have shape \(\.\.\., N, D\), got \(4\)"),
-        ((S[:, :3], P), ValueError, rf"{sn} must have the same last dimension D as {pn} "
-                                    rf"\(D == 4\), got \(3, 3\)"),
+        ((S[:, :3], P), ValueError, (rf"{sn} must have the same last dimension D as {pn} "
+                                     rf"\(D == 4\), got \(3, 3\)")),
         ((_nan(S), P), ValueError, rf"{sn} must be finite, got 1 NaN"),
         ((S, _inf(P)), ValueError, rf"{pn} must be finite, got 1 NaN or infinite"),
         ((S, P[:0]), ValueError, rf"{pn} must hold at least one pattern, got shape \(0, 4\)"),
-        ((S[:, :0], P[:, :0]), ValueError, rf"{pn} must have at least one dimension D, got "
-                                           rf"shape \(5, 0\)"),
+        ((S[:, :0], P[:, :0]), ValueError, (rf"{pn} must have at least one dimension D, got "
+                                            rf"shape \(5, 0\)")),
         ((S.numpy(), P), TypeError, rf"{sn} must be a torch.Tensor, got ndarray"),
         ((S.long(), P), TypeError, rf"{sn} must be a floating-point tensor, got dtype torch.int64"),
         ((S.float(), P), TypeError, rf"{sn} and {pn} must share a dtype"),
@@ -398,8 +398,8 @@ def test_bad_beta_names_the_argument(fn):
 def test_bad_mask_names_the_argument(fn):
     call = CALLS[fn]
     for mask, exc, msg in [
-        (torch.zeros(5), TypeError, r"mask must have dtype torch.bool \(True = ignore\), got "
-                                    r"torch.float32"),
+        (torch.zeros(5), TypeError, (r"mask must have dtype torch.bool \(True = ignore\), got "
+                                     r"torch.float32")),
         ([False] * 5, TypeError, r"mask must be a bool torch.Tensor, got list"),
         (torch.zeros(4, dtype=torch.bool), ValueError,
          r"mask must have shape \(\.\.\., 5\) or \(\.\.\., 3, 5\) .*got \(4\)"),

@@ -625,8 +625,8 @@ def _meta(**changes):
     (_meta(count=5, crc32=[-1]), "'crc32' must be a list of CRC-32 values"),
     (_meta(count=5, crc32=[]), "5 rows in blocks of 10 need 1 checksums, found 0"),
     (_meta(version=True), "must describe a hopfield.PatternStore version 1"),
-    (_meta(version=2), "must describe a hopfield.PatternStore version 1, got format "
-                       "'hopfield.PatternStore' version 2"),
+    (_meta(version=2), ("must describe a hopfield.PatternStore version 1, got format "
+                        "'hopfield.PatternStore' version 2")),
     (_meta(format=["x"]), "must describe a hopfield.PatternStore"),
     ([1, 2], "expected a JSON object"),
     ("text", "expected a JSON object"),

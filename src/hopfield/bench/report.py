@@ -53,8 +53,8 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
                    "peak memory is the GPU's (`torch.cuda.max_memory_allocated`, reset before the "
                    "measured call), with the host's resident peak in brackets."), ""]
     if command:
-        lines += [f"Command: `{command}` (medians of {report['repeats']} repeats"
-                  f"{', quick sizes' if report['quick'] else ''}).", ""]
+        lines += [(f"Command: `{command}` (medians of {report['repeats']} repeats"
+                   f"{', quick sizes' if report['quick'] else ''})."), ""]
     for suite in report["suites"]:
         records = [r for r in report["records"] if r["suite"] == suite]
         if not records:

@@ -190,11 +190,11 @@ def _report(out: Path, mode: str, seed: int, names: list[str], splits: list[int]
     lines = [
         "## UCI: small datasets with fixed splits",
         "",
-        f"Mode `{mode}`, seed {seed}: {len(names)} datasets x splits {splits}; every method tuned "
-        f"on the validation samples with the same number of grid points, test accuracy (%) "
-        f"averaged over splits; rank 1 = best, ties averaged. Best average rank: **{best}** "
-        f"({avg_rank[order[0]]:.2f}); HopfieldClassifier: {hop}. Paper (75 datasets): the "
-        f"Hopfield network had the best average rank.",
+        (f"Mode `{mode}`, seed {seed}: {len(names)} datasets x splits {splits}; every method tuned "
+         f"on the validation samples with the same number of grid points, test accuracy (%) "
+         f"averaged over splits; rank 1 = best, ties averaged. Best average rank: **{best}** "
+         f"({avg_rank[order[0]]:.2f}); HopfieldClassifier: {hop}. Paper (75 datasets): the "
+         f"Hopfield network had the best average rank."),
         "",
         "| dataset | " + " | ".join(methods[k] for k in order) + " |",
         "|---|" + "---|" * len(methods),
@@ -208,7 +208,7 @@ def _report(out: Path, mode: str, seed: int, names: list[str], splits: list[int]
     lines.append("| mean accuracy | " + " | ".join(f"{100 * mean_acc[k]:.1f}" for k in order)
                  + " |")
     lines.append("| fit time (s) | " + " | ".join(f"{secs[k]:.0f}" for k in order) + " |")
-    lines += ["", f"Files: `uci/summary.csv`, `uci/results.csv`, `uci/uci.json`, "
-              f"![ranks](uci/ranks.png) ![accuracy](uci/accuracy.png). Wall time of this "
-              f"invocation {elapsed:.0f} s (cached folds are not recomputed).", ""]
+    lines += ["", (f"Files: `uci/summary.csv`, `uci/results.csv`, `uci/uci.json`, "
+                   f"![ranks](uci/ranks.png) ![accuracy](uci/accuracy.png). Wall time of this "
+                   f"invocation {elapsed:.0f} s (cached folds are not recomputed)."), ""]
     return "\n".join(lines)
