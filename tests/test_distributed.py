@@ -89,7 +89,7 @@ def _worker(rank: int, port: int, tmp: str, errors) -> None:
         mem = ShardedModernHopfield(beta=beta, chunk_size=300).store(local)
         out = mem.update(q.numpy())
         if not isinstance(out, np.ndarray):
-            raise AssertionError("numpy in must give numpy out")
+            raise AssertionError("numpy in must give numpy out")  # noqa: TRY004 - a check
         _check("store shard update", out, ref_p @ xd)
         w, idx = mem.retrieve_topk(q[0], 3)
         if not torch.equal(torch.as_tensor(idx), ref_p[0].topk(3).indices):
@@ -108,7 +108,7 @@ def test_two_gloo_processes_match_single_process(tmp_path):
     errors = ctx.SimpleQueue()
     try:
         mp.spawn(_worker, args=(_free_port(), str(tmp_path), errors), nprocs=WORLD, join=True)
-    except Exception as e:  # show the child's assertion, not only "process 0 terminated"
+    except Exception as e:  # noqa: BLE001 - show the child's error, not "process 0 terminated"
         msgs = []
         while not errors.empty():
             msgs.append(errors.get())

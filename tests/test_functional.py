@@ -5,6 +5,7 @@ Naive references below are written from the formulas (loops / numpy), not from t
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -607,7 +608,7 @@ def test_energy_never_increases_under_the_update_in_every_dtype(dtype):
             e = [HF.energy(s, x, beta).double()]
             _, info = HF.retrieve(s, x, beta, max_steps=3, return_info=True)
             e += list(info.energy[1:].double())
-            for a, b in zip(e, e[1:]):
+            for a, b in itertools.pairwise(e):
                 tol = rel[dtype] * max(1.0, float(a.abs().max()))
                 assert float((b - a).max()) <= tol, (dtype, seed, beta, float((b - a).max()))
             assert bool(torch.isfinite(info.energy).all())

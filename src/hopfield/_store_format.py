@@ -131,8 +131,9 @@ def _read_meta(path: Path) -> dict[str, Any]:
 def _check_meta(meta: Any, meta_path: Path) -> None:
     """Every field of ``meta.json``: a ValueError naming the file, the field and what was found."""
     if not isinstance(meta, dict):
-        raise ValueError(f"{meta_path} is corrupt: expected a JSON object with keys "
-                         f"{_META_KEYS}, got {type(meta).__name__}")
+        raise ValueError(  # noqa: TRY004 - corrupt file content, not a wrong argument type
+            f"{meta_path} is corrupt: expected a JSON object with keys "
+            f"{_META_KEYS}, got {type(meta).__name__}")
     missing = [k for k in _META_KEYS if k not in meta]
     if missing:
         raise ValueError(f"{meta_path} is corrupt: expected a JSON object with keys {_META_KEYS}, "

@@ -41,7 +41,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -68,6 +68,9 @@ from ._store_format import (
     dtype_name,
 )
 from ._validation import check_finite, check_positive_int, shape_str
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["PatternStore"]
 
@@ -510,14 +513,14 @@ class PatternStore:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown
             pass
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> PatternStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

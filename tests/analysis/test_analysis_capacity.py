@@ -87,7 +87,7 @@ def test_flip_bits_flips_exactly(L, D, rho, seed):
     g = torch.Generator().manual_seed(seed)
     x = random_bipolar(L, D, g)
     y = flip_bits(x, rho, g)
-    assert ((x != y).sum(-1) == int(round(rho * D))).all()
+    assert ((x != y).sum(-1) == round(rho * D)).all()
     assert set(y.unique().tolist()) <= {-1.0, 1.0}
 
 
@@ -109,7 +109,7 @@ def test_mask_bits_erases_exactly(L, D, rho, seed):
     g = torch.Generator().manual_seed(seed)
     x = random_bipolar(L, D, g)
     y = mask_bits(x, rho, g)
-    assert ((y == 0).sum(-1) == int(round(rho * D))).all()
+    assert ((y == 0).sum(-1) == round(rho * D)).all()
     assert torch.equal(y[y != 0], x[y != 0])
 
 

@@ -18,7 +18,7 @@ def random_bipolar(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 def flip(rng: np.random.Generator, x: np.ndarray, frac: float) -> np.ndarray:
     """Flip exactly round(frac * D) random bits of every row."""
     out = x.copy()
-    k = int(round(frac * x.shape[1]))
+    k = round(frac * x.shape[1])
     for row in out:
         row[rng.choice(x.shape[1], size=k, replace=False)] *= -1
     return out

@@ -17,7 +17,7 @@ def random_bipolar(rng, n, d):
 
 def flip(rng, x, frac):
     out = x.copy()
-    k = int(round(frac * x.shape[1]))
+    k = round(frac * x.shape[1])
     for row in out:
         row[rng.choice(x.shape[1], size=k, replace=False)] *= -1
     return out

@@ -62,7 +62,7 @@ def random_bipolar(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
 def flip_bits(x: torch.Tensor, rho: float, gen: torch.Generator) -> torch.Tensor:
     """Flip exactly round(rho·D) randomly chosen entries of each row of ±1 ``x`` (L, D)."""
     L, D = x.shape
-    n_flip = int(round(rho * D))
+    n_flip = round(rho * D)
     if n_flip == 0:
         return x.clone()
     idx = torch.rand(L, D, generator=gen).argsort(dim=-1)[:, :n_flip].to(x.device)  # (L, n_flip)
@@ -74,7 +74,7 @@ def flip_bits(x: torch.Tensor, rho: float, gen: torch.Generator) -> torch.Tensor
 def mask_bits(x: torch.Tensor, rho: float, gen: torch.Generator) -> torch.Tensor:
     """Set exactly round(rho·D) randomly chosen entries of each row of ``x`` (L, D) to 0."""
     L, D = x.shape
-    n_mask = int(round(rho * D))
+    n_mask = round(rho * D)
     out = x.clone()
     if n_mask:
         idx = torch.rand(L, D, generator=gen).argsort(dim=-1)[:, :n_mask].to(x.device)
@@ -241,7 +241,7 @@ def geometric_grid(lo: int, hi: int, ratio: float = 2 ** 0.5) -> list[int]:
     """Distinct integers from ``lo`` to ``hi`` spaced by about ``ratio``."""
     out, v = [], float(lo)
     while v < hi * 1.0001:
-        n = int(round(v))
+        n = round(v)
         if not out or n > out[-1]:
             out.append(n)
         v *= ratio

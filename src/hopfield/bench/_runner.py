@@ -35,7 +35,8 @@ def spawn(spec: dict[str, Any], *, in_process: bool = False, timeout: float = 36
            "OMP_NUM_THREADS": str(spec["threads"])}
     try:
         proc = subprocess.run([sys.executable, "-m", "hopfield.bench._worker", json.dumps(spec)],
-                              capture_output=True, text=True, env=env, timeout=timeout)
+                              capture_output=True, text=True, env=env, timeout=timeout,
+                              check=False)
     except subprocess.TimeoutExpired:
         return {"status": f"error: timed out after {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):

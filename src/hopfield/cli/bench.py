@@ -12,11 +12,12 @@ from ._common import out_option, usage_error
 
 __all__ = ["bench"]
 
+_SUITES_HELP = "Suites to run (default: all): " + ", ".join(SUITES) + "."
+
 
 @app.command()
 def bench(
-    suites: list[str] = typer.Argument(None, metavar="SUITE", help="Suites to run (default: all): "
-                                                  + ", ".join(SUITES) + "."),
+    suites: list[str] = typer.Argument(None, metavar="SUITE", help=_SUITES_HELP),
     quick: bool = typer.Option(False, "--quick", help="Small sizes: a smoke run of a few minutes."),
     out: Path = out_option(Path("benchmarks/results"), "Folder for latest.json and latest.md."),
     repeats: int = typer.Option(None, "--repeats", help="Timed repeats per peer (default 5; "

@@ -30,6 +30,7 @@ _PARTS_HELP = "\n".join(
     ["\b", "Parts (registry hopfield.reproduce.PARTS; default: " + " ".join(DEFAULT_PARTS) + "):"]
     + [f"  {name:<8} {part.description}" for name, part in PARTS.items()]
     + [f"  {'all':<8} every part above."])
+_PART_ARG_HELP = "Parts to run (see the list above); default: " + " ".join(DEFAULT_PARTS) + "."
 
 
 def _selected_parts(names: list[str] | None) -> tuple[str, ...]:
@@ -59,9 +60,7 @@ def _for_parts(flag: str, value, parts: tuple[str, ...]):
 
 @app.command(help="Reproduce published results of modern Hopfield networks next to baselines.\n\n" + _PARTS_HELP)
 def reproduce(
-    part: list[str] = typer.Argument(None, metavar="PART",
-                                     help="Parts to run (see the list above); default: "
-                                          + " ".join(DEFAULT_PARTS) + "."),
+    part: list[str] = typer.Argument(None, metavar="PART", help=_PART_ARG_HELP),
     quick: bool | None = typer.Option(None, "--quick/--full", show_default=False,
                                       help="--quick (the default): short documented protocol (minutes); --full: "
                                            "the paper's protocol per part (resumable; from ~30 min for MIL's four "

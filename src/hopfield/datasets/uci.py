@@ -210,7 +210,7 @@ def _load_weka(stem: str, root: Path) -> UCIDataset:
     rows = data["data"]
     tname, ttype = attrs[-1]
     if not isinstance(ttype, list):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 - an unsupported data file, not a wrong argument type
             f"weka:{stem} has a {ttype} class attribute {tname!r}; load_uci reads only "
             f"classification sets (nominal class attribute)"
         )

@@ -219,7 +219,7 @@ class HopfieldEstimator(BaseEstimator):
                                  f"stratified validation split for early stopping can be made; "
                                  f"use early_stopping=False or more data")
         else:
-            n_val = int(round(frac * n))
+            n_val = round(frac * n)
             if n_val < 1 or n_val >= n:
                 raise ValueError(f"validation_fraction={frac} of {n} samples gives {n_val} "
                                  f"validation samples; early stopping needs at least 1 validation "
@@ -229,7 +229,7 @@ class HopfieldEstimator(BaseEstimator):
             if self._stratify:
                 for g in groups:
                     g = rng.permutation(g)
-                    holdout[m, g[:max(1, min(int(round(frac * len(g))), len(g) - 1))]] = True
+                    holdout[m, g[:max(1, min(round(frac * len(g)), len(g) - 1))]] = True
             else:
                 holdout[m, rng.permutation(n)[:n_val]] = True
         return holdout

@@ -139,7 +139,8 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict, dict[str, torch.Tens
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{cfg_file} is not valid JSON ({err}); the saved model is corrupt") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{cfg_file} must hold a JSON object, got {type(config).__name__}")
+        raise ValueError(  # noqa: TRY004 - a corrupt saved model, not a wrong argument type
+            f"{cfg_file} must hold a JSON object, got {type(config).__name__}")
     sha = config.get("weights_sha256")
     if sha is not None and sha != _sha256(w_file):
         raise ValueError(f"{w_file} does not match the checksum in {cfg_file}: the two files do "
@@ -232,7 +233,8 @@ def load_model(cls, path, *, device=None):
     except (ImportError, AttributeError):
         raise _bad(path, f"unknown class {name!r}") from None
     if not (isinstance(klass, type) and issubclass(klass, cls)):
-        raise ValueError(f"{path} holds a saved {name}, not a {cls.__name__}")
+        raise ValueError(  # noqa: TRY004 - the folder's content; tests pin ValueError
+            f"{path} holds a saved {name}, not a {cls.__name__}")
     params = _get(config, "params", dict, path, "config")
     fitted = _get(config, "fitted", dict, path, "config")
     try:

@@ -152,7 +152,7 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
         "max_epochs": [_INT1, StrOptions({DEPRECATED})],
         "patience": [_INT1, StrOptions({DEPRECATED})],
     }
-    _deprecated_aliases = {"hidden_size": "embedding_size", "lr": "learning_rate",
+    _deprecated_aliases: ClassVar[dict[str, str]] = {"hidden_size": "embedding_size", "lr": "learning_rate",
                            "lr_decay": "learning_rate_decay", "max_epochs": "max_iter",
                            "patience": "n_iter_no_change"}
     _eval_chunk = 64

@@ -112,7 +112,7 @@ class _HopfieldTabular(HopfieldEstimator):
         "patience": [Interval(Integral, 1, None, closed="left"), StrOptions({DEPRECATED})],
         "n_ensemble": [Interval(Integral, 1, None, closed="left"), StrOptions({DEPRECATED})],
     }
-    _deprecated_aliases = {"hidden_size": "embedding_size", "lr": "learning_rate",
+    _deprecated_aliases: ClassVar[dict[str, str]] = {"hidden_size": "embedding_size", "lr": "learning_rate",
                            "max_epochs": "max_iter", "patience": "n_iter_no_change",
                            "n_ensemble": "n_members"}
     #: the members share their input: one mini-batch of all samples per step, each member's

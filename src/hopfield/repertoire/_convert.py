@@ -31,7 +31,8 @@ class _Writer:
     """Appends to the three flat files of a store under construction, with running CRC-32s."""
 
     def __init__(self, root: Path) -> None:
-        self.f = {k: open(root / name, "wb") for k, (name, _) in _FILES.items()}
+        self.f = {k: open(root / name, "wb")  # noqa: SIM115 - held until close()
+                  for k, (name, _) in _FILES.items()}
         self.crc = {k: 0 for k in _FILES}
         self.size = {k: 0 for k in _FILES}
 

@@ -47,7 +47,7 @@ class DeepRCTraining:
         repertoire is small enough to take whole, or the selection is uniform)."""
         if len(rep) <= self.n_train_sequences:
             return 0
-        return int(round(self.top_fraction * self.n_train_sequences))
+        return round(self.top_fraction * self.n_train_sequences)
 
     @torch.no_grad()
     def _top_attended(self, net, reps, order) -> torch.Tensor:
@@ -238,7 +238,7 @@ class DeepRCTraining:
         feats, labels = [], []
         for i, n in zip(tr, sizes):
             idx = np.arange(n) if share >= 1 else np.sort(
-                rs.choice(n, max(1, int(round(share * n))), replace=False))
+                rs.choice(n, max(1, round(share * n)), replace=False))
             for s in range(0, len(idx), self.chunk_size):
                 e = net.sequences(*self._chunk(reps[i], idx[s:s + self.chunk_size], dev))
                 feats.append((norm(e) if norm is not None else e).cpu().numpy())

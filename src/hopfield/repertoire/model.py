@@ -239,7 +239,7 @@ class DeepRCClassifier(DeepRCTraining, ClassifierMixin, BaseEstimator):
         seed = int(rs.randint(2**31 - 1))
         dev = torch.device(self.device)
         idx = np.arange(len(reps))
-        n_val = int(round(self.validation_fraction * len(reps))) if self.early_stopping else 0
+        n_val = round(self.validation_fraction * len(reps)) if self.early_stopping else 0
         if n_val >= len(self.classes_) and np.bincount(y_enc).min() >= 2 \
                 and len(reps) - n_val >= len(self.classes_):
             tr, va = train_test_split(idx, test_size=n_val, stratify=y_enc, random_state=seed)

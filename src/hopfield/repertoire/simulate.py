@@ -121,7 +121,7 @@ def simulate_repertoires(n_repertoires: int, n_sequences: int | Sequence[int], w
     rng = np.random.default_rng(seed)
     motifs = _check_motifs(motifs, n_motifs, motif_length, rng)
     mcodes = [np.array([ALPHABET.index(c) + 1 for c in m], dtype=np.uint8) for m in motifs]
-    n_pos = min(n_repertoires - 1, max(1, int(round(positive_fraction * n_repertoires))))
+    n_pos = min(n_repertoires - 1, max(1, round(positive_fraction * n_repertoires)))
     y = np.zeros(n_repertoires, dtype=np.int64)
     y[rng.permutation(n_repertoires)[:n_pos]] = 1
     longest = max(len(m) for m in motifs) + (1 if gap_rate > 0 else 0)
@@ -131,7 +131,7 @@ def simulate_repertoires(n_repertoires: int, n_sequences: int | Sequence[int], w
         lengths = np.clip(np.rint(rng.normal(mean_length, sd_length, n)), 10, 22).astype(np.int64)
         wit = np.zeros(n, dtype=bool)
         if y[r]:
-            k = min(n, max(1, int(round(witness_rate * n))))
+            k = min(n, max(1, round(witness_rate * n)))
             wit[rng.choice(n, k, replace=False)] = True
             lengths[wit] = np.maximum(lengths[wit], longest + 4)
         total = int(lengths.sum())

@@ -113,7 +113,7 @@ def _run_fold(method, mode, seed, ds, tr, te) -> dict:
         ws = est.sequence_weights([R[i] for i in pos])
         prec, hw, hb = [], np.zeros(len(_BINS) - 1), np.zeros(len(_BINS) - 1)
         for i, w in zip(pos, ws):
-            k = max(1, int(round(0.001 * len(w))))
+            k = max(1, round(0.001 * len(w)))
             top = np.argpartition(-w, k - 1)[:k]
             prec.append(float(ds.witness[i][top].mean()))
             lw = np.log10(np.maximum(w, 1e-12))
