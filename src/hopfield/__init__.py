@@ -1,5 +1,6 @@
 """hopfield: modern Hopfield networks — associative memories, PyTorch layers, streaming and
-distributed retrieval, and analysis tools (Ramsauer et al., 2020, "Hopfield Networks is All You Need").
+distributed retrieval, and analysis tools (Ramsauer et al., 2020, "Hopfield Networks is All You
+Need").
 """
 
 from __future__ import annotations

@@ -59,15 +59,15 @@ def _beta_grid(beta: Beta, lead: tuple[int, ...]) -> Beta:
         return beta
     if beta.dim() > len(lead):
         raise ValueError(
-            f"beta must be a float or a tensor broadcastable to the leading dims {shape_str(lead)}, "
-            f"got shape {shape_str(beta.shape)}"
+            "beta must be a float or a tensor broadcastable to the leading dims "
+            f"{shape_str(lead)}, got shape {shape_str(beta.shape)}"
         )
     try:
         torch.broadcast_shapes(beta.shape, lead)
     except RuntimeError:
         raise ValueError(
-            f"beta must be a float or a tensor broadcastable to the leading dims {shape_str(lead)}, "
-            f"got shape {shape_str(beta.shape)}"
+            "beta must be a float or a tensor broadcastable to the leading dims "
+            f"{shape_str(lead)}, got shape {shape_str(beta.shape)}"
         ) from None
     return beta.reshape(*beta.shape, 1, 1)
 
@@ -277,8 +277,8 @@ def _log_mean_exp(sims: torch.Tensor, beta: Beta, mask: torch.Tensor | None) -> 
 
     Written as max_i s_i + β⁻¹ log mean exp(β (s_i − max)), so β⁻¹ never multiplies a large
     number. The log-sum-exp form has absolute error ~eps/β; for β < 1e-2 (or a tensor β), rows
-    where β·(max − min) < 1 use log1p(mean(expm1(·))) instead (exact as β → 0, where the value tends to
-    the mean of s). ``beta`` is a float, 0-d or (..., 1, 1) tensor.
+    where β·(max − min) < 1 use log1p(mean(expm1(·))) instead (exact as β → 0, where the value tends
+    to the mean of s). ``beta`` is a float, 0-d or (..., 1, 1) tensor.
     """
     if mask is not None:
         sims = sims.masked_fill(mask, float("-inf"))

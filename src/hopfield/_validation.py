@@ -140,7 +140,8 @@ def check_beta(beta: object, name: str = "beta") -> float | torch.Tensor:
     """``beta`` must be a positive finite number or a tensor of positive finite numbers."""
     if isinstance(beta, torch.Tensor):
         if not torch.is_floating_point(beta):
-            raise TypeError(f"{name} must be a float or a floating-point tensor, got dtype {beta.dtype}")
+            raise TypeError(f"{name} must be a float or a floating-point tensor, got dtype "
+                            f"{beta.dtype}")
         if not skip_data_checks():
             b = beta.detach()
             if not bool(torch.isfinite(b).all()) or not bool((b > 0).all()):
@@ -163,7 +164,8 @@ def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
 
 
 def check_positive_float(value: object, name: str) -> float:
-    """A real number > 0 (a tolerance): ``TypeError`` for other types, ``ValueError`` for ≤ 0/NaN."""
+    """A real number > 0 (a tolerance): ``TypeError`` for other types, ``ValueError`` for ≤
+    0/NaN."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a float > 0, got {type(value).__name__}")
     if not float(value) > 0:

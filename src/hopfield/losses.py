@@ -92,7 +92,8 @@ def _check_pairs(x: object, y: object, mask: object) -> torch.Tensor | None:
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask must be a bool torch.Tensor, got {type(mask).__name__}")
     if mask.dtype != torch.bool:
-        raise TypeError(f"mask must have dtype torch.bool (True = not a negative), got {mask.dtype}")
+        raise TypeError("mask must have dtype torch.bool (True = not a negative), got "
+                        f"{mask.dtype}")
     n = x.shape[0]
     if tuple(mask.shape) != (n, n):
         raise ValueError(f"mask must have shape ({n}, {n}), got {shape_str(mask.shape)}")

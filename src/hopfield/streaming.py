@@ -115,7 +115,8 @@ def _pass(state: torch.Tensor, source: Any, beta: Beta, chunk_size: int, k: int 
 #     pass_fn(state, k, max_norm) -> (SoftmaxPartial over all N patterns, top-k or None, max ‖x‖)
 # In memory it is one fused call over the whole tensor, chunked it is :func:`_pass` over the
 # chunks, sharded (hopfield.distributed) the local pass plus two collectives. The loop is
-# :func:`hopfield._driver.iterate`; the energy formula is :func:`hopfield._functional_core._energy_from`.
+# :func:`hopfield._driver.iterate`; the energy formula is
+# :func:`hopfield._functional_core._energy_from`.
 
 PassFn = Callable[[torch.Tensor, int, bool],
                   "tuple[SoftmaxPartial, tuple | None, torch.Tensor | None]"]

@@ -1,13 +1,14 @@
 """Theorem 5 of Ramsauer et al. (2020): the one-step retrieval error is exponentially small.
 
 For stored patterns X = (x_1, ..., x_N), M = max_j ‖x_j‖, separation
-Δ_i = x_iᵀx_i − max_{j≠i} x_iᵀx_j, a state ξ near x_i and the fixed point x_i* near x_i, one update f(ξ) = X softmax(β Xᵀ ξ) obeys
+Δ_i = x_iᵀx_i − max_{j≠i} x_iᵀx_j, a state ξ near x_i and the fixed point x_i* near x_i, one update
+f(ξ) = X softmax(β Xᵀ ξ) obeys
 
     ‖f(ξ) − x_i‖ ≤ 2 (N − 1) M exp(−β (Δ_i − 2 M max{‖ξ − x_i‖, ‖x_i* − x_i‖}))
 
 Why it holds for every ξ (the short proof this module relies on):
-f(ξ) − x_i = Σ_{j≠i} p_j (x_j − x_i), so ‖f(ξ) − x_i‖ ≤ 2M (1 − p_i) ≤ 2M Σ_{j≠i} exp(β (x_j − x_i)ᵀ ξ), and
-(x_j − x_i)ᵀ ξ = x_jᵀx_i − x_iᵀx_i + (x_j − x_i)ᵀ(ξ − x_i) ≤ −Δ_i + 2M ‖ξ − x_i‖.
+f(ξ) − x_i = Σ_{j≠i} p_j (x_j − x_i), so ‖f(ξ) − x_i‖ ≤ 2M (1 − p_i) ≤ 2M Σ_{j≠i} exp(β (x_j − x_i)ᵀ
+ξ), and (x_j − x_i)ᵀ ξ = x_jᵀx_i − x_iᵀx_i + (x_j − x_i)ᵀ(ξ − x_i) ≤ −Δ_i + 2M ‖ξ − x_i‖.
 
 :func:`one_step_error` measures the left side and evaluates the right side for every pattern.
 Here x_i* is found by iterating the update from x_i (:func:`hopfield.functional.retrieve`).

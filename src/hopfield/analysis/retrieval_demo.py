@@ -81,7 +81,8 @@ class DemoResult:
 
 
 def load_patterns(n_patterns: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Pick ``n_patterns`` digit images, classes 0..9 in turn; returns (grey (N, D), labels (N,))."""
+    """Pick ``n_patterns`` digit images, classes 0..9 in turn; returns (grey (N, D), labels
+    (N,))."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -128,7 +129,8 @@ def corrupt(grey: np.ndarray, kind: str, repeats: int,
 
 
 def make_methods(betas: tuple[float, ...], seed: int) -> dict[str, Any]:
-    """Name -> unfitted memory: classical (Hebbian, Storkey), dense (n=3, 4, exponential), modern per β."""
+    """Name -> unfitted memory: classical (Hebbian, Storkey), dense (n=3, 4, exponential), modern
+    per β."""
     from ..memory import ClassicalHopfield, DenseAssociativeMemory, ModernHopfield
 
     methods: dict[str, Any] = {

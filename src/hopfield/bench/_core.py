@@ -40,7 +40,8 @@ SUITES: dict[str, str] = {
 
 
 class Unavailable(RuntimeError):
-    """A peer cannot run here (missing implementation, package or memory); the reason is reported."""
+    """A peer cannot run here (missing implementation, package or memory); the reason is
+    reported."""
 
 
 @dataclass

@@ -1,12 +1,12 @@
 """Measurement primitives: wall-clock medians, peak memory of a code region, machine facts.
 
 Peak memory of a region (Linux): reset the kernel's resident-set high-water mark by writing ``5`` to
-``/proc/self/clear_refs``, run the region, read ``VmHWM`` from ``/proc/self/status`` and subtract the
-resident set size ``VmRSS`` at the start. The worker processes run with ``MALLOC_MMAP_THRESHOLD_``
-fixed at 64 KiB, so every tensor larger than that is its own ``mmap`` and returns to the OS when
-freed: the resident set then tracks the live tensors. Where ``clear_refs`` is not writable the
-fallback is ``ru_maxrss`` after minus before (an underestimate when setup had a higher transient
-peak; flagged ``method="ru_maxrss"`` in the results).
+``/proc/self/clear_refs``, run the region, read ``VmHWM`` from ``/proc/self/status`` and subtract
+the resident set size ``VmRSS`` at the start. The worker processes run with
+``MALLOC_MMAP_THRESHOLD_`` fixed at 64 KiB, so every tensor larger than that is its own ``mmap`` and
+returns to the OS when freed: the resident set then tracks the live tensors. Where ``clear_refs`` is
+not writable the fallback is ``ru_maxrss`` after minus before (an underestimate when setup had a
+higher transient peak; flagged ``method="ru_maxrss"`` in the results).
 
 On CUDA (``hopfield bench --device cuda``) the device's queued work is waited for with
 ``torch.cuda.synchronize()`` before the clock starts and before it stops (:func:`device_sync`), so a
@@ -148,10 +148,11 @@ class MemoryProbe:
 class CudaMemoryProbe:
     """Context manager measuring the peak CUDA memory added by its body (MiB).
 
-    On entry: synchronise, reset the device's peak statistics (``torch.cuda.reset_peak_memory_stats``)
-    and note ``torch.cuda.memory_allocated()``; on exit: synchronise and take
-    ``torch.cuda.max_memory_allocated()`` minus that base. It counts tensors the caching allocator
-    handed out (not its cached, unused blocks), so it is comparable between peers.
+    On entry: synchronise, reset the device's peak statistics
+    (``torch.cuda.reset_peak_memory_stats``) and note ``torch.cuda.memory_allocated()``; on exit:
+    synchronise and take ``torch.cuda.max_memory_allocated()`` minus that base. It counts tensors
+    the caching allocator handed out (not its cached, unused blocks), so it is comparable between
+    peers.
     """
 
     method = "cuda_max_memory_allocated"
@@ -173,7 +174,8 @@ class CudaMemoryProbe:
 
 
 def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
-    """This machine's sgemm throughput (GFLOP/s): median over ``repeats`` of a size³ float32 matmul."""
+    """This machine's sgemm throughput (GFLOP/s): median over ``repeats`` of a size³ float32
+    matmul."""
     torch.set_num_threads(threads)
     a = torch.randn(size, size)
     b = torch.randn(size, size)

@@ -3,10 +3,11 @@
 Cases (B batch, L states, N stored, D embedding, H heads; self-association has L = N):
 
 - ``self L=N=…``: ``hopfield.Hopfield`` (one update, softmax) vs ``nn.MultiheadAttention``
-  (``need_weights=False``, the fused SDPA path) vs :class:`~hopfield.bench.peers.MaterializedAttention`
-  (the reference package's explicit (B, H, L, N) association matrix). Targets: time and peak memory
-  ≤ 1.1× MultiheadAttention.
-- ``pooling N=…``: ``HopfieldPooling`` (one learned query) vs MultiheadAttention with a learned query.
+  (``need_weights=False``, the fused SDPA path) vs
+  :class:`~hopfield.bench.peers.MaterializedAttention` (the reference package's explicit
+  (B, H, L, N) association matrix). Targets: time and peak memory ≤ 1.1× MultiheadAttention.
+- ``pooling N=…``: ``HopfieldPooling`` (one learned query) vs MultiheadAttention with a learned
+  query.
 - ``lookup L=…``: ``HopfieldLayer`` (learned stored patterns) vs MultiheadAttention whose keys and
   values are the same number of learned patterns.
 

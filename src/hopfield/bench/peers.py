@@ -72,7 +72,8 @@ class MaterializedAttention(nn.Module):
                 else:
                     tol = deprecated.pop(old)
         if deprecated:
-            raise TypeError(f"MaterializedAttention got unexpected keyword arguments {sorted(deprecated)}")
+            raise TypeError("MaterializedAttention got unexpected keyword arguments "
+                            f"{sorted(deprecated)}")
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim must be divisible by num_heads ({num_heads}), got "
                              f"{embed_dim}")

@@ -8,7 +8,8 @@ Peers on the same tensors (N = 1M, D = 64, L = 256; β = 1/√D):
 - ``sdpa_2d``: the same call on the 2-D tensors, where torch (2.13, CPU) silently takes its
   unfused math path (materialising the (L, N) scores);
 - ``materialised``: ``softmax(β Q Xᵀ) X`` with the (L, N) weights built explicitly (hflayers-style);
-- ``faiss_flatip``: FAISS ``IndexFlatIP`` exact top-1 inner-product search (threads = torch threads);
+- ``faiss_flatip``: FAISS ``IndexFlatIP`` exact top-1 inner-product search (threads = torch
+  threads);
 - ``modern_topk``: ``ModernHopfield.retrieve_topk(Q, k=1)`` (indices + exact weights);
 - ``store_stream``: the same update streamed from a ``PatternStore`` on disk;
 - ``matmul``: a 2048³ float32 matmul — this machine's sgemm roofline (its fastest repeat), measured
@@ -51,7 +52,8 @@ def _chunk(start: int, rows: int, dim: int, seed: int) -> torch.Tensor:
 
 
 def write_store(path: Path, n: int, dim: int, seed: int = 0) -> Path:
-    """Write ``make_patterns(n, dim, seed)`` into a new ``PatternStore`` at ``path``, chunk by chunk."""
+    """Write ``make_patterns(n, dim, seed)`` into a new ``PatternStore`` at ``path``, chunk by
+    chunk."""
     try:
         from hopfield import PatternStore
     except (ImportError, AttributeError) as err:

@@ -5,8 +5,8 @@ random_state=0)``, an 80/20 split (seed 0), ``HopularClassifier(random_state=0).
 ``HistGradientBoostingClassifier(random_state=0).fit`` on the 40,000 training rows, with the
 runner's thread count (torch threads and ``OMP_NUM_THREADS`` for HistGB). Target of the issue:
 Hopular fits in ≤ 5 minutes on 2 cores with bounded memory; the ratio to HistGB is reported (no
-target). ``--quick``: 1,000 × 10 (a smoke run). A fit is long, so each peer is timed once, without a warm-up;
-the held-out accuracy of each fitted model is reported beside the time.
+target). ``--quick``: 1,000 × 10 (a smoke run). A fit is long, so each peer is timed once, without a
+warm-up; the held-out accuracy of each fitted model is reported beside the time.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ import typer
 
 app = typer.Typer(
     name="hopfield",
-    help="Modern Hopfield networks: demos, reproduction of the paper's results, benchmarks and analysis.",
+    help="Modern Hopfield networks: demos, reproduction of the paper's results, benchmarks and "
+         "analysis.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -29,4 +30,5 @@ def _root(
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
                                  help="Print the version and exit."),
 ) -> None:
-    """Modern Hopfield networks: demos, reproduction of the paper's results, benchmarks and analysis."""
+    """Modern Hopfield networks: demos, reproduction of the paper's results, benchmarks and
+    analysis."""

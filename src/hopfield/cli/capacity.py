@@ -51,8 +51,8 @@ def capacity(
             thm5 = ErrorBoundResult(**saved["theorem5"])
             seed, quick = saved["seed"], saved["quick"]
         except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
-            raise usage_error("--from-json", f"must be a capacity.json written by this "
-                                             f"command, got {from_json} ({type(e).__name__}: {e})") from None
+            raise usage_error("--from-json", "must be a capacity.json written by this command, "
+                                             f"got {from_json} ({type(e).__name__}: {e})") from None
     else:
         curves = capacity_study(quick=quick, seed=seed, n_queries=n_queries, progress=progress)
         thm5 = theorem5_study(quick=quick, seed=seed)

@@ -31,7 +31,8 @@ __all__ = ["CORRUPTIONS", "DemoResult", "binarise", "corrupt", "demo", "run_demo
 @app.command("demo")
 def demo(
     out: Path = out_option(Path("hopfield-demo"), "Output folder."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed for the image choice, corruption and update order."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for the image choice, corruption and "
+                                                      "update order."),
     n_patterns: int = typer.Option(20, "--n-patterns", min=2, max=MAX_PATTERNS,
                                    help="Number of digit images to store (classes 0..9 in turn)."),
     quick: bool = typer.Option(False, "--quick", help="Fewer queries and betas (a few seconds)."),

@@ -83,8 +83,9 @@ def beta_sweep(
     if not (0 < beta_min < beta_max < float("inf") and n_betas >= 2
             and 0 <= noise < float("inf") and seed >= 0):
         raise usage_error("--beta-min/--beta-max/--betas/--noise/--seed",
-                          "need 0 < --beta-min < --beta-max < inf, --betas >= 2, finite --noise >= 0 "
-                          f"and --seed >= 0, got {beta_min}, {beta_max}, {n_betas}, {noise}, {seed}")
+                          "need 0 < --beta-min < --beta-max < inf, --betas >= 2, finite --noise "
+                          f">= 0 and --seed >= 0, got {beta_min}, {beta_max}, {n_betas}, {noise}, "
+                          f"{seed}")
     if patterns is None:
         x = clustered_patterns(4, 8, 32, spread=0.5, radius=4.0, seed=seed)
         source = "4 clusters x 8 patterns, D=32, radius 4, spread 0.5"

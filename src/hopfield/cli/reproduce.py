@@ -58,26 +58,33 @@ def _for_parts(flag: str, value, parts: tuple[str, ...]):
     return value
 
 
-@app.command(help="Reproduce published results of modern Hopfield networks next to baselines.\n\n" + _PARTS_HELP)
+@app.command(help="Reproduce published results of modern Hopfield networks next to "
+                  "baselines.\n\n" + _PARTS_HELP)
 def reproduce(
     part: list[str] = typer.Argument(None, metavar="PART", help=_PART_ARG_HELP),
     quick: bool | None = typer.Option(None, "--quick/--full", show_default=False,
-                                      help="--quick (the default): short documented protocol (minutes); --full: "
-                                           "the paper's protocol per part (resumable; from ~30 min for MIL's four "
-                                           "paper sets to hours for tabular; times in docs/reproduce.md)."),
+                                      help="--quick (the default): short documented protocol "
+                                           "(minutes); --full: the paper's protocol per part "
+                                           "(resumable; from ~30 min for MIL's four paper sets to "
+                                           "hours for tabular; times in docs/reproduce.md)."),
     defaults: bool = typer.Option(False, "--defaults",
-                                  help="Part tabular only: mode 'defaults' (every method with its defaults, 21 "
-                                       "small sets x 4 splits, no tuning) instead of --quick/--full."),
+                                  help="Part tabular only: mode 'defaults' (every method with its "
+                                       "defaults, 21 small sets x 4 splits, no tuning) instead of "
+                                       "--quick/--full."),
     out: Path = out_option(Path("reproduce-out"), "Output folder."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed; results are deterministic for a seed."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed; results are deterministic for a "
+                                                      "seed."),
     datasets: str | None = typer.Option(None, "--datasets", metavar="NAME[,NAME...]",
                                         help="Only these datasets (for parts whose run() takes "
-                                             "datasets, e.g. mil, tabular); default: the part's protocol sets."),
+                                             "datasets, e.g. mil, tabular); default: the part's "
+                                             "protocol sets."),
     splits: str | None = typer.Option(None, "--splits", metavar="J[,J...]",
-                                      help="Only these splits of the mode's splits (for parts whose run() takes "
-                                           "splits, e.g. tabular: 0-3 in --full/--defaults, 0 in --quick)."),
+                                      help="Only these splits of the mode's splits (for parts "
+                                           "whose run() takes splits, e.g. tabular: 0-3 in "
+                                           "--full/--defaults, 0 in --quick)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR",
-                                         help="Data folder (default $HOPFIELD_DATA or ~/.cache/hopfield)."),
+                                         help="Data folder (default $HOPFIELD_DATA or "
+                                              "~/.cache/hopfield)."),
     smoke: bool = typer.Option(False, "--smoke", hidden=True, help="Tiny settings for tests."),
 ) -> int:
     from ..reproduce import get_part
@@ -120,7 +127,8 @@ def reproduce(
             sections.append(get_part(name).run(out, mode=mode, seed=seed, data_dir=data_dir, **kwargs))
         except ValueError as err:
             if "splits" in kwargs and str(err).startswith("splits "):
-                raise usage_error("--splits", str(err)) from None  # e.g. not one of the mode's splits
+                # e.g. not one of the mode's splits
+                raise usage_error("--splits", str(err)) from None
             if "datasets" not in kwargs or "must be one of" not in str(err):
                 raise
             raise usage_error("--datasets", str(err)) from None  # e.g. an unknown dataset name

@@ -1,7 +1,8 @@
 """Real benchmark data, read offline.
 
-- :func:`load_mil` — multiple-instance learning sets (musk1, musk2, elephant, ucsb_breast_cancer, ...)
-  from ``<data_dir>/mil/<name>.csv`` or the installed ``mil`` package (``hopfield.datasets.mil``).
+- :func:`load_mil` — multiple-instance learning sets (musk1, musk2, elephant, ucsb_breast_cancer,
+  ...) from ``<data_dir>/mil/<name>.csv`` or the installed ``mil`` package
+  (``hopfield.datasets.mil``).
 - :func:`load_uci` — small UCI sets with fixed splits (``hopfield.datasets.uci``).
 - :func:`data_dir` — the data directory (argument, ``$HOPFIELD_DATA``, ``~/.cache/hopfield``).
 """

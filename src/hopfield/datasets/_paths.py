@@ -18,7 +18,8 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "_data"
 
 
 def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The data directory: ``path`` if given, else ``$HOPFIELD_DATA``, else ``~/.cache/hopfield``."""
+    """The data directory: ``path`` if given, else ``$HOPFIELD_DATA``, else
+    ``~/.cache/hopfield``."""
     if path is not None:
         return Path(path).expanduser()
     env = os.environ.get(DATA_ENV)

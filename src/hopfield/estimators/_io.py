@@ -55,7 +55,8 @@ def _sha256(path: Path) -> str:
 
 
 def _saved_class(path: Path) -> str | None:
-    """The class recorded in ``path/config.json`` if ``path`` holds only a saved model, else None."""
+    """The class recorded in ``path/config.json`` if ``path`` holds only a saved model, else
+    None."""
     try:
         config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -259,7 +259,8 @@ class _BatchedMILNet(StackedEnsemble):
         rows = (idx + torch.arange(M, device=x.device).unsqueeze(1) * (B * N)).reshape(-1)
         xp = x.reshape(M * B * N, D).index_select(0, rows).view(M, T, D)      # (M, T, D)
 
-        def unpack(t: torch.Tensor) -> torch.Tensor:                         # (M, T, F) -> (M, B·N, F)
+        # (M, T, F) -> (M, B·N, F)
+        def unpack(t: torch.Tensor) -> torch.Tensor:
             out = t.new_zeros(M * B * N, t.shape[-1]).index_copy(0, rows, t.reshape(M * T, -1))
             return out.view(M, B * N, -1)
 

@@ -14,8 +14,8 @@ With ``n_members`` = M > 1 the estimator trains M such networks at once as one b
 :class:`~hopfield.estimators._ensemble.StackedEnsemble`, every op carrying the member dimension, no
 loop over members), each with its own initialisation, validation part, mini-batch order, dropout
 and bag-dropout masks and early stopping; ``predict_proba`` averages the members' probabilities.
-One member (the default) runs as a one-member ``StackedEnsemble``, as before. Training, seeding, validation
-and save/load are those of every estimator (:mod:`hopfield.estimators._base`).
+One member (the default) runs as a one-member ``StackedEnsemble``, as before. Training, seeding,
+validation and save/load are those of every estimator (:mod:`hopfield.estimators._base`).
 
 Shape legend: M members, B bags in a batch, N instances (padded), D input features,
 E embedding size, H heads, C classes.
@@ -67,12 +67,13 @@ def check_bags(X, mask=None, *, n_features=None, name="X") -> list[np.ndarray]:
         else:
             mask = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
             if mask.dtype != bool or mask.shape != X.shape[:2]:
-                raise ValueError(f"mask must be a boolean array of shape {X.shape[:2]} (True = padding), "
-                                 f"got {mask.dtype} array of shape {mask.shape}")
+                raise ValueError(f"mask must be a boolean array of shape {X.shape[:2]} (True = "
+                                 f"padding), got {mask.dtype} array of shape {mask.shape}")
             bags = [x[~m] for x, m in zip(X, mask)]
     else:
         if mask is not None:
-            raise ValueError("mask is only accepted with a padded 3-D array of bags, got a list of bags")
+            raise ValueError("mask is only accepted with a padded 3-D array of bags, got a list "
+                             "of bags")
         if isinstance(X, (str, bytes, dict)) or not hasattr(X, "__len__"):
             raise TypeError(f"{name} must be a list of (n_i, D) arrays or a 3-D array, got "
                             f"{type(X).__name__}")
@@ -85,13 +86,15 @@ def check_bags(X, mask=None, *, n_features=None, name="X") -> list[np.ndarray]:
             b = b.detach().cpu().numpy()
         if np.iscomplexobj(b):
             raise ValueError(f"{name}[{i}] holds complex values; complex data is not supported "
-                             f"(pass the real part or split real and imaginary parts into features)")
+                             "(pass the real part or split real and imaginary parts into features)")
         try:
             b = np.asarray(b, dtype=np.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"{name}[{i}] must be a numeric (n_i, D) array, got {type(b).__name__}") from None
+            raise TypeError(f"{name}[{i}] must be a numeric (n_i, D) array, got "
+                            f"{type(b).__name__}") from None
         if b.ndim != 2:
-            raise ValueError(f"{name}[{i}] must be a 2-D (n_i, D) array of instances, got shape {b.shape}")
+            raise ValueError(f"{name}[{i}] must be a 2-D (n_i, D) array of instances, got shape "
+                             f"{b.shape}")
         if b.shape[0] == 0:
             why = (f": mask[{i}] marks all {mask.shape[1]} positions as padding (True = padding)"
                    if mask is not None else "")
@@ -302,7 +305,8 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
 
 
 class HopfieldMILClassifier(BaseMILClassifier):
-    """Multiple-instance classifier: instance MLP -> ``HopfieldPooling`` (learned query) -> linear head.
+    """Multiple-instance classifier: instance MLP -> ``HopfieldPooling`` (learned query) -> linear
+    head.
 
     Parameters:
         embedding_size: instance embedding size E (width of each embedding layer).
@@ -325,7 +329,8 @@ class HopfieldMILClassifier(BaseMILClassifier):
             ``"loss"`` (the cross-entropy; the rule before this release). With the loss, about a
             third of the fits kept epoch 1-3 on 50-200 bags. ROC AUC was chosen on the quick folds
             (7-set mean +0.7, 3 seeds); on the ``--full`` outer folds it then gave -0.5 (UCSB -2.7,
-            elephant +0.3; no set significant), docs/reproduce.md. ``validation_scores_`` stay the loss.
+            elephant +0.3; no set significant), docs/reproduce.md. ``validation_scores_`` stay the
+            loss.
         n_members: networks trained at once as one batched model (own seed, validation part,
             batches, bag dropout and early stopping each); probabilities are averaged.
         random_state: ``None`` (default) = fresh randomness; an int = reproducible.
@@ -362,7 +367,8 @@ class HopfieldMILClassifier(BaseMILClassifier):
 
     @staticmethod
     def param_grid() -> dict[str, list]:
-        """Tuning grid (paper's MIL appendix, reduced): used by ``reproduce.mil.run(mode="tuned")``."""
+        """Tuning grid (paper's MIL appendix, reduced): used by
+        ``reproduce.mil.run(mode="tuned")``."""
         return {"learning_rate": [1e-3, 3e-4], "embedding_size": [64, 128, 256], "n_layers": [1, 2],
                 "num_heads": [4, 8], "beta": [None, 0.1, 1.0], "dropout": [0.0, 0.1, 0.5],
                 "bag_dropout": [0.0, 0.1, 0.5], "weight_decay": [1e-4, 1e-3, 1e-2]}

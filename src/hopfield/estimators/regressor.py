@@ -1,5 +1,5 @@
-"""``HopfieldRegressor``: the tabular Hopfield network of :mod:`hopfield.estimators.tabular` with one
-output, trained on the squared error of the standardised target.
+"""``HopfieldRegressor``: the tabular Hopfield network of :mod:`hopfield.estimators.tabular` with
+one output, trained on the squared error of the standardised target.
 
 Everything else — parameters, input checks, members, early stopping, save/load — is shared with
 :class:`~hopfield.estimators.HopfieldClassifier` through :mod:`hopfield.estimators._base`.

@@ -1,4 +1,5 @@
-"""``HopfieldClassifier``: a scikit-learn classifier for small tabular data built on a Hopfield layer.
+"""``HopfieldClassifier``: a scikit-learn classifier for small tabular data built on a Hopfield
+layer.
 
 Shape legend: B samples in a batch, D input features, E embedding size (= H * Dh), H heads,
 Dh head size, K stored patterns per head (``quantity``), C outputs (classes), M ensemble members.
@@ -7,24 +8,24 @@ What is implemented (the setting of Ramsauer et al. 2020, appendix "Hopfield lay
 datasets": a sample is the state pattern of a Hopfield layer whose stored patterns are learned
 prototypes, followed by a linear read-out; trained with early stopping)::
 
-    z   = x_std W_in + b_in                                  # (M, B, E) embedding (state patterns R)
-    o_h = softmax(beta * z_h Y_hᵀ) V_h      for each head h  # (M, B, Dh) Hopfield lookup:
-                                                             #   Y_h (K, Dh) learned stored patterns
-                                                             #   (initialised to the embeddings of K
-                                                             #   random training samples),
-                                                             #   V_h (K, Dh) learned pattern projections
-    h   = LayerNorm(z + concat_h o_h)                        # (M, B, E) residual + normalisation
-    p   = mean_m softmax(h W_out + b_out)                    # (B, C) ensemble-averaged probabilities
+    z   = x_std W_in + b_in                               # (M, B, E) embedding (state patterns R)
+    o_h = softmax(beta * z_h Y_hᵀ) V_h   for each head h  # (M, B, Dh) Hopfield lookup:
+                                                          #   Y_h (K, Dh) learned stored patterns
+                                                          #   (initialised to the embeddings of K
+                                                          #   random training samples),
+                                                          #   V_h (K, Dh) learned pattern projections
+    h   = LayerNorm(z + concat_h o_h)                     # (M, B, E) residual + normalisation
+    p   = mean_m softmax(h W_out + b_out)                 # (B, C) ensemble-averaged probabilities
 
 ``x_std`` is x standardised (in float64) with the training mean/std. The lookup is one Hopfield
 update ξ ← V softmax(β Yᵀ ξ) — the update of ``hopfield.HopfieldLayer`` with learned stored patterns
-and targets, without its projections — computed by ``torch.nn.functional.scaled_dot_product_attention``
-with ``scale=β``. The M = ``n_members`` members are independent networks (own initialisation, own
-validation part) trained side by side as one batched network whose
-parameters carry the member dimension; their probabilities are averaged. Training (shared with every
-estimator, :mod:`hopfield.estimators._base`): AdamW on the cross-entropy summed over members, all
-members on the same mini-batches with each member's own validation samples weighted 0, dropout on
-the association weights, per-member early stopping on the member's stratified
+and targets, without its projections — computed by
+``torch.nn.functional.scaled_dot_product_attention`` with ``scale=β``. The M = ``n_members`` members
+are independent networks (own initialisation, own validation part) trained side by side as one
+batched network whose parameters carry the member dimension; their probabilities are averaged.
+Training (shared with every estimator, :mod:`hopfield.estimators._base`): AdamW on the cross-entropy
+summed over members, all members on the same mini-batches with each member's own validation samples
+weighted 0, dropout on the association weights, per-member early stopping on the member's stratified
 ``validation_fraction`` of the data, keeping each member's best epoch (so the ensemble as a whole
 sees every training sample, as in bagging).
 

@@ -101,7 +101,8 @@ class AssociativeMemory:
         if t.dim() != 2:
             raise ValueError(f"{name} must have shape (N, D), got {shape_str(t.shape)}")
         if t.shape[0] == 0:
-            raise ValueError(f"{name} must hold at least one pattern, got shape {shape_str(t.shape)}")
+            raise ValueError(f"{name} must hold at least one pattern, got shape "
+                             f"{shape_str(t.shape)}")
         if t.shape[1] == 0:
             raise ValueError(f"{name} must have at least one dimension, got shape "
                              f"{shape_str(t.shape)}")

@@ -1,4 +1,5 @@
-"""The classical (binary) Hopfield network: bipolar ±1 states, a symmetric weight matrix, sign updates.
+"""The classical (binary) Hopfield network: bipolar ±1 states, a symmetric weight matrix, sign
+updates.
 
 Shape legend:
     N    number of stored patterns

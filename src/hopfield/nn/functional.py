@@ -225,7 +225,8 @@ def _forward(
         bias = bias.to(cdt)
     bgrid = beta.to(cdt).view(-1, 1, 1)  # (H, 1, 1)
     dead = None if ignore is None or fused else ignore.all(dim=-1, keepdim=True)
-    kb = k * bgrid if sep.is_softmax and bias is None else None  # β·K: the updates stay fused (SDPA, scale=1)
+    # β·K: the updates stay fused (SDPA, scale=1)
+    kb = k * bgrid if sep.is_softmax and bias is None else None
 
     def step(xi: torch.Tensor, need_energy: bool) -> tuple[torch.Tensor, None]:
         if kb is not None:  # ξ ← softmax(β ξ Kᵀ) K in head space

@@ -295,8 +295,8 @@ class Hopfield(nn.Module):
             association_mask: bool (L, N), (B·H, L, N) (PyTorch's 3-D ``attn_mask``) or 4-D
                 broadcastable to (B, H, L, N), True = ignore
                 (PyTorch's bool ``attn_mask``); or an additive float mask of those shapes
-                (added to the β-scaled scores, -inf = ignore). A state it blocks from every stored pattern
-                gets zero association weights and a zero retrieval, so its output is the
+                (added to the β-scaled scores, -inf = ignore). A state it blocks from every stored
+                pattern gets zero association weights and a zero retrieval, so its output is the
                 output bias (``nn.MultiheadAttention`` gives NaN there).
             return_info: also return a :class:`HopfieldInfo` (weights, steps, convergence,
                 energy, β) computed in this same pass; the output is the same either way.

@@ -1,7 +1,7 @@
-"""DeepRC's training (Widrich et al. 2020), a mixin of :class:`~hopfield.repertoire.DeepRCClassifier`:
-the gradient pass on the most attended plus randomly sampled sequences of each repertoire, the
-k-mer enrichment initialisation of the CNN kernels, sequence-level pretraining, the readout's
-initialisation, and early stopping on a validation split.
+"""DeepRC's training (Widrich et al. 2020), a mixin of
+:class:`~hopfield.repertoire.DeepRCClassifier`: the gradient pass on the most attended plus randomly
+sampled sequences of each repertoire, the k-mer enrichment initialisation of the CNN kernels,
+sequence-level pretraining, the readout's initialisation, and early stopping on a validation split.
 
 The estimator, its parameters and inference are in :mod:`hopfield.repertoire.model`; the network in
 :mod:`hopfield.repertoire.network`.
@@ -96,8 +96,9 @@ class DeepRCTraining:
         occurrence and <= -3 otherwise (where SELU saturates): a near-binary motif detector that
         a linear read-out can weight strongly. Each such kernel also gets its own random
         direction u_j (norm sqrt(E)) in the sequence embedding, offset so that it contributes
-        nothing unless the kernel fires. The other kernels keep their random initialisation. Returns a callable that restores the initialised kernels (the warm start
-        holds them fixed), or None if nothing was seeded.
+        nothing unless the kernel fires. The other kernels keep their random initialisation. Returns
+        a callable that restores the initialised kernels (the warm start holds them fixed), or None
+        if nothing was seeded.
         """
         self.kmer_init_kmers_, self.kmer_init_significant_ = [], False
         n = min(self.kmer_init, self.n_kernels)
@@ -110,7 +111,8 @@ class DeepRCTraining:
         k = min(4, self.kernel_size)
         n_cls = int(y.max()) + 1
         counts = np.zeros((n_cls, 20 ** k))
-        f1, f2 = np.zeros((n_cls, 20 ** k)), np.zeros((n_cls, 20 ** k))  # per-repertoire frequency sums
+        # per-repertoire frequency sums
+        f1, f2 = np.zeros((n_cls, 20 ** k)), np.zeros((n_cls, 20 ** k))
         for i in tr:
             c = np.zeros(20 ** k)
             for _, key in _window_keys(reps[i], k, chunk=32768):  # bounded memory (~15 MiB)
@@ -186,8 +188,8 @@ class DeepRCTraining:
         repertoire's label; each step draws ``bags`` training repertoires (balanced classes) and
         ``batch // bags`` random sequences of each; k-mer-initialised kernels (``keep``) are held
         fixed during the warm start (the noisy single-instance gradient would otherwise erase
-        them before the sequence classifier learns to use them). Then the pooling is seeded to attend by the
-        learned sequence log-odds (:meth:`DeepRCNet.seed_attention`)."""
+        them before the sequence classifier learns to use them). Then the pooling is seeded to
+        attend by the learned sequence log-odds (:meth:`DeepRCNet.seed_attention`)."""
         if self.pretrain_steps == 0:
             return
         dev = y.device

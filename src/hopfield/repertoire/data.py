@@ -70,9 +70,9 @@ def encode_sequences(seqs: Sequence[str], *, name: str = "sequences",
     if bad and unknown == "error":
         s = seqs[bad[0]]
         ch = next(c for c in s if c not in _CODE)
-        raise ValueError(f"{name}[{bad[0]}] = {s!r} contains {ch!r}, not one of the 20 amino acids "
-                         f"{ALPHABET} ({len(bad)} sequence(s) affected; pass unknown='token' to map "
-                         "such characters to the unknown token X)")
+        raise ValueError(f"{name}[{bad[0]}] = {s!r} contains {ch!r}, not one of the 20 amino "
+                         f"acids {ALPHABET} ({len(bad)} sequence(s) affected; pass "
+                         "unknown='token' to map such characters to the unknown token X)")
     return np.frombuffer(b"".join(parts), dtype=np.uint8).copy(), lengths
 
 

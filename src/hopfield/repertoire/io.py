@@ -112,7 +112,8 @@ _STORE_FILES = (*(name for name, _ in _FILES.values()), "meta.json", _MARKER)
 
 def _replace_dir(tmp: Path, path: Path, owned: tuple[str, ...]) -> None:
     """Move the finished directory ``tmp`` to ``path``; an existing ``path`` may hold only the
-    ``owned`` names (files a user added make it raise, nothing moved: :func:`hopfield._io.replace_dir`)."""
+    ``owned`` names (files a user added make it raise, nothing moved:
+    :func:`hopfield._io.replace_dir`)."""
     replace_dir(tmp, path, owned=owned)
 
 
@@ -333,9 +334,10 @@ def _convert(cache: Path, files: list[Path], fmt: str, opts: dict, finger: str, 
         finally:
             w.close()
         if stats:
-            warnings.warn(f"repertoire conversion: {', '.join(f'{v} {k}' for k, v in stats.items())}"
-                          f" sequence(s) {'mapped' if set(stats) == {'unknown token'} else 'skipped'}"
-                          f" (on_invalid={opts['on_invalid']!r}, unknown={opts['unknown']!r})",
+            warnings.warn("repertoire conversion: "
+                          f"{', '.join(f'{v} {k}' for k, v in stats.items())} sequence(s) "
+                          f"{'mapped' if set(stats) == {'unknown token'} else 'skipped'} "
+                          f"(on_invalid={opts['on_invalid']!r}, unknown={opts['unknown']!r})",
                           UserWarning, stacklevel=3)
         meta = {"format": _FORMAT, "version": _VERSION, "fingerprint": finger, "options": opts,
                 "ids": ids, "extents": extents, "sizes": w.size, "crc32": w.crc, "skipped": stats}

@@ -69,8 +69,8 @@ class DeepRCClassifier(DeepRCTraining, ClassifierMixin, BaseEstimator):
         kmer_init: at most this many CNN kernels are initialised as detectors of the k-mers most
             enriched in one class of the training repertoires: the k-mers significant at
             family-wise level 5 % if there are any, else ``kmer_init`` candidates (the top k-mers
-            by that test and by a per-repertoire test, alternately; 0 = off). This is what makes a witness rate of 0.1 % learnable in a CPU
-            budget (docs/deeprc.md).
+            by that test and by a per-repertoire test, alternately; 0 = off). This is what makes a
+            witness rate of 0.1 % learnable in a CPU budget (docs/deeprc.md).
         dropout: dropout on association weights and in the output network.
         max_iter, batch_size, learning_rate, weight_decay: epochs, repertoires per step, AdamW.
         early_stopping, validation_fraction, n_iter_no_change, tol: stop when the loss on a
@@ -234,7 +234,8 @@ class DeepRCClassifier(DeepRCTraining, ClassifierMixin, BaseEstimator):
             raise ValueError("y contains NaN or infinite labels")
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"y must contain at least 2 classes, got only {self.classes_.tolist()}")
+            raise ValueError("y must contain at least 2 classes, got only "
+                             f"{self.classes_.tolist()}")
         rs = check_random_state(self.random_state)
         seed = int(rs.randint(2**31 - 1))
         dev = torch.device(self.device)

@@ -95,7 +95,8 @@ def measure_scale(out: Path, n: int, seed: int, threads: int = 1) -> dict:
     if not (data / "metadata.tsv").is_file():
         ds = simulate_repertoires(2, n, 0.001, seed=seed)
         ds.subset([0, 1]).write(data, overwrite=data.exists())
-    load_repertoires(data)  # the one-time text -> store conversion runs here, not in the timed process
+    # the one-time text -> store conversion runs here, not in the timed process
+    load_repertoires(data)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     import tempfile
 

@@ -32,15 +32,16 @@ def _plot_weights(out: Path, rec: dict, name: str) -> None:
             b = rec[kind][c]
             wts = np.asarray(b["weights"])
             ax.bar(np.arange(len(wts)), wts, color="tab:green" if kind == "correct" else "tab:red")
-            ax.axhline(1 / len(wts), color="k", lw=0.7, ls="--")       # uniform weight = mean pooling
+            # uniform weight = mean pooling
+            ax.axhline(1 / len(wts), color="k", lw=0.7, ls="--")
             ax.set_title(f"bag {b['bag_id']:g}: y={b['label']}, p(1)={b['p_positive']:.2f}", fontsize=8)
             ax.set_xlabel("instance", fontsize=7)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.tick_params(labelsize=6)
             if c == 0:
                 ax.set_ylabel(f"{kind}\nassociation weight", fontsize=8)
-    fig.suptitle(f"{name}: Hopfield pooling instance weights (test bags of repeat 0, fold {rec.get('fold', 0)}; "
-                 f"dashed = uniform 1/n)", fontsize=9)
+    fig.suptitle(f"{name}: Hopfield pooling instance weights (test bags of repeat 0, fold "
+                 f"{rec.get('fold', 0)}; dashed = uniform 1/n)", fontsize=9)
     fig.tight_layout()
     atomic_savefig(fig, out / "instance_weights.png")
     plt.close(fig)

@@ -15,7 +15,8 @@ from .report import markdown_table
 
 
 def summarize(rows: list[dict], names, methods) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """dataset -> method -> (mean AUC %, std %, n folds): std over repeat means, or folds if 1 repeat."""
+    """dataset -> method -> (mean AUC %, std %, n folds): std over repeat means, or folds if 1
+    repeat."""
     table: dict[str, dict] = {}
     for n in names:
         table[n] = {}
@@ -56,7 +57,8 @@ def corrected_ttest(diff, test_train_ratio: float) -> tuple[float, float]:
 
 def wilcoxon_p(diff) -> float:
     """Two-sided Wilcoxon signed-rank p of paired differences (exact for small samples; zeros are
-    dropped; 1.0 if every difference is 0). With 5 folds the smallest possible p is 2/2⁵ = 0.0625."""
+    dropped; 1.0 if every difference is 0). With 5 folds the smallest possible p is 2/2⁵ =
+    0.0625."""
     from scipy import stats
 
     d = np.asarray(diff, dtype=np.float64)
@@ -125,7 +127,8 @@ def _fit_time_lines(rows, names) -> list[str]:
     fmt = lambda v: "n/a" if v is None else f"{v / 60:.1f}"
     body = [[n if n != "total" else "**all**", str(k), fmt(w), fmt(c)] for n, (k, w, c) in ft.items()]
     return [
-        ("Fit time behind this table: the sums of the per-fold records (each fold as timed when it was "
-         "computed, possibly by an earlier run; one process, single-threaded torch; on a loaded machine "
-         "wall exceeds CPU, and sets run in parallel processes overlap in wall time)."), "",
+        ("Fit time behind this table: the sums of the per-fold records (each fold as timed when "
+         "it was computed, possibly by an earlier run; one process, single-threaded torch; on a "
+         "loaded machine wall exceeds CPU, and sets run in parallel processes overlap in wall "
+         "time)."), "",
         markdown_table(["dataset", "fits", "wall (min, summed)", "CPU (min, summed)"], body), ""]

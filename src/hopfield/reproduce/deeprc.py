@@ -308,17 +308,18 @@ def _report(out, mode, seed, settings, methods, rows, scale_rec, elapsed, cpu) -
     ]
     if scale_rec:
         lines += [
-            (f"Scale: DeepRC inference on one repertoire of {scale_rec['n_sequences']:,} sequences "
-             f"(memory-mapped converted store, {scale_rec['threads']} torch thread(s)): "
-             f"{scale_rec['seconds']:.2f} s ({scale_rec['sequences_per_second']:,.0f} sequences/s, "
-             f"best of 3; exact per-sequence weights {scale_rec['weights_seconds']:.2f} s); process "
-             f"peak RSS {scale_rec['peak_rss_mib']:.0f} MiB, resident {scale_rec['rss_before_mib']:.0f}"
-             f" MiB just before the timed calls (Python, torch, the library, a saved model loaded "
-             f"with `DeepRCClassifier.load`, one warm-up pass). Arithmetic "
-             f"{scale_rec['achieved_gflops']:.2f} GFLOP/s = {100 * scale_rec['roofline_ratio']:.1f} % "
-             f"of this machine's measured 1024² matmul rate ({scale_rec['matmul_gflops']:.1f} "
-             f"GFLOP/s); the lookups are memory-bound. Load average during the run: "
-             f"{scale_rec['load_average']:.1f} (shared machine)."), ""]
+            (f"Scale: DeepRC inference on one repertoire of {scale_rec['n_sequences']:,} "
+             f"sequences (memory-mapped converted store, {scale_rec['threads']} torch thread(s)): "
+             f"{scale_rec['seconds']:.2f} s ({scale_rec['sequences_per_second']:,.0f} "
+             "sequences/s, best of 3; exact per-sequence weights "
+             f"{scale_rec['weights_seconds']:.2f} s); process peak RSS "
+             f"{scale_rec['peak_rss_mib']:.0f} MiB, resident {scale_rec['rss_before_mib']:.0f} "
+             "MiB just before the timed calls (Python, torch, the library, a saved model loaded "
+             "with `DeepRCClassifier.load`, one warm-up pass). Arithmetic "
+             f"{scale_rec['achieved_gflops']:.2f} GFLOP/s = "
+             f"{100 * scale_rec['roofline_ratio']:.1f} % of this machine's measured 1024² matmul "
+             f"rate ({scale_rec['matmul_gflops']:.1f} GFLOP/s); the lookups are memory-bound. "
+             f"Load average during the run: {scale_rec['load_average']:.1f} (shared machine)."), ""]
     lines += [("Files: `deeprc/results.csv`, `deeprc/summary.csv`, `deeprc/deeprc.json`, "
                "`deeprc/scale.json`, `deeprc/auc.png`, `deeprc/attention.png`; "
                "`deeprc/scale_data_<n>/` holds the simulated big repertoire (DeepRC layout and its "

@@ -32,13 +32,14 @@ The ± is the standard deviation over repeats of the per-repeat mean AUC (paper)
 there is a single repeat. Every method is compared with Hopfield pooling on the same outer folds
 (:func:`compare`: Nadeau–Bengio corrected resampled t-test, primary, and Wilcoxon signed-rank), with
 a win/tie/loss line; the report also draws the per-instance association weights of correctly and
-wrongly classified test bags of one set (:data:`FIGURE_SET`), and sums the per-fold fit times per set
-(:func:`fit_times`; for a report read from the cache, the time the folds took when they were computed). Every finished fold is cached as JSON under
-``out_dir/mil/folds/<mode>-seed<seed>/`` (``full-untuned-k1-seed<seed>`` for ``full``, so folds
-of the earlier tuned ``full`` are never mixed in; atomic writes) and a rerun skips it. Network
-folds record their early-stopping rule (``scoring``; every network stops on the validation ROC AUC
-by default); a cached fold of another rule (a baseline fold written before the baselines had
-``scoring`` stopped on the loss) is refitted, never mixed in.
+wrongly classified test bags of one set (:data:`FIGURE_SET`), and sums the per-fold fit times per
+set (:func:`fit_times`; for a report read from the cache, the time the folds took when they were
+computed). Every finished fold is cached as JSON under ``out_dir/mil/folds/<mode>-seed<seed>/``
+(``full-untuned-k1-seed<seed>`` for ``full``, so folds of the earlier tuned ``full`` are never mixed
+in; atomic writes) and a rerun skips it. Network folds record their early-stopping rule
+(``scoring``; every network stops on the validation ROC AUC by default); a cached fold of another
+rule (a baseline fold written before the baselines had ``scoring`` stopped on the loss) is refitted,
+never mixed in.
 Files: ``results.csv`` (one row per fold), ``summary.csv``, ``mil.json``, ``auc.png``.
 """
 
@@ -143,7 +144,8 @@ def _grid(method: str) -> dict[str, list]:
 
 
 def candidates(method: str, n_iter: int, seed: int) -> list[dict]:
-    """``n_iter`` grid points of ``method`` (seeded sample; defaults first), or ``[{}]`` for no tuning."""
+    """``n_iter`` grid points of ``method`` (seeded sample; defaults first), or ``[{}]`` for no
+    tuning."""
     if n_iter <= 0:
         return [{}]
     points = list(ParameterGrid(_grid(method)))
@@ -214,7 +216,8 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     torch.set_num_threads(1)
     t_start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        bar = tqdm(tasks, desc=f"mil {mode}", unit="fold", dynamic_ncols=True)  # one method, one outer fold
+        # one method, one outer fold
+        bar = tqdm(tasks, desc=f"mil {mode}", unit="fold", dynamic_ncols=True)
         for n, r, f, tr, te, m in bar:
             path = cache / f"{n}__r{r}f{f}__{m}.json"
             if path.is_file():
@@ -287,7 +290,8 @@ def _stats_section(table, cmp, names, methods, proto, reference="hopfield") -> l
         oc = [cmp[n][m]["outcome"] for n in names]
         wtl.append(f"{METHODS[m][0]} {oc.count('win')}/{oc.count('tie')}/{oc.count('loss')}")
     j = proto["folds"] * proto["repeats"]
-    j_eff = 1.0 / (1.0 / j + 1.0 / (proto["folds"] - 1))    # the corrected variance factor as a fold count
+    # the corrected variance factor as a fold count
+    j_eff = 1.0 / (1.0 / j + 1.0 / (proto["folds"] - 1))
     plain = []
     for n in names:
         best = max(methods, key=lambda m: table[n][m][0])
@@ -296,24 +300,25 @@ def _stats_section(table, cmp, names, methods, proto, reference="hopfield") -> l
             continue
         lost = [m for m in others if cmp[n][m]["outcome"] == "loss"]
         gap = table[n][best][0] - table[n][reference][0]
-        s = (f"{n}: Hopfield pooling is **not the best** — {METHODS[best][0]} is {gap:.1f} points higher; ")
+        s = (f"{n}: Hopfield pooling is **not the best** — {METHODS[best][0]} is {gap:.1f} points "
+             "higher; ")
         s += (("significantly worse (corrected t-test, α = 0.05) than " +
                ", ".join(METHODS[m][0] for m in lost) + ".") if lost else
-              "the difference to every method is not significant at α = 0.05 "
-              f"(the corrected test counts the {j} overlapping folds as about {j_eff:.0f} independent "
-              "ones, so it has little power).")
+              "the difference to every method is not significant at α = 0.05 (the corrected test "
+              f"counts the {j} overlapping folds as about {j_eff:.0f} independent ones, so it has "
+              "little power).")
         plain.append(s)
     k = proto["folds"]
     return [
         "### Paired comparison with Hopfield pooling (same outer folds)", "",
-        f"Cell: mean over folds of AUC(method) − AUC(Hopfield pooling) in points (positive = the method "
-        f"is better), the two-sided p of the Nadeau–Bengio corrected resampled t-test "
+        "Cell: mean over folds of AUC(method) − AUC(Hopfield pooling) in points (positive = the "
+        "method is better), the two-sided p of the Nadeau–Bengio corrected resampled t-test "
         f"(variance × (1/J + n_test/n_train), n_test/n_train = 1/{k - 1}, J − 1 df; J = "
         f"{k * proto['repeats']} paired folds) — the primary test — and in brackets the Wilcoxon "
-        f"signed-rank p (W). The corrected t-test is primary because the folds share training bags "
-        f"(the plain tests are anti-conservative)" + (
-            f"; besides, with {j} folds the exact Wilcoxon test cannot go below p = 2/2^{j} = {2 / 2 ** j:.4g}, "
-            f"so it can never reject at α = 0.05. " if 2 / 2 ** j >= 0.05 else
+        "signed-rank p (W). The corrected t-test is primary because the folds share training bags "
+        "(the plain tests are anti-conservative)" + (
+            f"; besides, with {j} folds the exact Wilcoxon test cannot go below p = 2/2^{j} = "
+            f"{2 / 2 ** j:.4g}, so it can never reject at α = 0.05. " if 2 / 2 ** j >= 0.05 else
             f"; the Wilcoxon p treats the {j} folds as independent and so overstates the evidence "
             f"(shown for reference). ") +
         "The outcome is for Hopfield pooling at α = 0.05 (no multiple-comparison correction).", "",
@@ -323,14 +328,16 @@ def _stats_section(table, cmp, names, methods, proto, reference="hopfield") -> l
     ]
 
 
-#: The set whose per-instance association weights the report shows (first of the run's sets if absent).
+#: The set whose per-instance association weights the report shows (first of the run's sets if
+#: absent).
 FIGURE_SET = "elephant"
 
 
 def instance_weight_record(mode, params, bags, y, bag_ids, tr, te, fold_seed, *, n_show: int = 4) -> dict:
-    """Refit the Hopfield fold (same seed, data and ``params`` as its fold record, so the same model) and return
-    the per-instance association weights of up to ``n_show`` correctly and ``n_show`` wrongly
-    classified test bags (the most confident of each kind, alternating the two labels)."""
+    """Refit the Hopfield fold (same seed, data and ``params`` as its fold record, so the same
+    model) and return the per-instance association weights of up to ``n_show`` correctly and
+    ``n_show`` wrongly classified test bags (the most confident of each kind, alternating the two
+    labels)."""
     est = make("hopfield", params, seed=fold_seed, mode=mode).fit([bags[i] for i in tr], y[tr])
     test = [bags[i] for i in te]
     proba = est.predict_proba(test)[:, -1]
@@ -384,10 +391,14 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
         _plot_weights(out, weights, weights["dataset"])
         fig_lines = [
             f"### Which instances Hopfield pooling looks at ({weights['dataset']})", "",
-            (f"Per-instance association weights (`HopfieldMILClassifier.instance_weights`, mean over heads; "
-            f"each bag's weights sum to 1) of the most confidently correct (top, green) and wrong (bottom, "
-            f"red) test bags of repeat 0, fold {weights.get('fold', 0)} (the first fold with a wrongly "
-            f"classified bag; {weights['n_correct']} correct, {weights['n_wrong']} wrong at threshold "
+            ("Per-instance association weights (`HopfieldMILClassifier.instance_weights`, mean "
+             "over heads; "
+            "each bag's weights sum to 1) of the most confidently correct (top, green) and wrong "
+            "(bottom, "
+            f"red) test bags of repeat 0, fold {weights.get('fold', 0)} (the first fold with a "
+            "wrongly "
+            f"classified bag; {weights['n_correct']} correct, {weights['n_wrong']} wrong at "
+            "threshold "
             f"0.5); the dashed line is the uniform weight 1/n of mean pooling."), "",
             "![instance weights](mil/instance_weights.png)", ""]
 
@@ -403,11 +414,12 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
         p = PAPER.get(n)
         body.append([n, f"{p[0]} ± {p[1]}" if p else "n/a"] + cells)
     if proto["inner_folds"]:
-        how = (f"stratified {proto['folds']}-fold CV × {proto['repeats']} repeats; in each outer fold "
-               f"every method picks among {proto['n_iter']} grid points by inner {proto['inner_folds']}-fold CV")
+        how = (f"stratified {proto['folds']}-fold CV × {proto['repeats']} repeats; in each outer "
+               f"fold every method picks among {proto['n_iter']} grid points by inner "
+               f"{proto['inner_folds']}-fold CV")
     else:
-        how = (f"stratified {proto['folds']}-fold CV × {proto['repeats']} repeat(s); every method with "
-               f"its defaults (no tuning)")
+        how = (f"stratified {proto['folds']}-fold CV × {proto['repeats']} repeat(s); every method "
+               "with its defaults (no tuning)")
         k = proto["net"].get("n_members", 1)
         if proto["folds"] * proto["repeats"] > 5:
             how += " (the paper's outer protocol without its inner tuning; see docs/reproduce.md)"
@@ -419,8 +431,8 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
         "## Multiple-instance learning (ROC AUC %)", "",
         (f"Mode `{mode}`, seed {seed}: {how}. All methods run on the same folds; ± is the standard "
         f"deviation over {std_of}. Best per dataset in bold. \"paper\" is Ramsauer et al. (2020), "
-        f"Table 1 (10-fold nested CV × 5, tuned); the other sets are not in that table (n/a). "
-        f"This invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU (single-threaded torch; "
+        "Table 1 (10-fold nested CV × 5, tuned); the other sets are not in that table (n/a). This "
+        f"invocation: {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU (single-threaded torch; "
         f"folds cached by an earlier run are not refitted); {len(rows)} folds in total."), "",
         markdown_table(header, body), "",
         *_fit_time_lines(rows, names),

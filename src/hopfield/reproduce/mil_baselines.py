@@ -103,7 +103,8 @@ class MILNetClassifier(BaseMILClassifier):
 
     @staticmethod
     def param_grid() -> dict[str, list]:
-        """Tuning grid of the same size as the Hopfield one (``reproduce.mil.run(mode="tuned")``)."""
+        """Tuning grid of the same size as the Hopfield one
+        (``reproduce.mil.run(mode="tuned")``)."""
         return {"learning_rate": [1e-3, 3e-4], "embedding_size": [64, 128, 256], "n_layers": [1, 2],
                 "attention_size": [32, 128], "dropout": [0.0, 0.1, 0.5], "bag_dropout": [0.0, 0.1, 0.5],
                 "weight_decay": [1e-4, 1e-3, 1e-2]}
@@ -141,8 +142,8 @@ class BagStatsClassifier(ClassifierMixin, BaseEstimator):
         elif self.model == "svm":
             clf = SVC(C=self.C, gamma=self.gamma, random_state=self.random_state)
         else:
-            raise ValueError(f"The 'model' parameter of BagStatsClassifier must be one of ['rf', 'svm']. "
-                             f"Got {self.model!r} instead.")
+            raise ValueError("The 'model' parameter of BagStatsClassifier must be one of ['rf', "
+                             f"'svm']. Got {self.model!r} instead.")
         self.pipeline_ = make_pipeline(StandardScaler(), clf).fit(bag_statistics(bags), np.asarray(y))
         self.classes_ = self.pipeline_.classes_
         self.n_features_in_ = bags[0].shape[1]

@@ -17,8 +17,8 @@ Sets (:data:`SETS`; in-distribution = ID, out-of-distribution = OOD):
 Methods (:data:`METHODS`): ``hopfield`` (:class:`hopfield.ood.HopfieldOODDetector`, one memory,
 β by its held-out likelihood rule), ``hopfield_class`` (one memory per class), ``msp`` (maximum
 softmax probability of the classifier: logistic regression on raw features, the MLP's own head on
-its features), ``energy`` (logsumexp of those logits, Liu et al. 2020), ``mahalanobis`` (class means,
-shared covariance, Lee et al. 2018), ``knn`` / ``knn1`` (distance to the 10th / the nearest
+its features), ``energy`` (logsumexp of those logits, Liu et al. 2020), ``mahalanobis`` (class
+means, shared covariance, Lee et al. 2018), ``knn`` / ``knn1`` (distance to the 10th / the nearest
 neighbour, Sun et al. 2022), ``iforest`` (IsolationForest), ``lof`` (LocalOutlierFactor, novelty).
 The feature-space baselines see the same preprocessed features as the Hopfield detector (centred by
 the ID training mean, unit length), so the comparison isolates the scoring rule.

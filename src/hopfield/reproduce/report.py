@@ -30,8 +30,9 @@ def write_report(out_dir: str | os.PathLike[str], sections: Sequence[str], *, co
         "# hopfield reproduce — report",
         "",
         f"Command: `{command}`  ",
-        (f"Finished {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} after {elapsed / 60:.1f} min "
-         f"on {platform.machine()} / {os.cpu_count()} CPUs, torch {torch.__version__}."),
+        (f"Finished {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} after "
+         f"{elapsed / 60:.1f} min on {platform.machine()} / {os.cpu_count()} CPUs, torch "
+         f"{torch.__version__}."),
         "",
     ]
     return atomic_write_text(Path(out_dir) / "report.md", "\n".join(head + [s.rstrip() + "\n" for s in sections]))

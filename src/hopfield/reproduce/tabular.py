@@ -25,8 +25,8 @@ below), the number of cells, and (for
 classification) a paired comparison over the cells of every method against Hopular (against RF
 when Hopular has no cells): mean difference, better / tied / worse cells, two-sided Wilcoxon
 signed-rank and paired t p-values; with several splits also the mean ± std over the splits of the
-per-split mean over the sets. Every fit is single-threaded; except in smoke mode two processes fit cells side by
-side (``n_jobs``), longest cells first.
+per-split mean over the sets. Every fit is single-threaded; except in smoke mode two processes fit
+cells side by side (``n_jobs``), longest cells first.
 
 ========= ================================= ================== ==============================
 mode      small sets                        mid-size sets      trials per method
@@ -220,8 +220,8 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
     """Run the tabular benchmark; write files under ``out_dir/tabular/``; return markdown.
 
     ``n_jobs``: processes fitting cells side by side, each single-threaded (``None``: 2 in quick,
-    full and defaults mode, 1 in smoke mode; 1 = everything in this process). Fit times are then measured
-    while the other process runs too; CPU seconds are recorded beside them.
+    full and defaults mode, 1 in smoke mode; 1 = everything in this process). Fit times are then
+    measured while the other process runs too; CPU seconds are recorded beside them.
 
     ``datasets``: only these sets (names from :data:`hopfield.datasets.uci.UCI_FD_NAMES` and
     :data:`hopfield.datasets.tabular.TABULAR_SETS`; ``None``: the mode's sets). ``splits``: only
