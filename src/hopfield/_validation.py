@@ -206,7 +206,8 @@ def check_mask(
     try:
         torch.broadcast_shapes(full.shape, (*lead, L, N))
     except RuntimeError:
-        raise ValueError(f"{name} must have shape {expected}, got {shape_str(mask.shape)}") from None
+        raise ValueError(
+            f"{name} must have shape {expected}, got {shape_str(mask.shape)}") from None
     if not skip_data_checks() and bool(full.all(dim=-1).any()):
         raise ValueError(f"{name} hides every stored pattern for at least one state; "
                          "each state must see at least one pattern")

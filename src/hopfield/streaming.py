@@ -93,7 +93,8 @@ def _pass(state: torch.Tensor, source: Any, beta: Beta, chunk_size: int, k: int 
     acc = SoftmaxPartial.empty(lead_l, state.shape[-1], state)
     top, norm = None, None
     for start, chunk in _iter_chunks(source, chunk_size, state):  # chunk: (C, D)
-        part, ctop = _topk_partial(state, chunk, beta, k) if k else chunk_partial(state, chunk, beta)
+        part, ctop = (_topk_partial(state, chunk, beta, k) if k
+                      else chunk_partial(state, chunk, beta))
         acc = acc.merge(part)
         if k:
             vals, idx = ctop  # (..., L, k')

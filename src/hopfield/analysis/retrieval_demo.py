@@ -31,8 +31,8 @@ import numpy as np
 
 from .._io import atomic_write
 
-__all__ = ["BETAS", "BETAS_QUICK", "CORRUPTIONS", "MAX_PATTERNS", "DemoResult", "binarise", "corrupt",
-           "load_patterns", "make_methods", "run_demo", "save_figure", "score"]
+__all__ = ["BETAS", "BETAS_QUICK", "CORRUPTIONS", "MAX_PATTERNS", "DemoResult", "binarise",
+           "corrupt", "load_patterns", "make_methods", "run_demo", "save_figure", "score"]
 
 CORRUPTIONS = ("mask", "flip", "noise")
 FLIP_P = 0.15
@@ -148,7 +148,8 @@ def make_methods(betas: tuple[float, ...], seed: int) -> dict[str, Any]:
 def score(retrieved: np.ndarray, patterns: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """``nearest``, ``exact`` and ``pixel`` accuracy of retrieved states (L, D) against the
     stored ``patterns`` (N, D), ``target`` (L,) being the index each query was made from."""
-    retrieved, patterns = np.asarray(retrieved, dtype=np.float64), np.asarray(patterns, dtype=np.float64)
+    retrieved = np.asarray(retrieved, dtype=np.float64)
+    patterns = np.asarray(patterns, dtype=np.float64)
     target = np.asarray(target)
     if (retrieved.ndim != 2 or patterns.ndim != 2 or retrieved.shape[1] != patterns.shape[1]
             or target.shape != (len(retrieved),)):

@@ -146,7 +146,8 @@ def ratio_value(ratio: Ratio, record: dict[str, Any]) -> float | None:
         num, den = table.get(ratio.num, {}).get("median"), table.get(ratio.den, {}).get("median")
     else:
         table = record.get("memory", {})
-        num, den = table.get(ratio.num, {}).get("peak_mib"), table.get(ratio.den, {}).get("peak_mib")
+        num = table.get(ratio.num, {}).get("peak_mib")
+        den = table.get(ratio.den, {}).get("peak_mib")
     if num is None or den is None or den <= (MIN_MEMORY_MIB if ratio.metric == "memory" else 0):
         return None
     return num / den

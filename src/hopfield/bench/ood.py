@@ -69,7 +69,8 @@ def derive(case: Case, record: dict[str, Any]) -> dict[str, Any]:
     for peer, res in record["time"].items():
         if res.get("median"):
             out[f"{peer} scores/s"] = cfg["L"] / res["median"]
-            out[f"{peer} GFLOP/s (2·L·N·D)"] = 2.0 * cfg["L"] * cfg["N"] * cfg["D"] / res["median"] / 1e9
+            out[f"{peer} GFLOP/s (2·L·N·D)"] = (2.0 * cfg["L"] * cfg["N"] * cfg["D"]
+                                                / res["median"] / 1e9)
     return out
 
 

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 from ._core import Bench, Case, Ratio, Unavailable
 
-__all__ = ["DEVICES", "cases", "derive", "make_patterns", "modern_memory", "prepare", "setup", "write_store"]
+__all__ = ["DEVICES", "cases", "derive", "make_patterns", "modern_memory", "prepare", "setup",
+           "write_store"]
 
 DEVICES = ("cpu", "cuda")
 _CHUNK = 1 << 20

@@ -23,7 +23,8 @@ __all__ = ["check_out_dir", "out_option", "usage_error"]
 
 
 def usage_error(param: str, message: str) -> typer.BadParameter:
-    """The usage error every command raises: ``raise usage_error("--seed", "must be >= 0, got -1")``.
+    """The usage error every command raises, e.g.
+    ``raise usage_error("--seed", "must be >= 0, got -1")``.
 
     ``param`` is the option as typed (``--seed``) or an argument's metavar (``PART``).
     """

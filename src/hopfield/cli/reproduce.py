@@ -1,5 +1,5 @@
-"""``hopfield reproduce [PART ...] [--quick|--full|--defaults] [--out DIR] [--seed N] [--data-dir DIR]
-[--datasets NAME,...] [--splits J,...]``.
+"""``hopfield reproduce [PART ...] [--quick|--full|--defaults] [--out DIR] [--seed N]
+[--data-dir DIR] [--datasets NAME,...] [--splits J,...]``.
 
 Runs the real-data reproductions registered in :data:`hopfield.reproduce.PARTS` (without a part:
 :data:`hopfield.reproduce.DEFAULT_PARTS`; ``all``: every registered part) and writes
@@ -116,7 +116,8 @@ def reproduce(
     mode = ("smoke" if smoke else "defaults" if defaults else
             "full" if quick is False else "quick")
     argv = ["hopfield", "reproduce", *(part or []), f"--{mode}",
-            "--out", str(out), "--seed", str(seed)] + (["--data-dir", str(data_dir)] if data_dir else []) \
+            "--out", str(out), "--seed", str(seed)] \
+        + (["--data-dir", str(data_dir)] if data_dir else []) \
         + (["--datasets", ",".join(kwargs["datasets"])] if "datasets" in kwargs else []) \
         + (["--splits", ",".join(map(str, kwargs["splits"]))] if "splits" in kwargs else [])
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,8 @@ def reproduce(
     for name in parts:
         typer.echo(f"[reproduce] {name} ({mode}) -> {out / name}", err=True)
         try:
-            sections.append(get_part(name).run(out, mode=mode, seed=seed, data_dir=data_dir, **kwargs))
+            sections.append(get_part(name).run(out, mode=mode, seed=seed, data_dir=data_dir,
+                                               **kwargs))
         except ValueError as err:
             if "splits" in kwargs and str(err).startswith("splits "):
                 # e.g. not one of the mode's splits

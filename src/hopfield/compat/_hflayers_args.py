@@ -117,8 +117,9 @@ def _refuse(a: dict[str, object], kind: str) -> None:
         targets = (Dk if a["pattern_projection_size"] is None else Dv) \
             if a["lookup_weights_as_separated"] else Dk
         if targets != Dv:
+            what = "targets" if a["lookup_weights_as_separated"] else "lookup weights"
             raise ValueError(f"hflayers_kwargs: this HopfieldLayer cannot run in hflayers itself "
-                             f"(its {'targets' if a['lookup_weights_as_separated'] else 'lookup weights'}"
+                             f"(its {what}"
                              f" have {targets} features, its pattern projection expects {Dv}); "
                              "give pattern_projection_size")
 

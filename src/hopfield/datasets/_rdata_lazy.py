@@ -70,7 +70,8 @@ def _decompress(blob: bytes, name: str) -> bytes:
     kind = body[:1]
     if kind == b"Z":
         out = lzma.decompress(body[1:], format=lzma.FORMAT_RAW,
-                              filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
+                              filters=[{"id": lzma.FILTER_LZMA2,
+                                         "preset": 9 | lzma.PRESET_EXTREME}])
     elif kind == b"2":
         out = bz2.decompress(body[1:])
     elif kind == b"0":

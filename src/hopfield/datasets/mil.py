@@ -116,7 +116,8 @@ def load_mil(name: str, data_dir: str | os.PathLike[str] | None = None) -> MILDa
     try:
         raw = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
     except ValueError as err:
-        raise ValueError(f"{path} is not a numeric CSV (label, bag id, features...): {err}") from None
+        raise ValueError(
+            f"{path} is not a numeric CSV (label, bag id, features...): {err}") from None
     if raw.shape[1] < 3 or raw.shape[0] == 0:
         raise ValueError(f"{path} must have rows of at least 3 columns (label, bag id, features), "
                          f"got shape {raw.shape}")

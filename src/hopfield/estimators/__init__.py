@@ -9,7 +9,8 @@
   data (``hopfield.estimators.hopular``).
 
 All share one base (``hopfield.estimators._base``: validation, seeding, device, training loop with
-per-member early stopping, versioned save/load). They are imported lazily so that ``import hopfield.estimators`` stays cheap.
+per-member early stopping, versioned save/load). They are imported lazily so that
+``import hopfield.estimators`` stays cheap.
 """
 
 from __future__ import annotations

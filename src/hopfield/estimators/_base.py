@@ -7,7 +7,8 @@ outputs (classes, or 1 for regression).
 A subclass is its network plus a few hooks (see ``docs/architecture.md`` / ``/tmp`` notes)::
 
     class MyRegressor(RegressorTargetMixin, HopfieldEstimator):
-        _parameter_constraints = {**HopfieldEstimator._parameter_constraints, "width": [Interval(Integral, 1, None, closed="left")]}
+        _parameter_constraints = {**HopfieldEstimator._parameter_constraints,
+                                  "width": [Interval(Integral, 1, None, closed="left")]}
 
         def __init__(self, width=32, *, max_iter=200, ..., random_state=None, device="cpu"):
             ...store every argument...
@@ -272,7 +273,8 @@ class HopfieldEstimator(BaseEstimator):
         best = {k: v.detach().clone() for k, v in net.named_parameters()} if early else None
         best_vloss = np.full(M, np.inf)                # validation loss at each member's best epoch
         lengths = self._sample_lengths(data)
-        if lengths is not None and _random_batch_share(lengths, hp.batch_size) >= self._length_buckets_below:
+        if (lengths is not None
+                and _random_batch_share(lengths, hp.batch_size) >= self._length_buckets_below):
             lengths = None                                   # little padding: plain random batches
         self.loss_curve_, self.validation_scores_ = [], []
         epoch = 0

@@ -138,7 +138,8 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict, dict[str, torch.Tens
     try:
         config = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{cfg_file} is not valid JSON ({err}); the saved model is corrupt") from None
+        raise ValueError(
+            f"{cfg_file} is not valid JSON ({err}); the saved model is corrupt") from None
     if not isinstance(config, dict):
         raise ValueError(  # noqa: TRY004 - a corrupt saved model, not a wrong argument type
             f"{cfg_file} must hold a JSON object, got {type(config).__name__}")
@@ -261,7 +262,8 @@ def load_model(cls, path, *, device=None):
             est.classes_ = np.asarray(classes, dtype=None if kind == "str" else np.dtype(kind))
         except (TypeError, ValueError) as err:
             raise _bad(path, f"classes: {err}") from None
-        if est.classes_.ndim != 1 or len(est.classes_) < 2 or len(np.unique(est.classes_)) != len(classes):
+        if (est.classes_.ndim != 1 or len(est.classes_) < 2
+                or len(np.unique(est.classes_)) != len(classes)):
             raise _bad(path, "classes must be a list of >= 2 distinct labels")
         est._n_outputs = len(est.classes_)
     est.n_iter_ = _get(fitted, "n_iter", int, path)

@@ -54,7 +54,8 @@ class _HopfieldPool(nn.Module):
     def __init__(self, size, head_size, num_heads, beta, dropout, normalize):
         super().__init__()
         from hopfield.nn import HopfieldPooling
-        self.hopfield = HopfieldPooling(size, head_size, size, num_heads, beta=beta, dropout=dropout,
+        self.hopfield = HopfieldPooling(size, head_size, size, num_heads, beta=beta,
+                                        dropout=dropout,
                                         normalize_state=normalize, normalize_stored=normalize,
                                         normalize_projection=normalize)
 

@@ -155,9 +155,9 @@ class BaseMILClassifier(ClassifierTargetMixin, ClassifierMixin, HopfieldEstimato
         "max_epochs": [_INT1, StrOptions({DEPRECATED})],
         "patience": [_INT1, StrOptions({DEPRECATED})],
     }
-    _deprecated_aliases: ClassVar[dict[str, str]] = {"hidden_size": "embedding_size", "lr": "learning_rate",
-                           "lr_decay": "learning_rate_decay", "max_epochs": "max_iter",
-                           "patience": "n_iter_no_change"}
+    _deprecated_aliases: ClassVar[dict[str, str]] = {
+        "hidden_size": "embedding_size", "lr": "learning_rate", "lr_decay": "learning_rate_decay",
+        "max_epochs": "max_iter", "patience": "n_iter_no_change"}
     _eval_chunk = 64
     #: length-bucketed batches (windows of 16 batches sorted by jittered bag length; measured in
     #: docs/reproduce.md "Fit time and padding")

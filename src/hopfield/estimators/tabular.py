@@ -13,7 +13,8 @@ prototypes, followed by a linear read-out; trained with early stopping)::
                                                           #   Y_h (K, Dh) learned stored patterns
                                                           #   (initialised to the embeddings of K
                                                           #   random training samples),
-                                                          #   V_h (K, Dh) learned pattern projections
+                                                          #   V_h (K, Dh) learned pattern
+                                                          #   projections
     h   = LayerNorm(z + concat_h o_h)                     # (M, B, E) residual + normalisation
     p   = mean_m softmax(h W_out + b_out)                 # (B, C) ensemble-averaged probabilities
 
@@ -113,9 +114,9 @@ class _HopfieldTabular(HopfieldEstimator):
         "patience": [Interval(Integral, 1, None, closed="left"), StrOptions({DEPRECATED})],
         "n_ensemble": [Interval(Integral, 1, None, closed="left"), StrOptions({DEPRECATED})],
     }
-    _deprecated_aliases: ClassVar[dict[str, str]] = {"hidden_size": "embedding_size", "lr": "learning_rate",
-                           "max_epochs": "max_iter", "patience": "n_iter_no_change",
-                           "n_ensemble": "n_members"}
+    _deprecated_aliases: ClassVar[dict[str, str]] = {
+        "hidden_size": "embedding_size", "lr": "learning_rate", "max_epochs": "max_iter",
+        "patience": "n_iter_no_change", "n_ensemble": "n_members"}
     #: the members share their input: one mini-batch of all samples per step, each member's
     #: validation samples weighted 0 (cheaper than per-member batches; reproduces the previous
     #: release's UCI accuracies exactly, see docs/uci.md)

@@ -3,7 +3,8 @@
 Shape legend: B batch, L state patterns, N learned stored patterns (``quantity``), D input size.
 
 Reference: learned stored patterns Y (N, Dk) and, with ``lookup_targets=True``, separate learned
-targets T (N, Dv) (else T = Y; Dk = Dv = D by default) are the memory that every input state R retrieves from::
+targets T (N, Dv) (else T = Y; Dk = Dv = D by default) are the memory that every input state R
+retrieves from::
 
     out = Hopfield((Y, R, T))        # (B, L, output_size)
 

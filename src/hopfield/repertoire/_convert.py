@@ -50,7 +50,8 @@ class _Writer:
 
 
 def _encode_block(seqs: list[str], lines: list[int], file: Path, max_length: int, unknown: str,
-                  on_invalid: str, stats: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  on_invalid: str, stats: dict[str, int],
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Encode one block; returns (codes, lengths, keep) with invalid sequences removed."""
     lens = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     keep = np.ones(len(seqs), dtype=bool)

@@ -180,7 +180,8 @@ class DeepRCTraining:
                 proj.bias.add_(_SELU_FLOOR * u.to(proj.bias))
         idx = torch.arange(len(top))
         saved = (W[:, :, idx].detach().clone(), emb.position.weight[idx].detach().clone(),
-                 emb.position.bias[idx].detach().clone(), net.project.weight[:, idx].detach().clone())
+                 emb.position.bias[idx].detach().clone(),
+                 net.project.weight[:, idx].detach().clone())
         return lambda: _restore_kernels(net, idx, *saved)
 
     def _pretrain(self, net, reps, y, tr, rs, opt, keep=None, batch: int = 512, bags: int = 8):
@@ -205,7 +206,8 @@ class DeepRCTraining:
             codes = torch.cat([F.pad(p[0], (0, L - p[0].shape[1])) for p in parts])
             lengths = torch.cat([p[1] for p in parts])
             counts = torch.cat([p[2] for p in parts]) if self.use_counts else None
-            groups = length_groups(np.concatenate([reps[i].lengths[j] for i, j in zip(chosen, idxs)]))
+            groups = length_groups(
+                np.concatenate([reps[i].lengths[j] for i, j in zip(chosen, idxs)]))
             labels = y[torch.from_numpy(np.repeat(chosen, per)).to(dev)]
             loss = F.cross_entropy(
                 net.sequence_logits(net.sequences(codes, lengths, counts, groups)), labels)

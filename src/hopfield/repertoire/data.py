@@ -36,7 +36,8 @@ for _i, _a in enumerate(ALPHABET, start=1):
     _TABLE[ord(_a)] = _i
     _TABLE[ord(_a.lower())] = _i
 _TABLE = bytes(_TABLE)
-_CODE = {**{a: i for i, a in enumerate(ALPHABET, 1)}, **{a.lower(): i for i, a in enumerate(ALPHABET, 1)}}
+_CODE = {**{a: i for i, a in enumerate(ALPHABET, 1)},
+         **{a.lower(): i for i, a in enumerate(ALPHABET, 1)}}
 _DECODE = np.frombuffer(("-" + ALPHABET + "X").encode() + b"?" * 233, dtype="S1")
 
 

@@ -95,7 +95,8 @@ class DeepRCClassifier(DeepRCTraining, ClassifierMixin, BaseEstimator):
 
     def __init__(self, n_kernels=32, kernel_size=5, embedding_size=32, num_heads=4, head_size=16,
                  beta=None, use_counts=False, max_length=40, n_train_sequences=512,
-                 top_fraction=0.5, kmer_init=8, pretrain_steps=500, sequence_loss=1.0, dropout=0.0, max_iter=30, batch_size=4, learning_rate=3e-3,
+                 top_fraction=0.5, kmer_init=8, pretrain_steps=500, sequence_loss=1.0, dropout=0.0,
+                 max_iter=30, batch_size=4, learning_rate=3e-3,
                  weight_decay=1e-4, early_stopping=True, validation_fraction=0.2,
                  n_iter_no_change=8, tol=1e-4, chunk_size=16384, random_state=None,
                  device="cpu", num_threads=1):

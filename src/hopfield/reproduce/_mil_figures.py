@@ -34,7 +34,8 @@ def _plot_weights(out: Path, rec: dict, name: str) -> None:
             ax.bar(np.arange(len(wts)), wts, color="tab:green" if kind == "correct" else "tab:red")
             # uniform weight = mean pooling
             ax.axhline(1 / len(wts), color="k", lw=0.7, ls="--")
-            ax.set_title(f"bag {b['bag_id']:g}: y={b['label']}, p(1)={b['p_positive']:.2f}", fontsize=8)
+            ax.set_title(f"bag {b['bag_id']:g}: y={b['label']}, p(1)={b['p_positive']:.2f}",
+                         fontsize=8)
             ax.set_xlabel("instance", fontsize=7)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.tick_params(labelsize=6)

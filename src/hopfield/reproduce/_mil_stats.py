@@ -84,7 +84,8 @@ def compare(rows: list[dict], names, methods, *, folds: int, reference: str = "h
         for m in methods:
             if m == reference:
                 continue
-            other = {(r["repeat"], r["fold"]): r["auc"] for r in rows if r["dataset"] == n and r["method"] == m}
+            other = {(r["repeat"], r["fold"]): r["auc"] for r in rows
+                     if r["dataset"] == n and r["method"] == m}
             keys = sorted(set(ref) & set(other))
             d = np.array([other[k] - ref[k] for k in keys])
             if len(d) < 2:
@@ -125,7 +126,8 @@ def fit_times(rows: list[dict], names) -> dict[str, tuple[int, float, float | No
 def _fit_time_lines(rows, names) -> list[str]:
     ft = fit_times(rows, names)
     fmt = lambda v: "n/a" if v is None else f"{v / 60:.1f}"
-    body = [[n if n != "total" else "**all**", str(k), fmt(w), fmt(c)] for n, (k, w, c) in ft.items()]
+    body = [[n if n != "total" else "**all**", str(k), fmt(w), fmt(c)]
+            for n, (k, w, c) in ft.items()]
     return [
         ("Fit time behind this table: the sums of the per-fold records (each fold as timed when "
          "it was computed, possibly by an earlier run; one process, single-threaded torch; on a "

@@ -61,7 +61,8 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                  "(no tuning, so the split's validation rows are not used; methods that stop "
                  "early hold out part of the training rows themselves); test accuracy in % "
                  "(RMSE for regression); rank 1 = best.")
-        head = f"Hopular vs the baselines, every method with its defaults (mode `{mode}`, seed {seed})"
+        head = (f"Hopular vs the baselines, every method with its defaults (mode `{mode}`, "
+                f"seed {seed})")
     lines = [f"## Tabular: {head}", "", intro, ""]
     summary: dict = {"mode": mode, "seed": seed, "methods": methods, "rows": rows,
                      "skipped": skips, "groups": {}}
@@ -104,8 +105,9 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                     for m in methods]
             label = {"test": "tuned", "default_test": "defaults"}[key]
             splits_all = sorted({r['split'] for r in sel + skip})
-            title = (f"{'small UCI sets (splits ' + str(splits_all) + ')' if kind == 'small' else 'mid-size sets'}"
-                     f", {task}, {label}")
+            group = ("small UCI sets (splits " + str(splits_all) + ")" if kind == "small"
+                     else "mid-size sets")
+            title = f"{group}, {task}, {label}"
             left_out = {n: [m for k, m in enumerate(methods) if unfinished[i, k]]
                         for i, n in enumerate(names) if not complete[i]}
             summary["groups"][f"{kind}-{task}-{label}"] = {
@@ -115,7 +117,8 @@ def _report(out: Path, mode: str, seed: int, methods: tuple[str, ...], rows: lis
                 "not_finished": left_out,
                 "not_applicable": {n: [m for k, m in enumerate(methods) if na[i, k]]
                                    for i, n in enumerate(names) if na[i].any()},
-                "fit_seconds": dict(zip(methods, secs)), "fit_cpu_seconds": dict(zip(methods, cpus)),
+                "fit_seconds": dict(zip(methods, secs)),
+                "fit_cpu_seconds": dict(zip(methods, cpus)),
                 "peak_mb": dict(zip(methods, peak))}
             order = np.argsort(avg, kind="stable")
             fmt = ((lambda v: "–" if math.isnan(v) else f"{100 * v:.1f}") if task ==

@@ -71,8 +71,8 @@ from ._mil_stats import (
 )
 from .report import markdown_table
 
-__all__ = ["FIGURE_SET", "FULL_MEMBERS", "METHODS", "PAPER", "PROTOCOLS", "QUICK_SETS", "compare", "corrected_ttest",
-           "fit_times", "make", "run", "wilcoxon_p"]
+__all__ = ["FIGURE_SET", "FULL_MEMBERS", "METHODS", "PAPER", "PROTOCOLS", "QUICK_SETS", "compare",
+           "corrected_ttest", "fit_times", "make", "run", "wilcoxon_p"]
 
 #: name -> (label, kind, fixed params)
 METHODS: dict[str, tuple[str, str, dict]] = {
@@ -101,8 +101,10 @@ FULL_MEMBERS = 1
 PROTOCOLS: dict[str, dict] = {
     "full": {"datasets": MIL_DATASETS, "folds": 10, "repeats": 5, "inner_folds": 0, "n_iter": 0,
              "net": {"n_members": FULL_MEMBERS}, "cache": f"full-untuned-k{FULL_MEMBERS}"},
-    "tuned": {"datasets": MIL_DATASETS, "folds": 10, "repeats": 5, "inner_folds": 3, "n_iter": 8, "net": {}},
-    "quick": {"datasets": QUICK_SETS, "folds": 5, "repeats": 1, "inner_folds": 0, "n_iter": 0, "net": {}},
+    "tuned": {"datasets": MIL_DATASETS, "folds": 10, "repeats": 5, "inner_folds": 3, "n_iter": 8,
+              "net": {}},
+    "quick": {"datasets": QUICK_SETS, "folds": 5, "repeats": 1, "inner_folds": 0, "n_iter": 0,
+              "net": {}},
     "smoke": {"datasets": ("musk1",), "folds": 2, "repeats": 1, "inner_folds": 0, "n_iter": 0,
               "net": {"max_iter": 3, "n_iter_no_change": 2}, "stats": {"n_estimators": 20}},
 }
@@ -222,7 +224,8 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
             path = cache / f"{n}__r{r}f{f}__{m}.json"
             if path.is_file():
                 rec = json.loads(path.read_text(encoding="utf-8"))
-                if rec.get("scoring", _UNRECORDED_SCORING[METHODS[m][1]] or stopping[m]) == stopping[m]:
+                recorded = rec.get("scoring", _UNRECORDED_SCORING[METHODS[m][1]] or stopping[m])
+                if recorded == stopping[m]:
                     rows.append(rec)
                     continue
             bar.set_postfix_str(f"{n} r{r}f{f} {m}")
@@ -253,9 +256,11 @@ def run(out_dir: Path, *, mode: str = "quick", seed: int = 0, data_dir=None,
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", category=UserWarning)
                         params = next(x["params"] for x in rows
-                                      if (x["dataset"], x["repeat"], x["fold"], x["method"]) == (n, 0, f, "hopfield"))
+                                      if (x["dataset"], x["repeat"], x["fold"], x["method"])
+                                      == (n, 0, f, "hopfield"))
                         weights = instance_weight_record(mode, params, data[n].bags, data[n].y,
-                                                         data[n].bag_ids, tr, te, seed * 100_003 + f)
+                                                         data[n].bag_ids, tr, te,
+                                                         seed * 100_003 + f)
                     weights["dataset"], weights["fold"] = n, f
                     atomic_write_json(path, weights, sort_keys=True)
                 if weights["n_wrong"] > 0:
@@ -333,7 +338,8 @@ def _stats_section(table, cmp, names, methods, proto, reference="hopfield") -> l
 FIGURE_SET = "elephant"
 
 
-def instance_weight_record(mode, params, bags, y, bag_ids, tr, te, fold_seed, *, n_show: int = 4) -> dict:
+def instance_weight_record(mode, params, bags, y, bag_ids, tr, te, fold_seed, *,
+                           n_show: int = 4) -> dict:
     """Refit the Hopfield fold (same seed, data and ``params`` as its fold record, so the same
     model) and return the per-instance association weights of up to ``n_show`` correctly and
     ``n_show`` wrongly classified test bags (the most confident of each kind, alternating the two
@@ -351,8 +357,9 @@ def instance_weight_record(mode, params, bags, y, bag_ids, tr, te, fold_seed, *,
         by_label = [idx[y[te][idx] == c] for c in np.unique(y[te])]   # alternate the labels
         idx = [int(i) for grp in zip(*[list(g) + [None] * (len(idx) - len(g)) for g in by_label])
                for i in grp if i is not None][:n_show]
-        out[kind] = [{"bag_id": float(bag_ids[te[i]]), "label": int(y[te[i]]), "p_positive": float(proba[i]),
-                      "weights": [float(v) for v in w[i]]} for i in idx]
+        out[kind] = [{"bag_id": float(bag_ids[te[i]]), "label": int(y[te[i]]),
+                      "p_positive": float(proba[i]), "weights": [float(v) for v in w[i]]}
+                     for i in idx]
     out["n_correct"], out["n_wrong"] = int((pred == y[te]).sum()), int((pred != y[te]).sum())
     return out
 
@@ -362,12 +369,14 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
     table = summarize(rows, names, methods)
     cmp = compare(rows, names, methods, folds=proto["folds"]) if "hopfield" in methods else {}
     buf = io.StringIO()
-    cols = ["dataset", "repeat", "fold", "method", "auc", "inner_auc", "seconds", "cpu_seconds", "params"]
+    cols = ["dataset", "repeat", "fold", "method", "auc", "inner_auc", "seconds", "cpu_seconds",
+            "params"]
     w = csv.writer(buf)
     w.writerow(cols)
     for r in sorted(rows, key=lambda r: (r["dataset"], r["repeat"], r["fold"], r["method"])):
         w.writerow([r["dataset"], r["repeat"], r["fold"], r["method"], f"{r['auc']:.6f}",
-                    "" if r["inner_auc"] is None else f"{r['inner_auc']:.6f}", f"{r['seconds']:.2f}",
+                    "" if r["inner_auc"] is None else f"{r['inner_auc']:.6f}",
+                    f"{r['seconds']:.2f}",
                     "" if r.get("cpu_seconds") is None else f"{r['cpu_seconds']:.2f}",
                     json.dumps(r["params"], sort_keys=True)])
     atomic_write_text(out / "results.csv", buf.getvalue())
@@ -380,8 +389,9 @@ def _report(out, mode, seed, names, methods, rows, elapsed, cpu, weights=None) -
             p = PAPER.get(n)
             w.writerow([n, m, f"{mu:.2f}", f"{sd:.2f}", k, p[0] if p else "", p[1] if p else ""])
     atomic_write_text(out / "summary.csv", buf.getvalue())
-    atomic_write_json(out / "mil.json", {"mode": mode, "seed": seed, "protocol": proto, "datasets": list(names),
-                                         "methods": list(methods), "summary": table, "paper": PAPER,
+    atomic_write_json(out / "mil.json", {"mode": mode, "seed": seed, "protocol": proto,
+                                         "datasets": list(names), "methods": list(methods),
+                                         "summary": table, "paper": PAPER,
                                          "paired_vs_hopfield": _finite_or_none(cmp),
                                          "folds": rows, "seconds": elapsed,
                                          "cpu_seconds": cpu}, sort_keys=True)

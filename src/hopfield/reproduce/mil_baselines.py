@@ -106,8 +106,8 @@ class MILNetClassifier(BaseMILClassifier):
         """Tuning grid of the same size as the Hopfield one
         (``reproduce.mil.run(mode="tuned")``)."""
         return {"learning_rate": [1e-3, 3e-4], "embedding_size": [64, 128, 256], "n_layers": [1, 2],
-                "attention_size": [32, 128], "dropout": [0.0, 0.1, 0.5], "bag_dropout": [0.0, 0.1, 0.5],
-                "weight_decay": [1e-4, 1e-3, 1e-2]}
+                "attention_size": [32, 128], "dropout": [0.0, 0.1, 0.5],
+                "bag_dropout": [0.0, 0.1, 0.5], "weight_decay": [1e-4, 1e-3, 1e-2]}
 
 
 def bag_statistics(bags: list[np.ndarray]) -> np.ndarray:
@@ -136,7 +136,8 @@ class BagStatsClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         bags = check_bags(X)
         if self.model == "rf":
-            clf = RandomForestClassifier(n_estimators=self.n_estimators, max_features=self.max_features,
+            clf = RandomForestClassifier(n_estimators=self.n_estimators,
+                                         max_features=self.max_features,
                                          min_samples_leaf=self.min_samples_leaf,
                                          random_state=self.random_state, n_jobs=1)
         elif self.model == "svm":
@@ -144,7 +145,8 @@ class BagStatsClassifier(ClassifierMixin, BaseEstimator):
         else:
             raise ValueError("The 'model' parameter of BagStatsClassifier must be one of ['rf', "
                              f"'svm']. Got {self.model!r} instead.")
-        self.pipeline_ = make_pipeline(StandardScaler(), clf).fit(bag_statistics(bags), np.asarray(y))
+        self.pipeline_ = make_pipeline(StandardScaler(), clf).fit(bag_statistics(bags),
+                                                                  np.asarray(y))
         self.classes_ = self.pipeline_.classes_
         self.n_features_in_ = bags[0].shape[1]
         return self

