@@ -146,7 +146,7 @@ def test_both_score_is_the_averaged_networks_validation_loss(cls, in_range, monk
 @pytest.mark.parametrize("want", ["linear", "piecewise", "both"])
 def test_auto_chooses_each_ensemble_when_it_is_best(want, in_range, monkeypatch):
     """Raise one candidate's score above the others: the choice follows it."""
-    import hopfield.estimators.hopular as hopular
+    from hopfield.estimators import hopular
 
     scores = hopular._ensemble_scores
 

@@ -127,7 +127,7 @@ def test_cosine_schedule_learning_rates(data, lr_log):
 def test_cooldown_learning_rates_and_length(data, lr_log):
     """Patience 1 after a 1-epoch annealing runs out early on this noisy tiny problem; the fit then
     cools down over max(1, ceil(e / 2)) epochs with the rates of the closed form, and stops."""
-    Xtr, ytr, _ = data
+    Xtr, _, _ = data
     est = HopularRegressor(**TINY, max_iter=60, n_iter_no_change=1,
                            learning_rate_schedule="cooldown").fit(Xtr, Xtr[:, 0] - Xtr[:, 1])
     n = est.n_iter_

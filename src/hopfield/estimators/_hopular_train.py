@@ -106,7 +106,7 @@ _AUTO_SCHEDULE_ROWS = _SMALL_DATA_ROWS
 
 
 def _resolve_schedule(schedule: str, n_tr: int) -> str:
-    """Learning-rate schedule of a network trained on ``n_tr`` rows (see ``_AUTO_SCHEDULE_ROWS``)."""
+    """Learning-rate schedule of a network trained on ``n_tr`` rows (``_AUTO_SCHEDULE_ROWS``)."""
     if schedule == "auto":
         return "cooldown" if n_tr > _AUTO_SCHEDULE_ROWS else "constant"
     return schedule

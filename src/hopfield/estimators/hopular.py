@@ -131,16 +131,15 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
     _is_classifier = False
 
     def __init__(self, *, embedding_size: int = 32, num_blocks: int = 4, num_heads: int = 4,
-                 head_size: int = 32, dropout: float | str = "auto",
-                 mask_probability: float = 0.1,
+                 head_size: int = 32, dropout: float | str = "auto", mask_probability: float = 0.1,
                  learning_rate: float = 1e-3, weight_decay: float = 0.0,
-                 batch_size: int | str = "auto", max_iter: int | str = "auto", anneal_iter: int = 20,
-                 n_iter_no_change: int = 10, tol: float = 1e-4, early_stopping: bool = True,
-                 validation_fraction: float = 0.1, memory_size: int = 1024,
-                 epoch_size: int | str = "auto", chunk_size: int = 4096, n_members: int | str = "auto",
-                 categorical_features=None, numeric_transform: str = "standard",
-                 numeric_embedding: str = "auto", learning_rate_schedule: str = "auto",
-                 random_state: int | None = None,
+                 batch_size: int | str = "auto", max_iter: int | str = "auto",
+                 anneal_iter: int = 20, n_iter_no_change: int = 10, tol: float = 1e-4,
+                 early_stopping: bool = True, validation_fraction: float = 0.1,
+                 memory_size: int = 1024, epoch_size: int | str = "auto", chunk_size: int = 4096,
+                 n_members: int | str = "auto", categorical_features=None,
+                 numeric_transform: str = "standard", numeric_embedding: str = "auto",
+                 learning_rate_schedule: str = "auto", random_state: int | None = None,
                  device: str | None = "cpu", num_threads: int | None = None,
                  verbose: bool = False):
         self.embedding_size = embedding_size
