@@ -67,7 +67,7 @@ def test_auto_members_and_threads_count_the_networks_training_rows(data, monkeyp
     est.predict(Xte)
     assert threads_seen["predict"] == [2]
     reg = HopularRegressor(**TINY).fit(Xtr, Xtr[:, 0])  # regression split: round(0.1 n) = 12
-    assert reg.arch_["n_train"] == 108 and reg.n_members_ == 1
+    assert reg.arch_["n_train"] == 108 and reg.n_members_ == 3  # rule NJ (test below)
     # explicit values are used as given
     assert HopularClassifier(**{**TINY, "n_members": 3}).fit(Xtr, ytr).n_members_ == 3
     threads_seen["fit"].clear()
@@ -166,3 +166,26 @@ def test_auto_members_regressor_trains_four_networks_above_small_data(data, monk
     np.testing.assert_allclose(reg.predict(Xte), out.mean(0) * s.scale[0] + s.mean[0],
                                rtol=1e-5, atol=1e-5)
     assert HopularRegressor(**{**TINY, "n_members": 3}).fit(Xtr, y).n_members_ == 3
+
+
+def test_auto_members_regressor_trains_three_networks_above_one_thread_rows(data, monkeypatch):
+    """Rule NJ: above _ONE_THREAD_ROWS rows per network n_members="auto" is 3 for a regressor
+    (1 for a classifier); member 0 is the 1-network fit's network, and the prediction is the
+    mean of the three networks' predictions."""
+    Xtr, ytr, Xte = data
+    y = Xtr[:, 0] - 2.0 * Xtr[:, 1]
+    monkeypatch.setattr(hop, "_ONE_THREAD_ROWS", 108)  # 108 rows train: not above it
+    assert HopularRegressor(**TINY).fit(Xtr, y).n_members_ == 2
+    monkeypatch.setattr(hop, "_ONE_THREAD_ROWS", 107)
+    assert HopularClassifier(**TINY).fit(Xtr, ytr).n_members_ == 1
+    reg = HopularRegressor(**TINY).fit(Xtr, y)
+    assert reg.n_members_ == 3 and reg.arch_["n_members"] == 3
+    assert len(reg.module_.members) == 3 and reg.best_iteration_.shape == (3,)
+    one = HopularRegressor(**{**TINY, "n_members": 1}).fit(Xtr, y)
+    for (k, v), w in zip(reg.module_.members[0].state_dict().items(),
+                         one.module_.state_dict().values()):
+        assert torch.equal(v, w), k
+    out = reg._outputs(Xte)[..., 0].double().numpy()  # (3, n): each network, standardised
+    s = reg.target_scaler_
+    np.testing.assert_allclose(reg.predict(Xte), out.mean(0) * s.scale[0] + s.mean[0],
+                               rtol=1e-5, atol=1e-5)

@@ -89,10 +89,10 @@ __all__ = ["HopularClassifier", "HopularEnsemble", "HopularNet", "HopularRegress
 
 #: ``num_threads=None``: one torch thread when a network trains on at most this many rows;
 #: ``n_members="auto"``: ``_AUTO_MEMBERS`` networks up to this many training rows (a regressor's
-#: ``_AUTO_MEMBERS_REGRESSION`` above ``_SMALL_DATA_ROWS``: rule NK), one above. Rows = each
-#: network's training rows (fit's rows minus its validation split), as in every "auto" rule
+#: ``_AUTO_MEMBERS_REGRESSION`` above ``_SMALL_DATA_ROWS``: rule NK), above it one (a regressor's
+#: ``_AUTO_MEMBERS_LARGE_REGRESSION``: rule NJ). Rows: each network's, as in every "auto" rule
 _ONE_THREAD_ROWS = 4096
-_AUTO_MEMBERS, _AUTO_MEMBERS_REGRESSION = 2, 4
+_AUTO_MEMBERS, _AUTO_MEMBERS_REGRESSION, _AUTO_MEMBERS_LARGE_REGRESSION = 2, 4, 3
 
 
 class _HopularBase(HopularTraining, HopfieldEstimator):
@@ -307,11 +307,12 @@ class _HopularBase(HopularTraining, HopfieldEstimator):
         # num_threads=None: one thread for small training sets, whose tiny ops only pay the
         # threads' synchronisation (several times slower on a busy machine), else torch's setting
         small = hp.num_threads is None and n_tr <= _ONE_THREAD_ROWS
-        auto = (1 if n_tr > _ONE_THREAD_ROWS else _AUTO_MEMBERS_REGRESSION
-                if not self._is_classifier and n_tr > _SMALL_DATA_ROWS else _AUTO_MEMBERS)
-        self.n_members_ = auto if hp.n_members == "auto" else int(hp.n_members)
-        a["n_members"] = self.n_members_  # saved with arch_
-        n_inputs = num.shape[1] - (0 if self._is_classifier else 1)  # numeric input columns
+        reg = not self._is_classifier
+        auto = ((_AUTO_MEMBERS_LARGE_REGRESSION if reg else 1) if n_tr > _ONE_THREAD_ROWS
+                else _AUTO_MEMBERS_REGRESSION if reg and n_tr > _SMALL_DATA_ROWS
+                else _AUTO_MEMBERS)
+        self.n_members_ = a["n_members"] = auto if hp.n_members == "auto" else int(hp.n_members)
+        n_inputs = num.shape[1] - reg  # numeric input columns (a regressor's target is one)
         cands = _embedding_candidates(hp.numeric_embedding, n_inputs, n_tr, bool(
             hp.early_stopping and hp.validation_fraction), self._is_classifier)
         if "piecewise" in cands:  # bin edges: quantiles of the encoded fit rows
